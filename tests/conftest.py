@@ -1,0 +1,33 @@
+"""Shared fixtures: one tiny model trained once per session on real PM2.5 data."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tsdiff.config import TSDiffConfig
+from tsdiff.datasets import pm25_slice
+from tsdiff.model import TSDiff
+
+torch.set_num_threads(2)
+
+
+def tiny_config(**train: object) -> TSDiffConfig:
+    """A model small enough to train in seconds; the contracts do not depend on size."""
+    return TSDiffConfig().replace(
+        data={"window": 24},
+        network={"channels": 16, "blocks": 1, "heads": 2, "step_emb_dim": 32, "time_emb_dim": 16},
+        train={"epochs": 2, "batch_size": 16, "val_crps_every": 1, **train},
+        sample={"n_samples": 4, "steps": 3},
+    )
+
+
+@pytest.fixture(scope="session")
+def pm25():
+    """May 2014, 8 Beijing stations, hourly, wide layout with real gaps."""
+    return pm25_slice("ground")
+
+
+@pytest.fixture(scope="session")
+def fitted(pm25) -> TSDiff:
+    return TSDiff(tiny_config()).fit(pm25.iloc[:500], progress=False)

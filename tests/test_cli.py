@@ -1,0 +1,172 @@
+"""The command line, driven as scripts outside the repo will drive it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsdiff.cli import main
+
+from .conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, pm25):
+    d = tmp_path_factory.mktemp("cli")
+    pm25.iloc[:400].to_parquet(d / "train.parquet", index=False)
+    pm25.iloc[400:520].to_parquet(d / "test.parquet", index=False)
+    (d / "cfg.json").write_text(tiny_config().to_json())
+    rc = main(
+        [
+            "train",
+            str(d / "train.parquet"),
+            "--out",
+            str(d / "model"),
+            "--config",
+            str(d / "cfg.json"),
+            "--epochs",
+            "1",
+            "--seed",
+            "3",
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    return d
+
+
+def test_train_writes_a_loadable_model_and_checkpoint(workdir):
+    assert (workdir / "model" / "weights.safetensors").is_file()
+    assert (workdir / "model.ckpt").is_file()
+    meta = json.loads((workdir / "model" / "model.json").read_text())
+    assert meta["info"]["epochs_run"] == 1
+
+
+def test_impute_and_samples(workdir, capsys):
+    out = workdir / "imputed.parquet"
+    rc = main(
+        [
+            "impute",
+            str(workdir / "model"),
+            str(workdir / "test.parquet"),
+            "--out",
+            str(out),
+            "--levels",
+            "50,80",
+            "--n-samples",
+            "3",
+            "--steps",
+            "2",
+            "--samples-out",
+            str(workdir / "samples.parquet"),
+        ]
+    )
+    assert rc == 0
+    df = pd.read_parquet(out)
+    src = pd.read_parquet(workdir / "test.parquet")
+    assert len(df) == len(src) and "station_001001_lo_80" in df.columns
+    obs = src["station_001001"].notna().to_numpy()
+    assert np.array_equal(df["station_001001"].to_numpy()[obs], src["station_001001"][obs])
+    assert pd.read_parquet(workdir / "samples.parquet")["sample"].nunique() == 3
+
+
+def test_forecast(workdir):
+    out = workdir / "fc.parquet"
+    rc = main(
+        [
+            "forecast",
+            str(workdir / "model"),
+            str(workdir / "test.parquet"),
+            "--horizon",
+            "6",
+            "--out",
+            str(out),
+            "--n-samples",
+            "3",
+            "--steps",
+            "2",
+        ]
+    )
+    assert rc == 0
+    assert len(pd.read_parquet(out)) == 6
+
+
+def test_evaluate_prints_json(workdir, capsys):
+    rc = main(
+        [
+            "evaluate",
+            str(workdir / "model"),
+            str(workdir / "test.parquet"),
+            "--missing",
+            "0.2",
+            "--n-samples",
+            "3",
+            "--steps",
+            "2",
+        ]
+    )
+    assert rc == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["n_cells"] > 0 and "crps" in r["model"] and "linear" in r["baselines"]
+
+
+def test_bad_input_exits_nonzero_and_writes_nothing(workdir, capsys):
+    out = workdir / "never.parquet"
+    rc = main(
+        [
+            "forecast",
+            str(workdir / "model"),
+            str(workdir / "test.parquet"),
+            "--horizon",
+            "999",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 2 and "horizon" in capsys.readouterr().err
+    assert not out.exists()
+    bad = workdir / "bad.parquet"
+    bad.write_bytes(b"this is not parquet")
+    rc = main(["impute", str(workdir / "model"), str(bad), "--out", str(out)])
+    assert rc == 2 and "bad.parquet" in capsys.readouterr().err
+    assert not out.exists() and not list(workdir.glob(".never*"))
+    rc = main(
+        ["impute", str(workdir / "nomodel"), str(workdir / "test.parquet"), "--out", str(out)]
+    )
+    assert rc != 0 and "not a saved tsdiff model" in capsys.readouterr().err
+
+
+def test_resume_continues_from_checkpoint(workdir):
+    rc = main(
+        [
+            "train",
+            str(workdir / "train.parquet"),
+            "--out",
+            str(workdir / "model"),
+            "--config",
+            str(workdir / "cfg.json"),
+            "--epochs",
+            "2",
+            "--seed",
+            "3",
+            "--resume",
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    meta = json.loads((workdir / "model" / "model.json").read_text())
+    assert [h["epoch"] for h in meta["history"]] == [1, 2]
+
+
+def test_console_script_help():
+    r = subprocess.run(
+        [sys.executable, "-m", "tsdiff.cli", "--help"], capture_output=True, text=True
+    )
+    assert r.returncode == 0
+    for cmd in ("train", "impute", "forecast", "evaluate", "demo"):
+        assert cmd in r.stdout

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tsdiff.config import TSDiffConfig
+from tsdiff.errors import ConfigError
+
+
+def test_round_trip_through_dict_and_json(tmp_path):
+    cfg = TSDiffConfig().replace(
+        data={"window": 36, "freq": "1h"},
+        train={"mix_weights": (0.5, 0.5, 0.0, 0.0), "max_minutes": 2.5},
+        sample={"levels": (50, 80, 95)},
+    )
+    assert TSDiffConfig.from_dict(cfg.to_dict()) == cfg
+    path = tmp_path / "cfg.json"
+    path.write_text(cfg.to_json())
+    assert TSDiffConfig.from_file(path) == cfg
+
+
+def test_toml_file_with_partial_sections(tmp_path):
+    path = tmp_path / "cfg.toml"
+    path.write_text("[network]\nchannels = 48\nheads = 4\n[train]\nepochs = 7\n")
+    cfg = TSDiffConfig.from_file(path)
+    assert cfg.network.channels == 48 and cfg.train.epochs == 7
+    assert cfg.data == TSDiffConfig().data
+
+
+def test_unknown_keys_are_rejected_by_name(tmp_path):
+    with pytest.raises(ConfigError, match="chanels"):
+        TSDiffConfig.from_dict({"network": {"chanels": 3}})
+    with pytest.raises(ConfigError, match="netwrok"):
+        TSDiffConfig.from_dict({"netwrok": {}})
+
+
+@pytest.mark.parametrize(
+    "section,changes,needle",
+    [
+        ("network", {"channels": 30, "heads": 4}, "divisible"),
+        ("data", {"window": 1}, "window"),
+        ("data", {"window": 10, "stride": 11}, "stride"),
+        ("diffusion", {"schedule": "sigmoid"}, "schedule"),
+        ("train", {"masking": "everything"}, "masking"),
+        ("sample", {"levels": (0, 50)}, "levels"),
+        ("sample", {"sampler": "euler"}, "sampler"),
+    ],
+)
+def test_invalid_values_raise_config_error(section, changes, needle):
+    with pytest.raises(ConfigError, match=needle):
+        TSDiffConfig().replace(**{section: changes})
+
+
+def test_config_is_frozen():
+    cfg = TSDiffConfig()
+    with pytest.raises(AttributeError):
+        cfg.data.window = 3  # type: ignore[misc]
+
+
+def test_unparseable_file_names_itself(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="bad.json"):
+        TSDiffConfig.from_file(path)
+    assert json.loads(TSDiffConfig().to_json())["sample"]["levels"] == [50, 90]

@@ -1,0 +1,53 @@
+"""The README's main job, end to end, as a real process (small settings)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_runs_and_writes_its_outputs(tmp_path):
+    out = tmp_path / "demo"
+    cmd = [
+        sys.executable,
+        "-m",
+        "tsdiff.cli",
+        "demo",
+        "--out",
+        str(out),
+        "--minutes",
+        "0.15",
+        "--test-stays",
+        "4",
+        "--n-samples",
+        "3",
+        "--steps",
+        "2",
+        "--quiet",
+    ]
+    r = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    imputed = pd.read_parquet(out / "imputed.parquet")
+    assert {"series_id", "timestamp", "variable", "value", "imputed", "lo_90", "hi_90"} <= set(
+        imputed.columns
+    )
+    assert imputed["series_id"].nunique() == 4
+    assert imputed["value"].notna().all() and imputed["imputed"].any()
+    pngs = list(out.glob("stay_*.png"))
+    assert len(pngs) == 1 and pngs[0].stat().st_size > 10_000
+    assert pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_cells"] > 0 and "linear" in metrics["baselines_normalized"]

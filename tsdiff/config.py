@@ -1,0 +1,231 @@
+"""Typed, frozen configuration saved with every model.
+
+A saved model rebuilds itself from its own config (no code defaults are consulted at
+load time), so changing a default here never changes an existing model. Configs load
+from JSON or TOML files; unknown keys are errors, not silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tsdiff.errors import ConfigError
+
+T = TypeVar("T")
+
+SCHEDULES = ("quadratic", "linear", "cosine")
+SAMPLERS = ("ddim", "ddpm")
+PREDICTIONS = ("x0", "eps")
+MASKINGS = ("random", "historical", "block", "forecast", "mix")
+AGGREGATIONS = ("last", "mean")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How a frame becomes windows: column names, grid and window geometry."""
+
+    window: int = 48  # L, time steps the network sees at once
+    stride: int | None = None  # inference stride between overlapping windows; None = window // 2
+    train_stride: int | None = None  # stride of training windows; None = window // 2
+    freq: str | None = None  # grid step ("1h", "15min", or a number for numeric time); None = infer
+    agg: str = "last"  # how several raw timestamps in one grid bin combine
+    id_col: str = "series_id"
+    time_col: str = "timestamp"
+    var_col: str = "variable"
+    value_col: str = "value"
+
+    def __post_init__(self) -> None:
+        _check(self.window >= 2, f"window must be >= 2, got {self.window}")
+        for name in ("stride", "train_stride"):
+            v = getattr(self, name)
+            _check(v is None or 1 <= v <= self.window, f"{name} must be in [1, window], got {v}")
+        _check(self.agg in AGGREGATIONS, f"agg must be one of {AGGREGATIONS}, got {self.agg!r}")
+
+    @property
+    def inference_stride(self) -> int:
+        return self.stride or max(1, self.window // 2)
+
+    @property
+    def training_stride(self) -> int:
+        return self.train_stride or max(1, self.window // 2)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Denoiser size. CSDI's reference is 4 blocks, 64 channels, 8 heads; the default
+    here is smaller so that training and sampling fit 2 CPU cores."""
+
+    channels: int = 32
+    blocks: int = 3
+    heads: int = 2
+    ff_mult: int = 2  # feed-forward width = ff_mult * channels
+    step_emb_dim: int = 128  # sinusoidal diffusion-step embedding
+    time_emb_dim: int = 64  # sinusoidal position-in-window embedding
+    var_emb_dim: int = 16  # learned per-variable embedding
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(self.channels >= 4 and self.blocks >= 1, "channels >= 4 and blocks >= 1 required")
+        _check(self.channels % self.heads == 0, "channels must be divisible by heads")
+        for name in ("step_emb_dim", "time_emb_dim"):
+            _check(getattr(self, name) % 2 == 0, f"{name} must be even")
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """The forward process (CSDI's: 50 steps, quadratic betas 1e-4 → 0.5) and the
+    network's target."""
+
+    num_steps: int = 50
+    schedule: str = "quadratic"
+    beta_start: float = 1e-4
+    beta_end: float = 0.5
+    # what the network predicts: "x0" (the clean values, as a correction of the linear
+    # interpolation prior; fast to train) or "eps" (the noise, as CSDI)
+    prediction: str = "x0"
+
+    def __post_init__(self) -> None:
+        _check(self.num_steps >= 1, "num_steps must be >= 1")
+        _check(self.prediction in PREDICTIONS, f"prediction must be one of {PREDICTIONS}")
+        _check(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}")
+        _check(0 < self.beta_start < self.beta_end < 1, "need 0 < beta_start < beta_end < 1")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, masking and the budget of a training run."""
+
+    epochs: int = 200
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    warmup_steps: int = 50
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999  # 0 disables the exponential moving average of weights
+    masking: str = "mix"
+    # weights of random / historical / block / forecast in the "mix" strategy
+    mix_weights: tuple[float, float, float, float] = (0.4, 0.2, 0.2, 0.2)
+    max_forecast_fraction: float = 0.5  # forecast masking hides up to this share of a window
+    val_fraction: float = 0.1  # share of series (or windows, for few series) held out
+    val_max_windows: int = 256
+    val_crps_every: int = 5  # epochs between (sampled) validation CRPS; 0 disables
+    max_minutes: float | None = None  # wall-clock budget; the lr schedule adapts to it
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be >= 1")
+        _check(self.masking in MASKINGS, f"masking must be one of {MASKINGS}")
+        _check(len(self.mix_weights) == 4 and sum(self.mix_weights) > 0, "bad mix_weights")
+        _check(0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)")
+        _check(0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)")
+        _check(self.max_minutes is None or self.max_minutes > 0, "max_minutes must be > 0")
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Default sampling options; every one can be overridden per call."""
+
+    n_samples: int = 50
+    steps: int = 10  # reverse steps; = num_steps with ddpm
+    sampler: str = "ddim"
+    eta: float = 1.0  # DDIM stochasticity: 0 deterministic, 1 = DDPM's variance
+    clip: bool = True  # clamp clean-value estimates to the training range (+ margin)
+    levels: tuple[int, ...] = (50, 90)
+    batch_cells: int = 250_000  # rows × K × L per network call, to bound memory
+
+    def __post_init__(self) -> None:
+        _check(self.n_samples >= 1, "n_samples must be >= 1")
+        _check(self.steps >= 1, "steps must be >= 1")
+        _check(self.sampler in SAMPLERS, f"sampler must be one of {SAMPLERS}")
+        _check(0 <= self.eta <= 1, "eta must be in [0, 1]")
+        _check(all(1 <= lv <= 99 for lv in self.levels), "levels must lie in 1..99")
+
+
+@dataclass(frozen=True)
+class TSDiffConfig:
+    """Everything needed to rebuild, retrain or rerun a model."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TSDiffConfig:
+        if not isinstance(d, dict):
+            raise ConfigError(f"a config must be a mapping, got {type(d).__name__}")
+        parts = {f.name: f.type for f in fields(cls)}
+        unknown = set(d) - set(parts)
+        if unknown:
+            raise ConfigError(f"unknown config section(s) {sorted(unknown)}; known: {list(parts)}")
+        built = {name: _build(_SECTIONS[name], d.get(name, {})) for name in parts}
+        return cls(**built)
+
+    def replace(self, **sections: dict[str, Any]) -> TSDiffConfig:
+        """A copy with some fields changed: ``cfg.replace(train={"epochs": 3})``."""
+        d = self.to_dict()
+        for name, changes in sections.items():
+            if name not in d:
+                raise ConfigError(f"unknown config section {name!r}")
+            d[name] = {**d[name], **changes}
+        return TSDiffConfig.from_dict(d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TSDiffConfig:
+        """Read a JSON or TOML config; sections left out keep their defaults."""
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        text = p.read_text()
+        try:
+            if p.suffix.lower() == ".toml":
+                import tomllib
+
+                d = tomllib.loads(text)
+            else:
+                d = json.loads(text)
+        except (ValueError, ImportError) as e:
+            raise ConfigError(f"cannot parse config {p}: {e}") from e
+        return cls.from_dict(d)
+
+
+_SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "network": NetworkConfig,
+    "diffusion": DiffusionConfig,
+    "train": TrainConfig,
+    "sample": SampleConfig,
+}
+
+
+def _build(cls: type[T], d: dict[str, Any]) -> T:
+    if not isinstance(d, dict):
+        raise ConfigError(f"config section {cls.__name__} must be a mapping")
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = set(d) - names
+    if unknown:
+        raise ConfigError(
+            f"unknown {cls.__name__} field(s) {sorted(unknown)}; known: {sorted(names)}"
+        )
+    # JSON has no tuples: restore them so that a round trip compares equal
+    clean = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+    try:
+        return cls(**clean)
+    except TypeError as e:
+        raise ConfigError(f"bad {cls.__name__}: {e}") from e
+
+
+def _check(ok: bool, msg: str) -> None:
+    if not ok:
+        raise ConfigError(msg)

@@ -1,0 +1,296 @@
+"""Model results back to DataFrames in the layout, column names and dtypes of the input."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from tsdiff.data.grid import Panel
+from tsdiff.errors import ConfigError, RangeError
+
+Bounds = dict[int, tuple[list[np.ndarray], list[np.ndarray]]]
+
+
+# --------------------------------------------------------------------------- dtypes
+
+
+def _restore_time(index: pd.Index, time_dtype: Any) -> pd.Index:
+    """Grid times in the input's dtype where that is exact (int minutes stay int64)."""
+    if isinstance(index, pd.DatetimeIndex):
+        unit = getattr(time_dtype, "unit", None)
+        if unit is None and ptypes.is_datetime64_dtype(time_dtype):
+            unit = np.datetime_data(time_dtype)[0]
+        if unit in ("s", "ms", "us", "ns") and unit != index.unit:
+            conv = index.as_unit(unit)
+            if np.array_equal(conv.as_unit("ns").asi8, index.as_unit("ns").asi8):
+                return conv
+        return index
+    vals = np.asarray(index, dtype=np.float64)  # (T,)
+    if ptypes.is_bool_dtype(time_dtype) or not (
+        ptypes.is_integer_dtype(time_dtype) or ptypes.is_float_dtype(time_dtype)
+    ):
+        return pd.Index(vals, dtype="float64")
+    if ptypes.is_integer_dtype(time_dtype) and not (
+        np.all(np.isfinite(vals)) and np.all(vals == np.round(vals))
+    ):
+        return pd.Index(vals, dtype="float64")
+    try:
+        cast = pd.Index(vals).astype(time_dtype)
+    except (TypeError, ValueError, OverflowError):
+        return pd.Index(vals, dtype="float64")
+    if np.array_equal(np.asarray(cast, dtype=np.float64), vals):
+        return cast
+    return pd.Index(vals, dtype="float64")
+
+
+def _time_column(panel: Panel, indexes: Sequence[pd.Index], repeats: Sequence[int]) -> pd.Index:
+    """(rows,) each series' grid times, each repeated ``repeats[i]`` times in place."""
+    parts = [
+        _restore_time(idx, panel.time_dtype).repeat(r)
+        for idx, r in zip(indexes, repeats, strict=False)
+    ]
+    if not parts:
+        return pd.Index([])
+    return parts[0].append(parts[1:]) if len(parts) > 1 else parts[0]
+
+
+def _id_column(panel: Panel, rows: Sequence[int]) -> pd.Index:
+    """(rows,) the series keys in the input's id dtype, ``rows[i]`` copies of key i."""
+    keys = pd.Index([s.key for s in panel.series])
+    if panel.id_dtype is not None:
+        try:
+            keys = keys.astype(panel.id_dtype)
+        except (TypeError, ValueError):
+            pass  # keep the inferred dtype rather than fail on output
+    return keys.repeat(np.asarray(rows, dtype=np.int64))
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_series(
+    panel: Panel,
+    arrays: Sequence[np.ndarray],
+    name: str,
+    lengths: Sequence[int] | None = None,
+    lead: int = 0,
+) -> list[np.ndarray]:
+    """Per-series arrays of shape (lead dims..., K, T_i), T_i from the grid or ``lengths``."""
+    if len(arrays) != len(panel.series):
+        raise ConfigError(f"{name}: {len(arrays)} arrays for {len(panel.series)} series")
+    k = len(panel.variables)
+    out = []
+    for i, a in enumerate(arrays):
+        a = np.asarray(a)
+        t = len(panel.series[i].index) if lengths is None else lengths[i]
+        if a.ndim != 2 + lead or a.shape[-2:] != (k, t):
+            raise ConfigError(
+                f"{name}[{i}] has shape {a.shape}; expected (..., {k}, {t})"
+                f" with {2 + lead} dimensions"
+            )
+        out.append(a)
+    return out
+
+
+def _check_bounds(
+    panel: Panel, bounds: Bounds | None, lengths: Sequence[int] | None
+) -> list[tuple[int, list[np.ndarray], list[np.ndarray]]]:
+    """Levels ascending with their checked (lo, hi) lists."""
+    out = []
+    for level, pair in (bounds or {}).items():
+        if (
+            isinstance(level, bool)
+            or not isinstance(level, (int, np.integer, float))
+            or float(level) != int(level)
+            or not 1 <= int(level) <= 99
+        ):
+            raise RangeError(f"interval level must be an integer in [1, 99], got {level!r}")
+        lo, hi = pair
+        out.append(
+            (
+                int(level),
+                _check_series(panel, lo, f"lo_{int(level)}", lengths),
+                _check_series(panel, hi, f"hi_{int(level)}", lengths),
+            )
+        )
+    levels = [x[0] for x in out]
+    if len(set(levels)) != len(levels):
+        raise ConfigError(f"interval levels repeat: {levels}")
+    return sorted(out, key=lambda x: x[0])
+
+
+def _frame(cols: dict[str, Any], names: list[str]) -> pd.DataFrame:
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ConfigError(f"output column names collide: {dup}; rename the variables")
+    return pd.DataFrame({n: cols[n] for n in names})
+
+
+def _wide_stack(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-series (K, T_i) -> (K, sum T)."""
+    return np.concatenate(arrays, axis=1)
+
+
+def _long_stack(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-series (K, T_i) -> (sum T * K,) ordered by series, time, variable."""
+    return np.concatenate([a.T.ravel() for a in arrays])
+
+
+def _head(
+    panel: Panel, indexes: Sequence[pd.Index], repeats: Sequence[int]
+) -> tuple[dict[str, Any], list[str]]:
+    """The id (when the input had one) and time columns."""
+    c = panel.columns
+    rows = [len(idx) * r for idx, r in zip(indexes, repeats, strict=False)]
+    cols: dict[str, Any] = {}
+    names: list[str] = []
+    if panel.has_id:
+        cols[c.id_col] = _id_column(panel, rows)
+        names.append(c.id_col)
+    cols[c.time_col] = _time_column(panel, indexes, repeats)
+    names.append(c.time_col)
+    return cols, names
+
+
+def _var_column(panel: Panel, n_groups: int) -> np.ndarray:
+    """(n_groups * K,) variable names cycling in panel order."""
+    return np.tile(np.asarray(panel.variables, dtype=object), n_groups)
+
+
+# --------------------------------------------------------------------------- public
+
+
+def impute_frame(
+    panel: Panel, filled: list[np.ndarray], imputed: list[np.ndarray], bounds: Bounds
+) -> pd.DataFrame:
+    """Imputed series as a table shaped like the input, with a flag and interval per cell.
+
+    Wide: ``<var>``, ``<var>_imputed``, ``<var>_lo_<l>``, ``<var>_hi_<l>``; long: one row
+    per (series, time, variable) with ``imputed``, ``lo_<l>``, ``hi_<l>``.
+    """
+    filled = _check_series(panel, filled, "filled")
+    imputed = _check_series(panel, imputed, "imputed")
+    levels = _check_bounds(panel, bounds, None)
+    indexes = [s.index for s in panel.series]
+    k = len(panel.variables)
+    if panel.layout == "wide":
+        cols, names = _head(panel, indexes, [1] * len(indexes))
+        f = _wide_stack(filled).astype(np.float64, copy=False)  # (K, sum T)
+        m = _wide_stack(imputed).astype(bool, copy=False)  # (K, sum T)
+        lo_hi = [
+            (
+                lv,
+                _wide_stack(lo).astype(np.float64, copy=False),
+                _wide_stack(hi).astype(np.float64, copy=False),
+            )
+            for lv, lo, hi in levels
+        ]
+        for j, var in enumerate(panel.variables):
+            cols[var], cols[f"{var}_imputed"] = f[j], m[j]
+            names += [var, f"{var}_imputed"]
+            for lv, lo, hi in lo_hi:
+                cols[f"{var}_lo_{lv}"], cols[f"{var}_hi_{lv}"] = lo[j], hi[j]
+                names += [f"{var}_lo_{lv}", f"{var}_hi_{lv}"]
+        return _frame(cols, names)
+    c = panel.columns
+    cols, names = _head(panel, indexes, [k] * len(indexes))
+    total = sum(len(idx) for idx in indexes)
+    cols[c.var_col] = _var_column(panel, total)
+    cols[c.value_col] = _long_stack(filled).astype(np.float64, copy=False)
+    cols["imputed"] = _long_stack(imputed).astype(bool, copy=False)
+    names += [c.var_col, c.value_col, "imputed"]
+    for lv, lo, hi in levels:
+        cols[f"lo_{lv}"] = _long_stack(lo).astype(np.float64, copy=False)
+        cols[f"hi_{lv}"] = _long_stack(hi).astype(np.float64, copy=False)
+        names += [f"lo_{lv}", f"hi_{lv}"]
+    return _frame(cols, names)
+
+
+def forecast_frame(
+    panel: Panel,
+    index: list[pd.Index],
+    median: list[np.ndarray],
+    mean: list[np.ndarray],
+    bounds: Bounds,
+) -> pd.DataFrame:
+    """Forecasts over each series' future ``index`` (K, H_i) as a table shaped like the input.
+
+    Wide: ``<var>`` (median), ``<var>_mean``, ``<var>_lo_<l>``, ``<var>_hi_<l>``; long:
+    ``median``, ``mean``, ``lo_<l>``, ``hi_<l>`` per (series, time, variable).
+    """
+    if len(index) != len(panel.series):
+        raise ConfigError(f"index: {len(index)} indexes for {len(panel.series)} series")
+    lengths = [len(idx) for idx in index]
+    median = _check_series(panel, median, "median", lengths)
+    mean = _check_series(panel, mean, "mean", lengths)
+    levels = _check_bounds(panel, bounds, lengths)
+    k = len(panel.variables)
+    if panel.layout == "wide":
+        cols, names = _head(panel, index, [1] * len(index))
+        med = _wide_stack(median).astype(np.float64, copy=False)  # (K, sum H)
+        avg = _wide_stack(mean).astype(np.float64, copy=False)  # (K, sum H)
+        lo_hi = [
+            (
+                lv,
+                _wide_stack(lo).astype(np.float64, copy=False),
+                _wide_stack(hi).astype(np.float64, copy=False),
+            )
+            for lv, lo, hi in levels
+        ]
+        for j, var in enumerate(panel.variables):
+            cols[var], cols[f"{var}_mean"] = med[j], avg[j]
+            names += [var, f"{var}_mean"]
+            for lv, lo, hi in lo_hi:
+                cols[f"{var}_lo_{lv}"], cols[f"{var}_hi_{lv}"] = lo[j], hi[j]
+                names += [f"{var}_lo_{lv}", f"{var}_hi_{lv}"]
+        return _frame(cols, names)
+    c = panel.columns
+    cols, names = _head(panel, index, [k] * len(index))
+    cols[c.var_col] = _var_column(panel, sum(lengths))
+    cols["median"] = _long_stack(median).astype(np.float64, copy=False)
+    cols["mean"] = _long_stack(mean).astype(np.float64, copy=False)
+    names += [c.var_col, "median", "mean"]
+    for lv, lo, hi in levels:
+        cols[f"lo_{lv}"] = _long_stack(lo).astype(np.float64, copy=False)
+        cols[f"hi_{lv}"] = _long_stack(hi).astype(np.float64, copy=False)
+        names += [f"lo_{lv}", f"hi_{lv}"]
+    return _frame(cols, names)
+
+
+def samples_frame(panel: Panel, samples: list[np.ndarray], index: list[pd.Index]) -> pd.DataFrame:
+    """Raw sample paths (n, K, T_i) per series, rows ordered by series, time, sample.
+
+    Wide: ``sample`` plus one column per variable; long: ``sample``, variable, value.
+    """
+    if len(index) != len(panel.series):
+        raise ConfigError(f"index: {len(index)} indexes for {len(panel.series)} series")
+    lengths = [len(idx) for idx in index]
+    samples = _check_series(panel, samples, "samples", lengths, lead=1)
+    k = len(panel.variables)
+    counts = [a.shape[0] for a in samples]
+    # (T, n, K) per series: time-major, then sample, then variable
+    per_time = [np.asarray(a, dtype=np.float64).transpose(2, 0, 1) for a in samples]
+    sample_ids = np.concatenate(
+        [np.tile(np.arange(n, dtype=np.int64), t) for n, t in zip(counts, lengths, strict=False)]
+        or [np.zeros(0, dtype=np.int64)]
+    )  # (sum T*n,)
+    if panel.layout == "wide":
+        cols, names = _head(panel, index, counts)
+        cols["sample"] = sample_ids
+        names.append("sample")
+        flat = np.concatenate([a.reshape(-1, k) for a in per_time], axis=0)  # (rows, K)
+        for j, var in enumerate(panel.variables):
+            cols[var] = flat[:, j]
+            names.append(var)
+        return _frame(cols, names)
+    c = panel.columns
+    cols, names = _head(panel, index, [n * k for n in counts])
+    cols["sample"] = np.repeat(sample_ids, k)
+    cols[c.var_col] = _var_column(panel, int(sample_ids.size))
+    cols[c.value_col] = np.concatenate([a.ravel() for a in per_time])
+    names += ["sample", c.var_col, c.value_col]
+    return _frame(cols, names)

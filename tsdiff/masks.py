@@ -1,0 +1,121 @@
+"""Training-time masking: which observed cells the model sees and which it must rebuild.
+
+Each strategy maps an observed mask ``(B, K, L)`` (True = a measured value) to a
+conditioning mask of the same shape (True = shown to the model). Cells observed but
+not shown are the training targets. The strategies mirror the gaps users meet:
+
+- ``random``: a random share of the observed cells, the share drawn per window (CSDI);
+- ``historical``: the missing pattern of another window of the batch (CSDI's "hist");
+- ``block``: contiguous outages of single sensors, sometimes of all of them at once;
+- ``forecast``: the window's tail hidden for every variable (forecasting is imputation);
+- ``mix``: one of the above per window, drawn with configurable weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+MaskFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def random_mask(observed: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Hide each observed cell with probability r, r ~ U(0, 1) drawn per window."""
+    b = observed.shape[0]
+    ratio = torch.rand(b, 1, 1, generator=gen)  # (B, 1, 1)
+    hide = torch.rand(observed.shape, generator=gen) < ratio  # (B, K, L)
+    return observed & ~hide
+
+
+def historical_mask(observed: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Borrow another window's missing pattern: show only cells observed in both."""
+    b = observed.shape[0]
+    if b < 2:
+        return random_mask(observed, gen)
+    perm = torch.randperm(b, generator=gen)
+    return observed & observed[perm]
+
+
+def block_mask(observed: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Sensor outages: per variable, with prob. 0.5, hide one contiguous run of
+    1..L/2 steps; with prob. 0.25 per window also hide one run across all variables."""
+    b, k, length = observed.shape
+    t = torch.arange(length)  # (L,)
+    max_len = max(1, length // 2)
+
+    def runs(shape: tuple[int, ...]) -> torch.Tensor:
+        n = torch.randint(1, max_len + 1, shape, generator=gen)
+        start = (torch.rand(shape, generator=gen) * (length - n + 1)).long()
+        return (t >= start[..., None]) & (t < (start + n)[..., None])  # (*shape, L)
+
+    per_var = runs((b, k)) & (torch.rand(b, k, 1, generator=gen) < 0.5)  # (B, K, L)
+    all_var = runs((b, 1)) & (torch.rand(b, 1, 1, generator=gen) < 0.25)  # (B, 1, L)
+    return observed & ~(per_var | all_var)
+
+
+def forecast_mask(
+    observed: torch.Tensor, gen: torch.Generator, max_fraction: float = 0.5
+) -> torch.Tensor:
+    """Hide the last h steps of every variable, h ~ U{1..max_fraction·L}."""
+    b, _, length = observed.shape
+    h_max = max(1, int(round(length * max_fraction)))
+    h = torch.randint(1, h_max + 1, (b, 1, 1), generator=gen)
+    t = torch.arange(length).view(1, 1, length)
+    return observed & (t < length - h)
+
+
+STRATEGIES: dict[str, MaskFn] = {
+    "random": random_mask,
+    "historical": historical_mask,
+    "block": block_mask,
+    "forecast": forecast_mask,
+}
+
+
+def mix_mask(
+    observed: torch.Tensor,
+    gen: torch.Generator,
+    weights: Sequence[float] = (0.4, 0.2, 0.2, 0.2),
+    max_forecast_fraction: float = 0.5,
+) -> torch.Tensor:
+    """Draw one strategy per window (random, historical, block, forecast by weight)."""
+    candidates = torch.stack(
+        [
+            random_mask(observed, gen),
+            historical_mask(observed, gen),
+            block_mask(observed, gen),
+            forecast_mask(observed, gen, max_forecast_fraction),
+        ]
+    )  # (4, B, K, L)
+    w = torch.tensor(weights, dtype=torch.float64)
+    pick = torch.multinomial(w / w.sum(), observed.shape[0], replacement=True, generator=gen)
+    return candidates[pick, torch.arange(observed.shape[0])]
+
+
+def make_mask_fn(
+    name: str,
+    weights: Sequence[float] = (0.4, 0.2, 0.2, 0.2),
+    max_forecast_fraction: float = 0.5,
+) -> MaskFn:
+    """The strategy of a :class:`~tsdiff.config.TrainConfig` as one callable."""
+    if name == "mix":
+        return lambda obs, gen: mix_mask(obs, gen, weights, max_forecast_fraction)
+    if name == "forecast":
+        return lambda obs, gen: forecast_mask(obs, gen, max_forecast_fraction)
+    return STRATEGIES[name]
+
+
+def holdout_mask(observed: torch.Tensor, fraction: float, gen: torch.Generator) -> torch.Tensor:
+    """Evaluation holdout: hide exactly round(fraction · n_obs) observed cells per window.
+
+    Returns the cells to hide (True = held out), as CSDI's test protocol does.
+    """
+    b = observed.shape[0]
+    flat = observed.reshape(b, -1)  # (B, K·L)
+    score = torch.rand(flat.shape, generator=gen).masked_fill(~flat, -1.0)
+    n_hide = (flat.sum(1).double() * fraction).round().long()  # (B,)
+    order = score.argsort(dim=1, descending=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(flat.shape[1]).expand(b, -1))
+    return ((rank < n_hide[:, None]) & flat).reshape(observed.shape)

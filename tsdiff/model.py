@@ -1,0 +1,655 @@
+"""``TSDiff``: the user-facing estimator (fit / impute / forecast / evaluate / save / load).
+
+It owns the boundary between frames and tensors: a frame becomes a
+:class:`~tsdiff.data.Panel` on a regular grid, the panel becomes normalised windows,
+windows go to the trainer or the sampler, and samples come back through the same
+path as frames. Observed values are never passed through the network's float32
+arithmetic: outputs copy them from the input, bit for bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tsdiff import __version__, baselines, metrics
+from tsdiff.config import TSDiffConfig
+from tsdiff.data import (
+    Columns,
+    Freq,
+    Panel,
+    Scaler,
+    Series,
+    calendar_features,
+    extract_windows,
+    forecast_frame,
+    future_index,
+    impute_frame,
+    samples_frame,
+    stitch,
+    to_panel,
+    window_starts,
+)
+from tsdiff.errors import ConfigError, DataError, ModelFileError, NotFittedError, RangeError
+from tsdiff.network import Denoiser
+from tsdiff.sampling import WindowBatch, sample_windows
+from tsdiff.scheduler import NoiseScheduler
+from tsdiff.training import EpochCallback, TrainResult, Windows, train, value_bounds
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "weights.safetensors"
+CONFIG_FILE = "config.json"
+META_FILE = "model.json"
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """Per-call sampling options, resolved against the config's defaults."""
+
+    n_samples: int
+    steps: int
+    sampler: str
+    eta: float
+    levels: tuple[int, ...]
+    seed: int
+
+
+class TSDiff:
+    """Conditional diffusion imputer and forecaster for multivariate time series.
+
+    >>> model = TSDiff().fit(train_df)                     # doctest: +SKIP
+    >>> filled = model.impute(df)                          # doctest: +SKIP
+    >>> fc = model.forecast(df, horizon=24)                # doctest: +SKIP
+    """
+
+    def __init__(self, config: TSDiffConfig | None = None) -> None:
+        self.config = config or TSDiffConfig()
+        self.net: Denoiser | None = None
+        self.variables: list[str] = []
+        self.freq: Freq | None = None
+        self.scaler: Scaler | None = None
+        self.scheduler = NoiseScheduler(self.config.diffusion)
+        self.history: list[dict[str, Any]] = []
+        self.value_range: tuple[list[float], list[float]] | None = None  # normalised (lo, hi)
+        self.info: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def columns(self) -> Columns:
+        d = self.config.data
+        return Columns(d.id_col, d.time_col, d.var_col, d.value_col)
+
+    @property
+    def window(self) -> int:
+        return self.config.data.window
+
+    @property
+    def fitted(self) -> bool:
+        return self.net is not None
+
+    def _require_fitted(self) -> None:
+        if not self.fitted:
+            raise NotFittedError("this TSDiff model is not fitted: call fit() or TSDiff.load()")
+
+    def _panel(self, df: pd.DataFrame, *, layout: str = "auto") -> Panel:
+        self._require_fitted()
+        assert self.freq is not None
+        return to_panel(
+            df,
+            columns=self.columns,
+            freq=self.freq,
+            agg=self.config.data.agg,
+            layout=layout,
+            variables=self.variables,
+            time_kind=self.freq.kind,
+        )
+
+    def _options(
+        self,
+        n_samples: int | None,
+        steps: int | None,
+        sampler: str | None,
+        eta: float | None,
+        levels: Sequence[int] | None,
+        seed: int,
+    ) -> SampleOptions:
+        s = self.config.sample
+        opts = SampleOptions(
+            n_samples=int(n_samples if n_samples is not None else s.n_samples),
+            steps=int(steps if steps is not None else s.steps),
+            sampler=sampler or s.sampler,
+            eta=float(eta if eta is not None else s.eta),
+            levels=tuple(sorted({int(v) for v in (levels if levels is not None else s.levels)})),
+            seed=int(seed),
+        )
+        if opts.n_samples < 1:
+            raise RangeError(f"n_samples must be >= 1, got {opts.n_samples}")
+        if not 1 <= opts.steps <= self.scheduler.num_steps:
+            raise RangeError(
+                f"steps must be in 1..{self.scheduler.num_steps} (the model's diffusion "
+                f"steps), got {opts.steps}"
+            )
+        if opts.sampler not in ("ddim", "ddpm"):
+            raise ConfigError(f"sampler must be 'ddim' or 'ddpm', got {opts.sampler!r}")
+        if not 0 <= opts.eta <= 1:
+            raise RangeError(f"eta must be in [0, 1], got {opts.eta}")
+        if not opts.levels or not all(1 <= v <= 99 for v in opts.levels):
+            raise RangeError(f"levels must be integers in 1..99, got {list(opts.levels)}")
+        return opts
+
+    def _series_windows(
+        self, series: Series, stride: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Normalised windows of a series: values (W,K,L), valid (W,L), calendar (W,4,L)."""
+        assert self.scaler is not None and self.freq is not None
+        length = len(series.index)
+        starts = window_starts(length, self.window, stride)
+        values, valid = extract_windows(self.scaler.transform(series.values), self.window, starts)
+        index = series.index
+        if length < self.window:  # padding cells get the calendar of the steps they stand for
+            index = index.append(future_index(index, self.freq, self.window - length))
+        cal, _ = extract_windows(calendar_features(index), self.window, starts)
+        return values, valid, cal, starts
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        df: pd.DataFrame,
+        *,
+        valid_df: pd.DataFrame | None = None,
+        freq: str | float | None = None,
+        max_minutes: float | None = None,
+        checkpoint: str | Path | None = None,
+        resume: bool = False,
+        progress: bool = True,
+        callbacks: Sequence[EpochCallback] = (),
+    ) -> TSDiff:
+        """Learn to denoise masked windows of ``df`` (wide or long, see the README).
+
+        Validation uses ``valid_df`` when given, else a held-out share of the series
+        (``train.val_fraction``). ``max_minutes`` caps wall-clock time; the learning
+        rate schedule adapts to the epochs that fit in it.
+        """
+        cfg = self.config
+        if max_minutes is not None:
+            cfg = cfg.replace(train={"max_minutes": max_minutes})
+            self.config = cfg
+        panel = to_panel(df, columns=self.columns, freq=freq or cfg.data.freq, agg=cfg.data.agg)
+        self.variables = list(panel.variables)
+        self.freq = panel.freq
+        train_series, val_series = self._split(panel.series, valid_df)
+        self.scaler = Scaler.fit([s.values for s in train_series])
+        train_set = self._windows(train_series)
+        if len(train_set) == 0:
+            raise DataError("no training window has an observed value")
+        val_set = self._windows(val_series) if val_series else None
+        lo, hi = value_bounds(train_set)
+        self.value_range = (lo.tolist(), hi.tolist())
+
+        with torch.random.fork_rng():
+            torch.manual_seed(cfg.train.seed)
+            self.net = Denoiser(cfg.network, len(self.variables), cfg.diffusion.prediction)
+        t0 = time.perf_counter()
+        best, result = train(
+            self.net,
+            self.scheduler,
+            train_set,
+            val_set,
+            cfg.train,
+            checkpoint=checkpoint,
+            resume=resume,
+            progress=progress,
+            callbacks=callbacks,
+            clip=self._clip(),
+        )
+        self.net.load_state_dict(best)
+        self.net.eval()
+        self.history = result.history
+        self.info = self._fit_info(panel, train_set, val_set, result, time.perf_counter() - t0)
+        return self
+
+    def _split(
+        self, series: list[Series], valid_df: pd.DataFrame | None
+    ) -> tuple[list[Series], list[Series]]:
+        if valid_df is not None:
+            val = to_panel(
+                valid_df,
+                columns=self.columns,
+                freq=self.freq,
+                agg=self.config.data.agg,
+                variables=self.variables,
+                time_kind=self.freq.kind if self.freq else None,
+            )
+            return series, val.series
+        frac = self.config.train.val_fraction
+        if frac <= 0:
+            return series, []
+        if len(series) < 5:  # few series: hold out the end of each long enough timeline
+            tr, va = [], []
+            for s in series:
+                cut = int(round(len(s.index) * (1 - frac)))
+                if len(s.index) - cut >= self.window // 2 and cut >= self.window:
+                    tr.append(Series(s.key, s.index[:cut], s.values[:, :cut]))
+                    va.append(Series(s.key, s.index[cut:], s.values[:, cut:]))
+                else:
+                    tr.append(s)
+            return tr, va
+        rng = np.random.default_rng(self.config.train.seed)
+        n_val = max(1, int(round(frac * len(series))))
+        pick = set(rng.choice(len(series), size=n_val, replace=False).tolist())
+        return (
+            [s for i, s in enumerate(series) if i not in pick],
+            [s for i, s in enumerate(series) if i in pick],
+        )
+
+    def _windows(self, series: list[Series]) -> Windows:
+        vals, obs, cals = [], [], []
+        for s in series:
+            v, valid, cal, _ = self._series_windows(s, self.config.data.training_stride)
+            observed = ~np.isnan(v) & valid[:, None, :]
+            keep = observed.any(axis=(1, 2))
+            vals.append(np.nan_to_num(v[keep]))
+            obs.append(observed[keep])
+            cals.append(cal[keep])
+        k, length = len(self.variables), self.window
+        if not vals:
+            vals, obs, cals = (
+                [np.zeros((0, k, length))],
+                [np.zeros((0, k, length), bool)],
+                [np.zeros((0, 4, length))],
+            )
+        return Windows(
+            torch.from_numpy(np.concatenate(vals)).float(),
+            torch.from_numpy(np.concatenate(obs)),
+            torch.from_numpy(np.concatenate(cals)).float(),
+        )
+
+    def _fit_info(
+        self, panel: Panel, tr: Windows, va: Windows | None, result: TrainResult, secs: float
+    ) -> dict[str, Any]:
+        last = result.history[-1] if result.history else {}
+        return {
+            "n_series": len(panel.series),
+            "train_windows": len(tr),
+            "val_windows": len(va) if va is not None else 0,
+            "epochs_run": result.epochs_run,
+            "steps_run": result.steps_run,
+            "best_epoch": result.best_epoch,
+            "best_val_loss": result.best_val_loss if np.isfinite(result.best_val_loss) else None,
+            "stopped_by_budget": result.stopped_by_budget,
+            "train_seconds": round(secs, 2),
+            "final": {k: v for k, v in last.items() if isinstance(v, (int, float))},
+            "layout": panel.layout,
+            "has_id": panel.has_id,
+        }
+
+    def _clip(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if self.value_range is None or not self.config.sample.clip:
+            return None
+        return torch.tensor(self.value_range[0]), torch.tensor(self.value_range[1])
+
+    # ------------------------------------------------------------------ sampling core
+    def _sample_series(
+        self,
+        panel: Panel,
+        opts: SampleOptions,
+        values: list[np.ndarray] | None = None,
+    ) -> list[np.ndarray]:
+        """Samples for every series of ``panel`` → list of (n, K, T), original units.
+
+        ``values`` overrides the panel's (K, T) arrays (evaluation hides cells this way).
+        Windows with nothing to impute are not sampled.
+        """
+        assert self.net is not None and self.scaler is not None
+        vals = values if values is not None else [s.values for s in panel.series]
+        stride = self.config.data.inference_stride
+        per_series = []
+        todo_v, todo_m, todo_c, seeds, where = [], [], [], [], []
+        for si, (s, v) in enumerate(zip(panel.series, vals, strict=True)):
+            win, valid, cal, starts = self._series_windows(Series(s.key, s.index, v), stride)
+            observed = ~np.isnan(win) & valid[:, None, :]  # (W, K, L)
+            need = (~observed & valid[:, None, :]).any(axis=(1, 2))
+            per_series.append((win, starts, len(s.index)))
+            for wi in np.flatnonzero(need):
+                todo_v.append(np.nan_to_num(win[wi]))
+                todo_m.append(observed[wi])
+                todo_c.append(cal[wi])
+                seeds.append(_window_seed(opts.seed, s.key, int(starts[wi])))
+                where.append((si, wi))
+        drawn = None
+        if where:
+            batch = WindowBatch(
+                torch.from_numpy(np.stack(todo_v)).float(),
+                torch.from_numpy(np.stack(todo_m)),
+                torch.from_numpy(np.stack(todo_c)).float(),
+                seeds,
+            )
+            drawn = sample_windows(
+                self.net,
+                self.scheduler,
+                batch,
+                n_samples=opts.n_samples,
+                steps=opts.steps,
+                sampler=opts.sampler,
+                eta=opts.eta,
+                batch_cells=self.config.sample.batch_cells,
+                clip=self._clip(),
+            ).numpy()  # (W_todo, n, K, L)
+        lookup = {key: i for i, key in enumerate(where)}
+        out = []
+        for si, (win, starts, length) in enumerate(per_series):
+            # windows not sampled are fully observed: their "samples" are the data
+            full = np.repeat(np.nan_to_num(win)[:, None], opts.n_samples, axis=1)
+            for wi in range(len(starts)):
+                j = lookup.get((si, wi))
+                if j is not None:
+                    full[wi] = drawn[j]
+            stitched = stitch(full, starts, length)  # (n, K, T) normalised
+            samples = self.scaler.inverse(stitched.astype(np.float64))
+            v = vals[si]
+            obs = ~np.isnan(v)
+            samples = np.where(obs[None], v[None], samples)  # observed: bit-identical
+            out.append(samples)
+        return out
+
+    # ------------------------------------------------------------------ impute
+    def impute(
+        self,
+        df: pd.DataFrame,
+        *,
+        levels: Sequence[int] | None = None,
+        n_samples: int | None = None,
+        steps: int | None = None,
+        sampler: str | None = None,
+        eta: float | None = None,
+        seed: int = 0,
+        return_samples: bool = False,
+    ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+        """Fill every missing cell of ``df``'s grid with the sample median.
+
+        Output (same layout as the input): observed values unchanged, a boolean
+        ``<var>_imputed`` flag, and ``<var>_lo_<level>`` / ``<var>_hi_<level>`` bounds
+        of the central intervals (equal to the value on observed cells). With
+        ``return_samples`` also a frame of the raw samples.
+        """
+        opts = self._options(n_samples, steps, sampler, eta, levels, seed)
+        panel = self._panel(df)
+        samples = self._sample_series(panel, opts)
+        filled, imputed = [], []
+        bounds: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {
+            lv: ([], []) for lv in opts.levels
+        }
+        for s, smp in zip(panel.series, samples, strict=True):
+            obs = ~np.isnan(s.values)
+            filled.append(np.where(obs, s.values, np.median(smp, axis=0)))
+            imputed.append(~obs)
+            for lv in opts.levels:
+                lo, hi = metrics.interval(smp, lv)
+                bounds[lv][0].append(np.where(obs, s.values, lo))
+                bounds[lv][1].append(np.where(obs, s.values, hi))
+        frame = impute_frame(panel, filled, imputed, bounds)
+        if return_samples:
+            return frame, samples_frame(panel, samples, [s.index for s in panel.series])
+        return frame
+
+    # ------------------------------------------------------------------ forecast
+    def forecast(
+        self,
+        df: pd.DataFrame,
+        horizon: int,
+        *,
+        levels: Sequence[int] | None = None,
+        n_samples: int | None = None,
+        steps: int | None = None,
+        sampler: str | None = None,
+        eta: float | None = None,
+        seed: int = 0,
+        return_samples: bool = False,
+    ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+        """Forecast ``horizon`` steps after each series' last timestamp.
+
+        The model imputes a window whose last ``horizon`` steps are masked, conditioned
+        on the ``window - horizon`` steps before. Output: per variable the median,
+        the mean and the bounds of the requested central intervals.
+        """
+        opts = self._options(n_samples, steps, sampler, eta, levels, seed)
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)):
+            raise RangeError(f"horizon must be an integer, got {horizon!r}")
+        if not 1 <= horizon <= self.window - 1:
+            raise RangeError(
+                f"horizon must be in 1..{self.window - 1} (window {self.window} minus at least "
+                f"one step of context), got {horizon}"
+            )
+        horizon = int(horizon)
+        panel = self._panel(df)
+        assert self.freq is not None
+        context = self.window - horizon
+        # each series becomes one window: its last `context` grid steps, then the future
+        ext = []
+        for s in panel.series:
+            fut = future_index(s.index, self.freq, horizon)
+            v = s.values[:, -context:]
+            pad = context - v.shape[1]
+            if pad > 0:  # short history: missing cells in front, calendar of real steps
+                before = _past_index(s.index, self.freq, pad)
+                idx = before.append(s.index).append(fut)
+                v = np.concatenate([np.full((v.shape[0], pad), np.nan), v], axis=1)
+            else:
+                idx = s.index[-context:].append(fut)
+            v = np.concatenate([v, np.full((v.shape[0], horizon), np.nan)], axis=1)
+            ext.append(Series(s.key, idx, v))
+        ext_panel = Panel(
+            series=ext,
+            variables=panel.variables,
+            freq=panel.freq,
+            columns=panel.columns,
+            layout=panel.layout,
+            has_id=panel.has_id,
+            time_dtype=panel.time_dtype,
+            id_dtype=panel.id_dtype,
+        )
+        samples = [smp[:, :, context:] for smp in self._sample_series(ext_panel, opts)]
+        index = [s.index[context:] for s in ext]
+        bounds: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {
+            lv: ([], []) for lv in opts.levels
+        }
+        for smp in samples:
+            for lv in opts.levels:
+                lo, hi = metrics.interval(smp, lv)
+                bounds[lv][0].append(lo)
+                bounds[lv][1].append(hi)
+        frame = forecast_frame(
+            panel,
+            index,
+            [np.median(smp, axis=0) for smp in samples],
+            [smp.mean(axis=0) for smp in samples],
+            bounds,
+        )
+        if return_samples:
+            return frame, samples_frame(panel, samples, index)
+        return frame
+
+    # ------------------------------------------------------------------ evaluate
+    def evaluate(
+        self,
+        df: pd.DataFrame,
+        *,
+        missing: float = 0.1,
+        seed: int = 0,
+        levels: Sequence[int] | None = None,
+        n_samples: int | None = None,
+        steps: int | None = None,
+        sampler: str | None = None,
+        eta: float | None = None,
+    ) -> dict[str, Any]:
+        """Hide a share of the observed cells, impute them, score the result.
+
+        Metrics are reported in original units and on the normalised scale (the CSDI
+        PhysioNet convention), next to linear interpolation, LOCF and the training
+        mean on exactly the same held-out cells.
+        """
+        if not 0 < missing < 1:
+            raise RangeError(f"missing must be in (0, 1), got {missing}")
+        opts = self._options(n_samples, steps, sampler, eta, levels, seed)
+        panel = self._panel(df)
+        assert self.scaler is not None
+        rng = np.random.default_rng(seed)
+        masked, hidden = [], []
+        for s in panel.series:
+            obs = np.flatnonzero(~np.isnan(s.values))
+            n_hide = int(round(missing * len(obs)))
+            h = np.zeros(s.values.size, bool)
+            h[rng.choice(obs, size=n_hide, replace=False)] = True
+            h = h.reshape(s.values.shape)
+            masked.append(np.where(h, np.nan, s.values))
+            hidden.append(h)
+        t0 = time.perf_counter()
+        samples = self._sample_series(panel, opts, values=masked)
+        secs = time.perf_counter() - t0
+        truth = [s.values for s in panel.series]
+        means = np.asarray(self.scaler.mean)
+
+        def flat(arrays: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate([a.reshape(*a.shape[:-2], -1) for a in arrays], axis=-1)
+
+        smp, tru, msk = flat(samples), flat(truth), flat(hidden)
+        tru = np.where(msk, tru, 0.0)
+        norm = self.scaler.transform
+        smp_n = flat([norm(x) for x in samples])
+        tru_n = np.where(msk, flat([norm(x) for x in truth]), 0.0)
+        result: dict[str, Any] = {
+            "n_series": len(panel.series),
+            "n_cells": int(msk.sum()),
+            "missing": missing,
+            "seed": seed,
+            "n_samples": opts.n_samples,
+            "steps": opts.steps,
+            "sampler": opts.sampler,
+            "impute_seconds": round(secs, 3),
+            "model": metrics.summarize(smp, tru, msk, opts.levels),
+            "model_normalized": metrics.summarize(smp_n, tru_n, msk, opts.levels),
+            "baselines": {},
+            "baselines_normalized": {},
+        }
+        for name, fn in baselines.BASELINES.items():
+            pred = flat([fn(m, means) for m in masked])
+            pred_n = flat([norm(fn(m, means)) for m in masked])
+            result["baselines"][name] = {
+                "mae": metrics.mae(pred, tru, msk),
+                "rmse": metrics.rmse(pred, tru, msk),
+            }
+            result["baselines_normalized"][name] = {
+                "mae": metrics.mae(pred_n, tru_n, msk),
+                "rmse": metrics.rmse(pred_n, tru_n, msk),
+            }
+        return result
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write config, metadata and safetensors weights to the directory ``path``.
+
+        Written to a temporary sibling and renamed into place, so a crash never leaves
+        a half-written model where a good one was expected.
+        """
+        self._require_fitted()
+        assert self.net is not None and self.scaler is not None and self.freq is not None
+        from safetensors.torch import save_file
+
+        dest = Path(path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        try:
+            state = {k: v.detach().contiguous() for k, v in self.net.state_dict().items()}
+            save_file(state, str(tmp / WEIGHTS_FILE))
+            (tmp / CONFIG_FILE).write_text(self.config.to_json())
+            meta = {
+                "format_version": FORMAT_VERSION,
+                "tsdiff_version": __version__,
+                "variables": self.variables,
+                "freq": self.freq.to_str(),
+                "time_kind": self.freq.kind,
+                "scaler": self.scaler.to_dict(),
+                "value_range": self.value_range,
+                "history": self.history,
+                "info": self.info,
+                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default))
+            if dest.exists():
+                old = dest.with_name(f".{dest.name}.old{os.getpid()}")
+                os.replace(dest, old)
+                os.replace(tmp, dest)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return dest
+
+    @classmethod
+    def load(cls, path: str | Path) -> TSDiff:
+        """Rebuild a model from its own saved config; no pickle is involved."""
+        from safetensors.torch import load_file
+
+        p = Path(path)
+        missing = [f for f in (WEIGHTS_FILE, CONFIG_FILE, META_FILE) if not (p / f).is_file()]
+        if not p.is_dir() or missing:
+            raise ModelFileError(
+                f"{p} is not a saved tsdiff model (missing: {', '.join(missing) or 'directory'})"
+            )
+        try:
+            config = TSDiffConfig.from_dict(json.loads((p / CONFIG_FILE).read_text()))
+            meta = json.loads((p / META_FILE).read_text())
+            if meta.get("format_version") != FORMAT_VERSION:
+                raise ModelFileError(
+                    f"{p}: unsupported model format {meta.get('format_version')!r}"
+                )
+            model = cls(config)
+            model.variables = list(meta["variables"])
+            model.freq = Freq.parse(meta["freq"], meta["time_kind"])
+            model.scaler = Scaler.from_dict(meta["scaler"])
+            vr = meta.get("value_range")
+            model.value_range = (list(vr[0]), list(vr[1])) if vr else None
+            model.history = list(meta.get("history", []))
+            model.info = dict(meta.get("info", {}))
+            net = Denoiser(config.network, len(model.variables), config.diffusion.prediction)
+            net.load_state_dict(load_file(str(p / WEIGHTS_FILE)))
+        except ModelFileError:
+            raise
+        except (KeyError, ValueError, RuntimeError) as e:
+            raise ModelFileError(f"{p}: corrupt or incompatible model files: {e}") from e
+        net.eval()
+        model.net = net
+        return model
+
+
+def _window_seed(seed: int, key: Any, start: int) -> int:
+    """A noise seed per (call seed, series, window) that is the same in every process."""
+    h = hashlib.blake2b(f"{seed}|{key}|{start}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") & (2**63 - 1)
+
+
+def _past_index(index: pd.Index, freq: Freq, n: int) -> pd.Index:
+    """The ``n`` grid steps before ``index[0]``."""
+    first = index[0]
+    step = freq.step
+    return pd.Index([first - step * (n - i) for i in range(n)])
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

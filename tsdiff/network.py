@@ -1,0 +1,184 @@
+"""The denoiser: a pure ``nn.Module`` that predicts the noise in the unobserved cells.
+
+It knows nothing of schedules or samplers (see :mod:`tsdiff.scheduler`). Design
+follows CSDI's residual blocks — attention along time, then along variables, then a
+gated activation fed by side information — rewritten channels-last so that every
+projection is a plain ``Linear`` and attention uses ``scaled_dot_product_attention``.
+
+Layouts: inputs and output ``(B, K, L)``; inside ``(B, K, L, C)``.
+Input channels per cell: the shown observations, the noisy values of the hidden
+cells, and a linear interpolation of the shown values along time. Side information:
+position in the window (sinusoidal), a learned embedding per
+variable, calendar features (hour of day, day of week; zeros for numeric time) and
+the conditioning mask. The diffusion step enters as a sinusoidal embedding + MLP.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tsdiff.config import NetworkConfig
+
+N_CALENDAR = 4  # sin/cos hour of day, sin/cos day of week
+
+
+def interpolate(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation along time of the shown cells, per variable → (B, K, L).
+
+    Flat beyond the first/last shown value; 0 (the training mean, after scaling) for a
+    variable with nothing shown. A cheap prior the network refines (as in PriSTI),
+    which makes short training runs start from interpolation quality, not from zero.
+    """
+    b, k, length = values.shape
+    m = mask.bool()
+    idx = torch.arange(length, device=values.device).expand(b, k, length)
+    prev = torch.where(m, idx, -1).cummax(dim=-1).values  # last shown index <= t, or -1
+    rev = torch.where(m, length - 1 - idx, -1).flip(-1).cummax(dim=-1).values.flip(-1)
+    nxt = torch.where(rev >= 0, length - 1 - rev, -1)  # first shown index >= t, or -1
+    has_p, has_n = prev >= 0, nxt >= 0
+    vp = values.gather(-1, prev.clamp(min=0))
+    vn = values.gather(-1, nxt.clamp(min=0))
+    span = (nxt - prev).clamp(min=1).to(values.dtype)
+    w = ((idx - prev).to(values.dtype) / span).clamp(0, 1)
+    both = vp + w * (vn - vp)
+    out = torch.where(has_p & has_n, both, torch.where(has_p, vp, vn))
+    return torch.where(has_p | has_n, out, torch.zeros_like(out))
+
+
+def sinusoidal(pos: torch.Tensor, dim: int) -> torch.Tensor:
+    """Transformer position encoding of ``pos`` (any shape) → ``(*pos.shape, dim)``."""
+    half = dim // 2
+    freqs = torch.exp(
+        -math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=pos.device) / half
+    )
+    ang = pos.float()[..., None] * freqs
+    return torch.cat([ang.sin(), ang.cos()], dim=-1)
+
+
+class AxialAttention(nn.Module):
+    """Pre-norm transformer layer over the middle axis of ``(N, S, C)``."""
+
+    def __init__(self, channels: int, heads: int, ff_mult: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.norm1 = nn.LayerNorm(channels)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.proj = nn.Linear(channels, channels)
+        self.norm2 = nn.LayerNorm(channels)
+        self.ff = nn.Sequential(
+            nn.Linear(channels, ff_mult * channels),
+            nn.GELU(),
+            nn.Linear(ff_mult * channels, channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, s, c = x.shape
+        qkv = self.qkv(self.norm1(x)).view(n, s, 3, self.heads, c // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (N, H, S, d)
+        p = self.dropout if self.training else 0.0
+        a = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (N, H, S, d)
+        x = x + self.proj(a.transpose(1, 2).reshape(n, s, c))
+        return x + self.ff(self.norm2(x))
+
+
+class ResidualBlock(nn.Module):
+    """Step embedding → time attention → variable attention → gated unit with side info."""
+
+    def __init__(self, cfg: NetworkConfig) -> None:
+        super().__init__()
+        c = cfg.channels
+        self.step_proj = nn.Linear(c, c)
+        self.time_layer = AxialAttention(c, cfg.heads, cfg.ff_mult, cfg.dropout)
+        self.var_layer = AxialAttention(c, cfg.heads, cfg.ff_mult, cfg.dropout)
+        self.mid = nn.Linear(c, 2 * c)
+        self.out = nn.Linear(c, 2 * c)
+
+    def forward(
+        self, x: torch.Tensor, step: torch.Tensor, side: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        b, k, length, c = x.shape  # x (B, K, L, C); step (B, C); side (B, K, L, 2C)
+        h = x + self.step_proj(step)[:, None, None, :]
+        h = self.time_layer(h.reshape(b * k, length, c)).view(b, k, length, c)
+        if k > 1:
+            h = h.transpose(1, 2).reshape(b * length, k, c)
+            h = self.var_layer(h).view(b, length, k, c).transpose(1, 2)
+        gate, filt = (self.mid(h) + side).chunk(2, dim=-1)
+        res, skip = self.out(torch.sigmoid(gate) * torch.tanh(filt)).chunk(2, dim=-1)
+        return (x + res) / math.sqrt(2.0), skip
+
+
+class Denoiser(nn.Module):
+    """Denoising network for masked multivariate windows (predicts x_0 or ε).
+
+    ``n_vars`` fixes the variable embedding table: a model is tied to the variables
+    it was trained on (their names live with the saved model, not here).
+    """
+
+    def __init__(self, cfg: NetworkConfig, n_vars: int, prediction: str = "x0") -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.n_vars = n_vars
+        self.prediction = prediction
+        c, nb = cfg.channels, cfg.blocks
+        self.input_proj = nn.Linear(3, c)
+        self.step_mlp = nn.Sequential(
+            nn.Linear(cfg.step_emb_dim, c), nn.SiLU(), nn.Linear(c, c), nn.SiLU()
+        )
+        self.var_emb = nn.Embedding(n_vars, cfg.var_emb_dim)
+        # side information, projected once for all blocks and added per block
+        self.side_time = nn.Linear(cfg.time_emb_dim + N_CALENDAR, nb * 2 * c)
+        self.side_var = nn.Linear(cfg.var_emb_dim, nb * 2 * c, bias=False)
+        self.side_mask = nn.Parameter(torch.zeros(nb * 2 * c))
+        self.blocks = nn.ModuleList(ResidualBlock(cfg) for _ in range(nb))
+        self.head = nn.Sequential(nn.Linear(c, c), nn.ReLU(), nn.Linear(c, 1))
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+        nn.init.normal_(self.side_mask, std=0.02)
+
+    def forward(
+        self,
+        x_t: torch.Tensor,
+        cond_values: torch.Tensor,
+        cond_mask: torch.Tensor,
+        t: torch.Tensor,
+        calendar: torch.Tensor,
+    ) -> torch.Tensor:
+        """Predict x_0 (or ε) on every cell; callers use it where ``cond_mask`` is 0.
+
+        For x_0 the output is the interpolation prior plus a learned correction (zero
+        at initialisation), so an untrained network already imputes like linear
+        interpolation.
+
+        x_t (B, K, L) noisy values; cond_values (B, K, L) normalised observations (any
+        value where the mask is 0); cond_mask (B, K, L) 1 = shown; t (B,) step indices;
+        calendar (B, 4, L). Returns (B, K, L).
+        """
+        b, k, length = x_t.shape
+        m = cond_mask.to(x_t.dtype)
+        shown = cond_values * m
+        prior = interpolate(shown, m)  # (B, K, L)
+        inp = torch.stack([shown, x_t * (1 - m), prior], dim=-1)  # (B, K, L, 3)
+        x = F.relu(self.input_proj(inp))  # (B, K, L, C)
+        step = self.step_mlp(sinusoidal(t, self.cfg.step_emb_dim))  # (B, C)
+
+        pos = sinusoidal(torch.arange(length, device=x_t.device), self.cfg.time_emb_dim)
+        time_feat = torch.cat(
+            [pos.expand(b, length, -1), calendar.transpose(1, 2).to(x_t.dtype)], dim=-1
+        )  # (B, L, Dt + 4)
+        side_t = self.side_time(time_feat)[:, None]  # (B, 1, L, nb·2C)
+        side_v = self.side_var(self.var_emb.weight[:k])[None, :, None]  # (1, K, 1, nb·2C)
+        width = 2 * self.cfg.channels
+
+        skips = torch.zeros_like(x)
+        for i, block in enumerate(self.blocks):
+            sl = slice(i * width, (i + 1) * width)
+            side = side_t[..., sl] + side_v[..., sl] + m[..., None] * self.side_mask[sl]
+            x, skip = block(x, step, side)
+            skips = skips + skip
+        out = self.head(skips / math.sqrt(len(self.blocks))).squeeze(-1)  # (B, K, L)
+        return prior + out if self.prediction == "x0" else out

@@ -1,0 +1,319 @@
+"""The training loop: masked denoising on windows.
+
+Separate from the estimator (:mod:`tsdiff.model`), which turns frames into the
+:class:`Windows` this loop consumes. The loss is the mean squared error on the
+cells that were observed but hidden by the masking strategy (MSE of the
+predicted x_0, or of ε as in CSDI) — never on missing
+cells, whose truth nobody knows.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from tsdiff import metrics
+from tsdiff.config import TrainConfig
+from tsdiff.masks import holdout_mask, make_mask_fn, random_mask
+from tsdiff.network import Denoiser
+from tsdiff.sampling import WindowBatch, sample_windows
+from tsdiff.scheduler import NoiseScheduler
+
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Windows:
+    """Training windows, normalised. values (N, K, L) float32 with 0 where unobserved;
+    observed (N, K, L) bool; calendar (N, 4, L) float32."""
+
+    values: torch.Tensor
+    observed: torch.Tensor
+    calendar: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+    def subset(self, idx: torch.Tensor) -> Windows:
+        return Windows(self.values[idx], self.observed[idx], self.calendar[idx])
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    epochs_run: int = 0
+    steps_run: int = 0
+    seconds: float = 0.0
+    stopped_by_budget: bool = False
+    best_epoch: int = 0
+    best_val_loss: float = math.inf
+
+
+def value_bounds(ws: Windows, margin: float = 0.25) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-variable (K,) range of the observed training values, widened by ``margin`` of
+    its span: where sampling clamps its clean-value estimates."""
+    k = ws.values.shape[1]
+    v = ws.values.transpose(0, 1).reshape(k, -1)  # (K, N·L)
+    o = ws.observed.transpose(0, 1).reshape(k, -1)
+    inf = torch.tensor(float("inf"))
+    lo = torch.where(o, v, inf).amin(dim=1)
+    hi = torch.where(o, v, -inf).amax(dim=1)
+    empty = ~o.any(dim=1)
+    lo, hi = torch.where(empty, -5.0, lo), torch.where(empty, 5.0, hi)
+    span = (hi - lo).clamp(min=1.0)
+    return lo - margin * span, hi + margin * span
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 5% of the base rate at ``total`` steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(
+    net: Denoiser,
+    scheduler: NoiseScheduler,
+    train_set: Windows,
+    val_set: Windows | None,
+    cfg: TrainConfig,
+    *,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[EpochCallback] = (),
+    clip: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[dict[str, torch.Tensor], TrainResult]:
+    """Train ``net`` in place; return the best weights (EMA if enabled) and a record.
+
+    With ``checkpoint`` set, the full state is written there (atomically) after every
+    epoch, and ``resume=True`` continues from it: same data order, same RNG stream.
+    """
+    gen = torch.Generator().manual_seed(cfg.seed)
+    mask_fn = make_mask_fn(cfg.masking, cfg.mix_weights, cfg.max_forecast_fraction)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    n = len(train_set)
+    steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
+    planned_epochs = cfg.epochs
+    result = TrainResult()
+    best_state = copy.deepcopy(ema)
+    start_epoch, elapsed_before = 0, 0.0
+
+    ckpt_path = Path(checkpoint) if checkpoint else None
+    if resume and ckpt_path is not None and ckpt_path.exists():
+        state = torch.load(ckpt_path, weights_only=True)
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+        ema, best_state = state["ema"], state["best"]
+        gen.set_state(state["gen"])
+        start_epoch = int(state["epoch"])
+        planned_epochs = int(state["planned_epochs"])
+        elapsed_before = float(state["seconds"])
+        result.history = list(state["history"])
+        result.steps_run = int(state["steps"])
+        result.best_epoch = int(state["best_epoch"])
+        result.best_val_loss = float(state["best_val_loss"])
+
+    budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
+    t_start = time.perf_counter() - elapsed_before
+    bar = tqdm(
+        total=cfg.epochs, initial=start_epoch, disable=not progress, desc="train", unit="epoch"
+    )
+    net.train()
+    for epoch in range(start_epoch, cfg.epochs):
+        t_epoch = time.perf_counter()
+        order = torch.randperm(n, generator=gen)
+        losses = []
+        for i in range(steps_per_epoch):
+            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            if len(idx) == 0:
+                continue
+            for group in opt.param_groups:
+                group["lr"] = lr_at(result.steps_run, planned_epochs * steps_per_epoch, cfg)
+            loss = _loss(net, scheduler, train_set.subset(idx), mask_fn, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            opt.step()
+            result.steps_run += 1
+            _ema_update(ema, net, cfg.ema_decay, result.steps_run)
+            losses.append(float(loss.detach()))
+            if time.perf_counter() - t_start > budget:
+                result.stopped_by_budget = True
+                break
+
+        elapsed = time.perf_counter() - t_start
+        if epoch == start_epoch and math.isfinite(budget) and not result.stopped_by_budget:
+            # fit the learning-rate schedule to the epochs the budget allows
+            per_epoch = time.perf_counter() - t_epoch
+            fits = int(max(1, (budget - elapsed) // max(per_epoch, 1e-9))) + epoch + 1
+            planned_epochs = max(epoch + 1, min(cfg.epochs, fits))
+
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "train_loss": float(np.mean(losses)) if losses else math.nan,
+            "lr": opt.param_groups[0]["lr"],
+            "seconds": elapsed,
+        }
+        last = epoch + 1 == cfg.epochs or result.stopped_by_budget
+        if val_set is not None and len(val_set) > 0:
+            with _swapped(net, ema):
+                record["val_loss"] = validation_loss(net, scheduler, val_set, mask_fn, cfg.seed)
+                every = cfg.val_crps_every
+                if last or (every > 0 and (epoch + 1) % every == 0):
+                    record.update(validation_crps(net, scheduler, val_set, cfg.seed, clip=clip))
+            if record["val_loss"] < result.best_val_loss:
+                result.best_val_loss = record["val_loss"]
+                result.best_epoch = epoch + 1
+                best_state = copy.deepcopy(ema)
+        else:
+            best_state = copy.deepcopy(ema)
+            result.best_epoch = epoch + 1
+        result.history.append(record)
+        result.epochs_run = epoch + 1
+        result.seconds = time.perf_counter() - t_start
+        for cb in callbacks:
+            cb(record)
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if "loss" in k or k == "crps"})
+        if ckpt_path is not None:
+            _save_checkpoint(
+                ckpt_path,
+                {
+                    "net": net.state_dict(),
+                    "opt": opt.state_dict(),
+                    "ema": ema,
+                    "best": best_state,
+                    "gen": gen.get_state(),
+                    "epoch": epoch + 1,
+                    "planned_epochs": planned_epochs,
+                    "seconds": result.seconds,
+                    "history": result.history,
+                    "steps": result.steps_run,
+                    "best_epoch": result.best_epoch,
+                    "best_val_loss": result.best_val_loss,
+                },
+            )
+        if result.stopped_by_budget:
+            break
+    bar.close()
+    return best_state, result
+
+
+def _loss(
+    net: Denoiser,
+    scheduler: NoiseScheduler,
+    batch: Windows,
+    mask_fn: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+    gen: torch.Generator,
+) -> torch.Tensor:
+    x0, observed = batch.values, batch.observed  # (B, K, L)
+    cond = mask_fn(observed, gen)
+    target = observed & ~cond  # observed but hidden: what the model must rebuild
+    t = torch.randint(0, scheduler.num_steps, (x0.shape[0],), generator=gen)
+    noise = torch.randn(x0.shape, generator=gen)
+    x_t = scheduler.add_noise(x0, noise, t)
+    out = net(x_t, x0, cond, t, batch.calendar)
+    err = (out - (x0 if net.prediction == "x0" else noise)) ** 2 * target
+    return err.sum() / target.sum().clamp(min=1)
+
+
+def validation_loss(
+    net: Denoiser,
+    scheduler: NoiseScheduler,
+    val_set: Windows,
+    mask_fn: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+    seed: int,
+    batch_size: int = 64,
+) -> float:
+    """Loss with fixed masks, steps and noise, so epochs compare like with like."""
+    gen = torch.Generator().manual_seed(seed + 7919)
+    total, count = 0.0, 0
+    was = net.training
+    net.eval()
+    with torch.inference_mode():
+        for lo in range(0, len(val_set), batch_size):
+            b = val_set.subset(torch.arange(lo, min(len(val_set), lo + batch_size)))
+            total += float(_loss(net, scheduler, b, mask_fn, gen)) * len(b)
+            count += len(b)
+    net.train(was)
+    return total / max(count, 1)
+
+
+def validation_crps(
+    net: Denoiser,
+    scheduler: NoiseScheduler,
+    val_set: Windows,
+    seed: int,
+    max_windows: int = 32,
+    n_samples: int = 8,
+    steps: int = 5,
+    missing: float = 0.1,
+    clip: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> dict[str, float]:
+    """A cheap sampled check on held-out cells (normalised scale): CRPS, MAE, 90% coverage."""
+    gen = torch.Generator().manual_seed(seed + 104729)
+    b = val_set.subset(torch.arange(min(max_windows, len(val_set))))
+    hidden = holdout_mask(b.observed, missing, gen)
+    cond = b.observed & ~hidden
+    if hidden.sum() == 0:
+        hidden = b.observed & ~random_mask(b.observed, gen)
+        cond = b.observed & ~hidden
+    batch = WindowBatch(b.values, cond, b.calendar, [seed + i for i in range(len(b))])
+    s = sample_windows(
+        net, scheduler, batch, n_samples=n_samples, steps=steps, eta=1.0, clip=clip
+    )  # (W, n, K, L)
+    samples = s.permute(1, 0, 2, 3).numpy().astype(np.float64)  # (n, W, K, L)
+    truth = b.values.numpy().astype(np.float64)
+    mask = hidden.numpy()
+    if not mask.any():
+        return {}
+    return {
+        "val_crps": metrics.crps_quantile(samples, truth, mask),
+        "val_mae": metrics.mae(np.median(samples, axis=0), truth, mask),
+        "val_cov90": metrics.coverage(samples, truth, mask, 90),
+    }
+
+
+def _ema_update(ema: dict[str, torch.Tensor], net: Denoiser, decay: float, step: int) -> None:
+    d = min(decay, (1 + step) / (10 + step)) if decay > 0 else 0.0
+    with torch.no_grad():
+        for k, v in net.state_dict().items():
+            if v.dtype.is_floating_point:
+                ema[k].mul_(d).add_(v.detach(), alpha=1 - d)
+            else:
+                ema[k].copy_(v)
+
+
+class _swapped:
+    """Temporarily load other weights (the EMA) into the network."""
+
+    def __init__(self, net: Denoiser, state: dict[str, torch.Tensor]) -> None:
+        self.net, self.state = net, state
+
+    def __enter__(self) -> None:
+        self.saved = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+        self.net.load_state_dict(self.state)
+
+    def __exit__(self, *exc: object) -> None:
+        self.net.load_state_dict(self.saved)
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
