@@ -26,8 +26,8 @@ def run_demo(
     *,
     minutes: float = 4.0,
     test_stays: int = 40,
-    n_samples: int = 20,
-    steps: int = 10,
+    n_samples: int = 16,
+    steps: int = 5,
     seed: int = 0,
     progress: bool = True,
 ) -> dict:
