@@ -20,6 +20,7 @@ T = TypeVar("T")
 SCHEDULES = ("quadratic", "linear", "cosine")
 SAMPLERS = ("ddim", "ddpm")
 PREDICTIONS = ("x0", "eps")
+WEIGHTINGS = ("min_snr", "uniform")
 MASKINGS = ("random", "historical", "block", "forecast", "mix")
 AGGREGATIONS = ("last", "mean")
 
@@ -105,6 +106,9 @@ class TrainConfig:
     weight_decay: float = 1e-6
     warmup_steps: int = 50
     grad_clip: float = 1.0
+    # per-step loss weight: "min_snr" (Hang et al. 2023, γ = snr_gamma) or "uniform"
+    loss_weighting: str = "min_snr"
+    snr_gamma: float = 5.0
     ema_decay: float = 0.999  # 0 disables the exponential moving average of weights
     masking: str = "mix"
     # weights of random / historical / block / forecast in the "mix" strategy
@@ -119,6 +123,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check(self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be >= 1")
         _check(self.masking in MASKINGS, f"masking must be one of {MASKINGS}")
+        _check(self.loss_weighting in WEIGHTINGS, f"loss_weighting must be one of {WEIGHTINGS}")
         _check(len(self.mix_weights) == 4 and sum(self.mix_weights) > 0, "bad mix_weights")
         _check(0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)")
         _check(0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)")

@@ -40,13 +40,12 @@ def run_demo(
     test_ids = set(rng.choice(ids, size=min(test_stays, len(ids) // 5), replace=False).tolist())
     test = df[df["series_id"].isin(test_ids)]
     train = df[~df["series_id"].isin(test_ids)]
-    say = print if progress else (lambda *a, **k: None)
-    say(f"PhysioNet slice: {len(ids) - len(test_ids)} training stays, {len(test_ids)} held out")
+    print(f"PhysioNet slice: {len(ids) - len(test_ids)} training stays, {len(test_ids)} held out")
 
     cfg = TSDiffConfig.from_file(PROFILE).replace(train={"seed": seed})
     model = TSDiff(cfg).fit(train, max_minutes=minutes, progress=progress)
     model_dir = model.save(out / "model")
-    say(f"trained {model.info['epochs_run']} epochs in {model.info['train_seconds']:.0f} s")
+    print(f"trained {model.info['epochs_run']} epochs in {model.info['train_seconds']:.0f} s")
 
     sample = {"n_samples": n_samples, "steps": steps, "seed": seed}
     report = model.evaluate(test, missing=0.1, **sample)
@@ -64,16 +63,16 @@ def run_demo(
         title=f"ICU stay {stay}: observed vitals, imputed median, 50%/90% bands",
     )
     m, b = report["model_normalized"], report["baselines_normalized"]
-    say("\nheld-out 10% of observed test cells (normalised units, CSDI convention):")
-    say(
+    print("\nheld-out 10% of observed test cells (normalised units, CSDI convention):")
+    print(
         f"  tsdiff  MAE {m['mae']:.3f}  RMSE {m['rmse']:.3f}  CRPS {m['crps']:.3f}  "
         f"90% coverage {m['cov90']:.2f}"
     )
     for name, r in b.items():
-        say(f"  {name:<7} MAE {r['mae']:.3f}  RMSE {r['rmse']:.3f}")
-    say(
+        print(f"  {name:<7} MAE {r['mae']:.3f}  RMSE {r['rmse']:.3f}")
+    print(
         f"\nmodel:      {model_dir}\nimputed:    {out / 'imputed.parquet'}"
         f"\nplot:       {png}\nmetrics:    {out / 'metrics.json'}"
     )
-    say(f"total {time.perf_counter() - t_start:.0f} s")
+    print(f"total {time.perf_counter() - t_start:.0f} s")
     return report

@@ -102,6 +102,7 @@ def train(
     """
     gen = torch.Generator().manual_seed(cfg.seed)
     mask_fn = make_mask_fn(cfg.masking, cfg.mix_weights, cfg.max_forecast_fraction)
+    weight = loss_weights(scheduler, net.prediction, cfg)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
     n = len(train_set)
@@ -142,7 +143,7 @@ def train(
                 continue
             for group in opt.param_groups:
                 group["lr"] = lr_at(result.steps_run, planned_epochs * steps_per_epoch, cfg)
-            loss = _loss(net, scheduler, train_set.subset(idx), mask_fn, gen)
+            loss = _loss(net, scheduler, train_set.subset(idx), mask_fn, gen, weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -171,7 +172,9 @@ def train(
         last = epoch + 1 == cfg.epochs or result.stopped_by_budget
         if val_set is not None and len(val_set) > 0:
             with _swapped(net, ema):
-                record["val_loss"] = validation_loss(net, scheduler, val_set, mask_fn, cfg.seed)
+                record["val_loss"] = validation_loss(
+                    net, scheduler, val_set, mask_fn, cfg.seed, weight=weight
+                )
                 every = cfg.val_crps_every
                 if last or (every > 0 and (epoch + 1) % every == 0):
                     record.update(validation_crps(net, scheduler, val_set, cfg.seed, clip=clip))
@@ -219,6 +222,7 @@ def _loss(
     batch: Windows,
     mask_fn: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
     gen: torch.Generator,
+    weight: torch.Tensor,
 ) -> torch.Tensor:
     x0, observed = batch.values, batch.observed  # (B, K, L)
     cond = mask_fn(observed, gen)
@@ -228,7 +232,22 @@ def _loss(
     x_t = scheduler.add_noise(x0, noise, t)
     out = net(x_t, x0, cond, t, batch.calendar)
     err = (out - (x0 if net.prediction == "x0" else noise)) ** 2 * target
-    return err.sum() / target.sum().clamp(min=1)
+    return (err * weight[t].view(-1, 1, 1)).sum() / target.sum().clamp(min=1)
+
+
+def loss_weights(scheduler: NoiseScheduler, prediction: str, cfg: TrainConfig) -> torch.Tensor:
+    """Weight of each diffusion step's loss, (T,).
+
+    Min-SNR-γ: the x_0 error of step t counts min(SNR_t, γ) (for ε, min(SNR_t, γ)/SNR_t),
+    so the nearly noise-free steps, whose x_0 is trivial, do not dominate, and the
+    nearly pure-noise steps, where x_0 is the interpolation prior, matter little.
+    """
+    abar = scheduler.alphas_cumprod
+    snr = (abar / (1 - abar)).float()
+    if cfg.loss_weighting == "uniform":
+        return torch.ones_like(snr)
+    w = snr.clamp(max=cfg.snr_gamma)
+    return w if prediction == "x0" else w / snr
 
 
 def validation_loss(
@@ -238,16 +257,18 @@ def validation_loss(
     mask_fn: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
     seed: int,
     batch_size: int = 64,
+    weight: torch.Tensor | None = None,
 ) -> float:
     """Loss with fixed masks, steps and noise, so epochs compare like with like."""
     gen = torch.Generator().manual_seed(seed + 7919)
+    w = weight if weight is not None else torch.ones(scheduler.num_steps)
     total, count = 0.0, 0
     was = net.training
     net.eval()
     with torch.inference_mode():
         for lo in range(0, len(val_set), batch_size):
             b = val_set.subset(torch.arange(lo, min(len(val_set), lo + batch_size)))
-            total += float(_loss(net, scheduler, b, mask_fn, gen)) * len(b)
+            total += float(_loss(net, scheduler, b, mask_fn, gen, w)) * len(b)
             count += len(b)
     net.train(was)
     return total / max(count, 1)

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tsdiff.config import DiffusionConfig, NetworkConfig, TrainConfig
+from tsdiff.network import Denoiser
+from tsdiff.scheduler import NoiseScheduler
+from tsdiff.training import Windows, loss_weights, lr_at, train, value_bounds
+
+NET = NetworkConfig(channels=8, blocks=1, heads=2, step_emb_dim=8, time_emb_dim=8)
+
+
+def windows(n=24, k=3, length=12, seed=0) -> Windows:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(length).float()
+    base = torch.sin(t / 2)[None, None] * torch.randn(n, k, 1, generator=g)
+    observed = torch.rand(n, k, length, generator=g) < 0.7
+    return Windows(torch.where(observed, base, 0.0), observed, torch.zeros(n, 4, length))
+
+
+def test_min_snr_weights():
+    sch = NoiseScheduler(DiffusionConfig())
+    abar = sch.alphas_cumprod
+    snr = (abar / (1 - abar)).float()
+    w = loss_weights(sch, "x0", TrainConfig())
+    assert torch.allclose(w, snr.clamp(max=5.0))
+    w_eps = loss_weights(sch, "eps", TrainConfig())
+    assert torch.allclose(w_eps, snr.clamp(max=5.0) / snr)
+    assert torch.equal(
+        loss_weights(sch, "x0", TrainConfig(loss_weighting="uniform")), torch.ones(50)
+    )
+
+
+def test_lr_warmup_then_cosine_to_five_percent():
+    cfg = TrainConfig(lr=1e-3, warmup_steps=10)
+    assert lr_at(0, 100, cfg) == 1e-4
+    assert math.isclose(lr_at(10, 100, cfg), 1e-3)
+    assert math.isclose(lr_at(100, 100, cfg), 5e-5)
+    assert lr_at(40, 100, cfg) > lr_at(60, 100, cfg)
+
+
+def test_value_bounds_cover_observed_values():
+    ws = windows()
+    lo, hi = value_bounds(ws, margin=0.0)
+    obs_vals = torch.where(ws.observed, ws.values, float("nan"))
+    assert torch.allclose(
+        lo,
+        torch.from_numpy(obs_vals.numpy()).transpose(0, 1).reshape(3, -1).nan_to_num(1e9).amin(1),
+    )
+    assert (hi >= lo).all()
+
+
+def _net() -> Denoiser:
+    torch.manual_seed(0)
+    return Denoiser(NET, 3)
+
+
+def test_training_reduces_loss_and_keeps_best():
+    cfg = TrainConfig(epochs=12, batch_size=8, lr=3e-3, warmup_steps=2, val_crps_every=0)
+    net, sch = _net(), NoiseScheduler(DiffusionConfig(num_steps=20))
+    best, res = train(net, sch, windows(), windows(8, seed=1), cfg, progress=False)
+    losses = [h["val_loss"] for h in res.history]
+    train_losses = [h["train_loss"] for h in res.history]
+    assert res.epochs_run == 12 and train_losses[-1] < train_losses[0]
+    assert res.best_val_loss == min(losses) and res.best_epoch == losses.index(min(losses)) + 1
+    assert set(best) == set(net.state_dict())
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    sch = NoiseScheduler(DiffusionConfig(num_steps=20))
+    tr, va = windows(), windows(8, seed=1)
+    full_cfg = TrainConfig(epochs=3, batch_size=8, warmup_steps=2, val_crps_every=0)
+    straight, _ = train(_net(), sch, tr, va, full_cfg, progress=False)
+
+    ckpt = tmp_path / "run.ckpt"
+    part_cfg = TrainConfig(epochs=2, batch_size=8, warmup_steps=2, val_crps_every=0)
+    train(_net(), sch, tr, va, part_cfg, checkpoint=ckpt, progress=False)
+    resumed, res = train(
+        _net(), sch, tr, va, full_cfg, checkpoint=ckpt, resume=True, progress=False
+    )
+    assert [h["epoch"] for h in res.history] == [1, 2, 3]
+    for k in straight:
+        assert torch.allclose(straight[k], resumed[k]), k
+
+
+def test_time_budget_stops_early():
+    cfg = TrainConfig(epochs=10_000, batch_size=8, max_minutes=0.02, val_crps_every=0)
+    _, res = train(_net(), NoiseScheduler(DiffusionConfig()), windows(), None, cfg, progress=False)
+    assert res.stopped_by_budget and res.epochs_run < 10_000 and res.seconds < 30
