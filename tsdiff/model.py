@@ -387,19 +387,14 @@ class TSDiff:
         opts = self._options(n_samples, steps, sampler, eta, levels, seed)
         panel = self._panel(df)
         samples = self._sample_series(panel, opts)
-        filled, imputed = [], []
-        bounds: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {
-            lv: ([], []) for lv in opts.levels
-        }
-        for s, smp in zip(panel.series, samples, strict=True):
-            obs = ~np.isnan(s.values)
-            filled.append(np.where(obs, s.values, np.median(smp, axis=0)))
-            imputed.append(~obs)
-            for lv in opts.levels:
-                lo, hi = metrics.interval(smp, lv)
-                bounds[lv][0].append(np.where(obs, s.values, lo))
-                bounds[lv][1].append(np.where(obs, s.values, hi))
-        frame = impute_frame(panel, filled, imputed, bounds)
+        # samples carry the observed values, so bounds equal them there; the filled
+        # values take them straight from the input, bit for bit
+        imputed = [np.isnan(s.values) for s in panel.series]
+        filled = [
+            np.where(miss, np.median(smp, axis=0), s.values)
+            for s, smp, miss in zip(panel.series, samples, imputed, strict=True)
+        ]
+        frame = impute_frame(panel, filled, imputed, _bounds(samples, opts.levels))
         if return_samples:
             return frame, samples_frame(panel, samples, [s.index for s in panel.series])
         return frame
@@ -462,20 +457,12 @@ class TSDiff:
         )
         samples = [smp[:, :, context:] for smp in self._sample_series(ext_panel, opts)]
         index = [s.index[context:] for s in ext]
-        bounds: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {
-            lv: ([], []) for lv in opts.levels
-        }
-        for smp in samples:
-            for lv in opts.levels:
-                lo, hi = metrics.interval(smp, lv)
-                bounds[lv][0].append(lo)
-                bounds[lv][1].append(hi)
         frame = forecast_frame(
             panel,
             index,
             [np.median(smp, axis=0) for smp in samples],
             [smp.mean(axis=0) for smp in samples],
-            bounds,
+            _bounds(samples, opts.levels),
         )
         if return_samples:
             return frame, samples_frame(panel, samples, index)
@@ -634,6 +621,17 @@ class TSDiff:
         net.eval()
         model.net = net
         return model
+
+
+def _bounds(
+    samples: list[np.ndarray], levels: Sequence[int]
+) -> dict[int, tuple[list[np.ndarray], list[np.ndarray]]]:
+    """Central-interval bounds per level, per series: {level: ([lo (K,T)], [hi (K,T)])}."""
+    out: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+    for lv in levels:
+        pairs = [metrics.interval(smp, lv) for smp in samples]
+        out[lv] = ([lo for lo, _ in pairs], [hi for _, hi in pairs])
+    return out
 
 
 def _window_seed(seed: int, key: Any, start: int) -> int:

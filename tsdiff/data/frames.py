@@ -176,38 +176,9 @@ def impute_frame(
     imputed = _check_series(panel, imputed, "imputed")
     levels = _check_bounds(panel, bounds, None)
     indexes = [s.index for s in panel.series]
-    k = len(panel.variables)
-    if panel.layout == "wide":
-        cols, names = _head(panel, indexes, [1] * len(indexes))
-        f = _wide_stack(filled).astype(np.float64, copy=False)  # (K, sum T)
-        m = _wide_stack(imputed).astype(bool, copy=False)  # (K, sum T)
-        lo_hi = [
-            (
-                lv,
-                _wide_stack(lo).astype(np.float64, copy=False),
-                _wide_stack(hi).astype(np.float64, copy=False),
-            )
-            for lv, lo, hi in levels
-        ]
-        for j, var in enumerate(panel.variables):
-            cols[var], cols[f"{var}_imputed"] = f[j], m[j]
-            names += [var, f"{var}_imputed"]
-            for lv, lo, hi in lo_hi:
-                cols[f"{var}_lo_{lv}"], cols[f"{var}_hi_{lv}"] = lo[j], hi[j]
-                names += [f"{var}_lo_{lv}", f"{var}_hi_{lv}"]
-        return _frame(cols, names)
-    c = panel.columns
-    cols, names = _head(panel, indexes, [k] * len(indexes))
-    total = sum(len(idx) for idx in indexes)
-    cols[c.var_col] = _var_column(panel, total)
-    cols[c.value_col] = _long_stack(filled).astype(np.float64, copy=False)
-    cols["imputed"] = _long_stack(imputed).astype(bool, copy=False)
-    names += [c.var_col, c.value_col, "imputed"]
-    for lv, lo, hi in levels:
-        cols[f"lo_{lv}"] = _long_stack(lo).astype(np.float64, copy=False)
-        cols[f"hi_{lv}"] = _long_stack(hi).astype(np.float64, copy=False)
-        names += [f"lo_{lv}", f"hi_{lv}"]
-    return _frame(cols, names)
+    return _cells_frame(
+        panel, indexes, [("", filled, np.float64), ("imputed", imputed, bool)], levels
+    )
 
 
 def forecast_frame(
@@ -228,36 +199,46 @@ def forecast_frame(
     median = _check_series(panel, median, "median", lengths)
     mean = _check_series(panel, mean, "mean", lengths)
     levels = _check_bounds(panel, bounds, lengths)
-    k = len(panel.variables)
+    return _cells_frame(
+        panel, index, [("median", median, np.float64), ("mean", mean, np.float64)], levels
+    )
+
+
+def _cells_frame(
+    panel: Panel,
+    indexes: Sequence[pd.Index],
+    fields: list[tuple[str, list[np.ndarray], Any]],
+    levels: list[tuple[int, list[np.ndarray], list[np.ndarray]]],
+) -> pd.DataFrame:
+    """One column per (variable, field) in wide layout, one per field in long layout.
+
+    ``fields`` are (name, per-series (K, T_i) arrays, dtype); the first field's wide
+    column is the bare variable name, a field named "" is the long value column.
+    Interval bounds follow as ``lo_<level>`` / ``hi_<level>``.
+    """
+    per_field = fields + [
+        (f"{side}_{lv}", arrays, np.float64)
+        for lv, lo, hi in levels
+        for side, arrays in (("lo", lo), ("hi", hi))
+    ]
     if panel.layout == "wide":
-        cols, names = _head(panel, index, [1] * len(index))
-        med = _wide_stack(median).astype(np.float64, copy=False)  # (K, sum H)
-        avg = _wide_stack(mean).astype(np.float64, copy=False)  # (K, sum H)
-        lo_hi = [
-            (
-                lv,
-                _wide_stack(lo).astype(np.float64, copy=False),
-                _wide_stack(hi).astype(np.float64, copy=False),
-            )
-            for lv, lo, hi in levels
-        ]
+        cols, names = _head(panel, indexes, [1] * len(indexes))
+        stacked = [(n, _wide_stack(a).astype(dt, copy=False)) for n, a, dt in per_field]
         for j, var in enumerate(panel.variables):
-            cols[var], cols[f"{var}_mean"] = med[j], avg[j]
-            names += [var, f"{var}_mean"]
-            for lv, lo, hi in lo_hi:
-                cols[f"{var}_lo_{lv}"], cols[f"{var}_hi_{lv}"] = lo[j], hi[j]
-                names += [f"{var}_lo_{lv}", f"{var}_hi_{lv}"]
+            for pos, (name, arr) in enumerate(stacked):
+                col = var if pos == 0 else f"{var}_{name}"
+                cols[col] = arr[j]  # (sum T,)
+                names.append(col)
         return _frame(cols, names)
     c = panel.columns
-    cols, names = _head(panel, index, [k] * len(index))
-    cols[c.var_col] = _var_column(panel, sum(lengths))
-    cols["median"] = _long_stack(median).astype(np.float64, copy=False)
-    cols["mean"] = _long_stack(mean).astype(np.float64, copy=False)
-    names += [c.var_col, "median", "mean"]
-    for lv, lo, hi in levels:
-        cols[f"lo_{lv}"] = _long_stack(lo).astype(np.float64, copy=False)
-        cols[f"hi_{lv}"] = _long_stack(hi).astype(np.float64, copy=False)
-        names += [f"lo_{lv}", f"hi_{lv}"]
+    k = len(panel.variables)
+    cols, names = _head(panel, indexes, [k] * len(indexes))
+    cols[c.var_col] = _var_column(panel, sum(len(idx) for idx in indexes))
+    names.append(c.var_col)
+    for name, arrays, dt in per_field:
+        col = name or c.value_col
+        cols[col] = _long_stack(arrays).astype(dt, copy=False)
+        names.append(col)
     return _frame(cols, names)
 
 
