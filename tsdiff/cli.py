@@ -1,9 +1,10 @@
-"""``tsdiff`` command line: train, impute, forecast, evaluate, demo.
+"""``tsdiff`` command line: train, impute, forecast, evaluate, models, demo.
 
 Every command reads and writes parquet. Bad input exits non-zero with one line on
 stderr naming the problem (exit 2 for input and option errors, 1 for anything else),
 and outputs are written to a temporary name and renamed, so a failed run leaves no
-half-written file behind.
+half-written file behind. A MODEL argument is a saved directory or a registry URI
+(``models:/NAME@champion``, ``models:/NAME/3``; see :mod:`tsdiff.registry`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from tsdiff.errors import ConfigError, DataError, TSDiffError
 from tsdiff.io import read_frame, write_json, write_parquet
+from tsdiff.registry import RegistryError
 
 EXIT_INPUT = 2
 
@@ -29,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     try:
         return int(args.func(args) or 0)
-    except (DataError, ConfigError) as e:
+    except (DataError, ConfigError, RegistryError) as e:
         print(f"tsdiff {args.command}: error: {e}", file=sys.stderr)
         return EXIT_INPUT
     except TSDiffError as e:
@@ -67,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint", help="resumable checkpoint file (default OUT.ckpt)")
     t.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--register", metavar="NAME", help="track with MLflow, register as NAME")
+    t.add_argument(
+        "--experiment", default="tsdiff", help="MLflow experiment of --register (default tsdiff)"
+    )
     t.set_defaults(func=cmd_train)
 
     for name, helptext in (
@@ -74,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("forecast", "forecast the steps after each series' end"),
     ):
         s = sub.add_parser(name, help=helptext)
-        s.add_argument("model", help="saved model directory")
+        s.add_argument("model", help="model directory or models:/NAME@ALIAS, models:/NAME/V")
         s.add_argument("data", help="input data (.parquet)")
         if name == "forecast":
             s.add_argument("--horizon", type=int, required=True, help="steps to forecast")
@@ -90,6 +96,24 @@ def build_parser() -> argparse.ArgumentParser:
     _sampling_args(e)
     e.add_argument("--out", help="also write the JSON here")
     e.set_defaults(func=cmd_evaluate)
+
+    m = sub.add_parser("models", help="MLflow registry: list versions, promote a challenger")
+    msub = m.add_subparsers(dest="models_command", metavar="ACTION")
+    ml = msub.add_parser("list", help="registered versions, aliases and key metrics")
+    ml.add_argument("--name", help="only this registered model")
+    ml.add_argument("--json", action="store_true", help="JSON instead of a table")
+    ml.set_defaults(func=cmd_models_list)
+    mp = msub.add_parser(
+        "promote", help="make the challenger champion if its CRPS is lower on DATA"
+    )
+    mp.add_argument("name", help="registered model name")
+    mp.add_argument("data", help="held-out data (.parquet) both versions are scored on")
+    mp.add_argument("--force", action="store_true", help="promote whatever the scores")
+    mp.add_argument("--missing", type=float, default=0.1, help="share of observed cells hidden")
+    mp.add_argument("--seed", type=int, default=0)
+    mp.add_argument("--n-samples", type=int, help="samples per cell (default from the models)")
+    mp.add_argument("--steps", type=int, help="reverse diffusion steps")
+    mp.set_defaults(func=cmd_models_promote)
 
     d = sub.add_parser("demo", help="train on a PhysioNet slice, impute held-out stays, plot")
     d.add_argument("--out", default="demo_out", help="output directory (default demo_out)")
@@ -123,9 +147,9 @@ def _levels(text: str | None) -> list[int] | None:
 
 
 def _load_model(uri: str) -> Any:
-    from tsdiff.model import TSDiff
+    from tsdiff.registry import load_model
 
-    return TSDiff.load(uri)
+    return load_model(uri)
 
 
 def _sample_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -172,11 +196,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     df = read_frame(args.data)
     valid = read_frame(args.valid) if args.valid else None
     checkpoint = args.checkpoint or f"{str(args.out).rstrip('/')}.ckpt"
-    model = TSDiff(cfg).fit(
-        df, valid_df=valid, checkpoint=checkpoint, resume=args.resume, progress=not args.quiet
-    )
-    model.save(args.out)
-    print(json.dumps({"model": str(args.out), **model.info}, indent=2, default=str))
+    if args.register:
+        from tsdiff.registry import train_tracked
+
+        model, run_id, version = train_tracked(
+            df,
+            cfg,
+            experiment=args.experiment,
+            register=args.register,
+            data_path=args.data,
+            out=args.out,
+            valid_df=valid,
+            checkpoint=checkpoint,
+            resume=args.resume,
+            progress=not args.quiet,
+        )
+        extra = {"run_id": run_id, "registered": args.register, "version": version}
+    else:
+        model = TSDiff(cfg).fit(
+            df, valid_df=valid, checkpoint=checkpoint, resume=args.resume, progress=not args.quiet
+        )
+        model.save(args.out)
+        extra = {}
+    print(json.dumps({"model": str(args.out), **extra, **model.info}, indent=2, default=str))
     return 0
 
 
@@ -213,6 +255,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = model.evaluate(df, missing=args.missing, **kw)
     if args.out:
         write_json(result, args.out)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from tsdiff.registry import format_table, list_models
+
+    rows = list_models(args.name)
+    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+    return 0
+
+
+def cmd_models_promote(args: argparse.Namespace) -> int:
+    from tsdiff.registry import promote
+
+    result = promote(
+        args.name,
+        read_frame(args.data),
+        force=args.force,
+        missing=args.missing,
+        seed=args.seed,
+        n_samples=args.n_samples,
+        steps=args.steps,
+    )
     print(json.dumps(result, indent=2))
     return 0
 

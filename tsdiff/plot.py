@@ -14,7 +14,6 @@ import matplotlib
 matplotlib.use("Agg")  # headless: CI, services and notebooks without a display
 
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
@@ -86,8 +85,8 @@ def plot_imputation(
         imp = d["imputed"].to_numpy(bool)
         val = d[columns.value_col].to_numpy(float)
         for lv, alpha in zip(sorted(levels, reverse=True), (0.18, 0.32, 0.45), strict=False):
-            lo = np.where(imp, d[f"lo_{lv}"].to_numpy(float), np.nan)
-            hi = np.where(imp, d[f"hi_{lv}"].to_numpy(float), np.nan)
+            # bounds equal the value on observed cells: the band pinches to each measurement
+            lo, hi = d[f"lo_{lv}"].to_numpy(float), d[f"hi_{lv}"].to_numpy(float)
             ax.fill_between(t, lo, hi, color="tab:blue", alpha=alpha, lw=0, label=f"{lv}% band")
         ax.plot(t, val, color="tab:blue", lw=1.0, label="median")
         ax.scatter(t[~imp], val[~imp], s=12, color="black", zorder=3, label="observed")
