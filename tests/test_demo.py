@@ -32,13 +32,12 @@ def test_demo_runs_and_writes_its_outputs(tmp_path):
         "2",
         "--quiet",
     ]
-    r = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
-    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).parents[1]),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    }
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     imputed = pd.read_parquet(out / "imputed.parquet")
     assert {"series_id", "timestamp", "variable", "value", "imputed", "lo_90", "hi_90"} <= set(
@@ -51,3 +50,13 @@ def test_demo_runs_and_writes_its_outputs(tmp_path):
     assert pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_cells"] > 0 and "linear" in metrics["baselines_normalized"]
+    # registered: a new user sees it in `tsdiff models list`
+    listed = subprocess.run(
+        [sys.executable, "-m", "tsdiff.cli", "models", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert "physionet-demo" in listed.stdout and "champion" in listed.stdout

@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--steps", type=int, default=5)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--quiet", action="store_true")
+    d.add_argument("--register", default="physionet-demo", help="registered model name")
+    d.add_argument("--no-register", action="store_true", help="skip MLflow tracking")
     d.set_defaults(func=cmd_demo)
     return p
 
@@ -294,6 +296,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         steps=args.steps,
         seed=args.seed,
         progress=not args.quiet,
+        register=None if args.no_register else args.register,
     )
     return 0
 

@@ -18,6 +18,7 @@ from tsdiff.model import TSDiff
 from tsdiff.plot import plot_imputation
 
 DEMO_VITALS = ("HR", "MAP", "SysABP", "DiasABP", "RespRate", "Temp", "GCS", "SaO2")
+DEMO_MODEL_NAME = "physionet-demo"
 PROFILE = Path(__file__).parent / "profiles" / "demo.json"
 
 
@@ -30,6 +31,7 @@ def run_demo(
     steps: int = 5,
     seed: int = 0,
     progress: bool = True,
+    register: str | None = DEMO_MODEL_NAME,
 ) -> dict:
     """Train (time-boxed), evaluate against baselines on hidden cells, impute, plot."""
     t_start = time.perf_counter()
@@ -42,9 +44,19 @@ def run_demo(
     train = df[~df["series_id"].isin(test_ids)]
     print(f"PhysioNet slice: {len(ids) - len(test_ids)} training stays, {len(test_ids)} held out")
 
-    cfg = TSDiffConfig.from_file(PROFILE).replace(train={"seed": seed})
-    model = TSDiff(cfg).fit(train, max_minutes=minutes, progress=progress)
-    model_dir = model.save(out / "model")
+    cfg = TSDiffConfig.from_file(PROFILE).replace(train={"seed": seed, "max_minutes": minutes})
+    model_dir = out / "model"
+    if register:
+        # a tracked MLflow run, registered: `tsdiff models list` and `mlflow ui` show it
+        from tsdiff.registry import tracking_uri, train_tracked
+
+        model, run_id, version = train_tracked(
+            train, cfg, register=register, out=model_dir, progress=progress, run_name="demo"
+        )
+        print(f"MLflow run {run_id} ({tracking_uri()}); registered models:/{register}/{version}")
+    else:
+        model = TSDiff(cfg).fit(train, progress=progress)
+        model.save(model_dir)
     print(f"trained {model.info['epochs_run']} epochs in {model.info['train_seconds']:.0f} s")
 
     sample = {"n_samples": n_samples, "steps": steps, "seed": seed}

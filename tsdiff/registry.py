@@ -247,9 +247,10 @@ def _pyfunc_class() -> type:
         """MLflow pyfunc around a saved tsdiff model: impute or forecast, chosen by params.
 
         Params: ``mode`` ("impute" | "forecast"), ``horizon`` (forecast steps),
-        ``levels`` (list of ints, or "50,90"), ``n_samples``, ``steps``, ``seed``,
-        ``return_samples`` (return the raw samples frame instead). The work is done by
-        :meth:`TSDiff.impute` / :meth:`TSDiff.forecast`; nothing is re-implemented here.
+        ``levels`` (list of ints; "50,90" is accepted where no signature is enforced),
+        ``n_samples``, ``steps``, ``seed``, ``return_samples`` (return the raw samples
+        frame instead). The work is done by :meth:`TSDiff.impute` / :meth:`TSDiff.forecast`;
+        nothing is re-implemented here.
         Note that MLflow's schema enforcement turns datetime columns into ``datetime64[ns]``.
         """
 
