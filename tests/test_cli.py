@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from tsdiff.cli import main
+from tsdiff.io import current_umask
 
 from .conftest import tiny_config
 
@@ -73,6 +74,8 @@ def test_impute_and_samples(workdir, capsys):
     obs = src["station_001001"].notna().to_numpy()
     assert np.array_equal(df["station_001001"].to_numpy()[obs], src["station_001001"][obs])
     assert pd.read_parquet(workdir / "samples.parquet")["sample"].nunique() == 3
+    # written through a temporary file, yet with the usual permissions
+    assert out.stat().st_mode & 0o777 == 0o666 & ~current_umask()
 
 
 def test_forecast(workdir):

@@ -43,6 +43,7 @@ from tsdiff.data import (
     window_starts,
 )
 from tsdiff.errors import ConfigError, DataError, ModelFileError, NotFittedError, RangeError
+from tsdiff.io import current_umask
 from tsdiff.network import Denoiser
 from tsdiff.sampling import WindowBatch, sample_windows
 from tsdiff.scheduler import NoiseScheduler
@@ -574,6 +575,7 @@ class TSDiff:
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default))
+            os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700
             if dest.exists():
                 old = dest.with_name(f".{dest.name}.old{os.getpid()}")
                 os.replace(dest, old)
