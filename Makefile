@@ -27,7 +27,7 @@ test-fast: venv
 	$(PY) -m pytest -q -m "not slow"
 
 lint: venv
-	$(VENV)/bin/ruff check tsdiff tests scripts
+	$(VENV)/bin/ruff check tsdiff services pipelines benchmarks tests scripts
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache .hypothesis

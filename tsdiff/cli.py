@@ -1,4 +1,4 @@
-"""``tsdiff`` command line: train, impute, forecast, evaluate, models, demo.
+"""``tsdiff`` command line: train, impute, forecast, evaluate, models, demo, serve, pipeline.
 
 Every command reads and writes parquet. Bad input exits non-zero with one line on
 stderr naming the problem (exit 2 for input and option errors, 1 for anything else),
@@ -115,6 +115,31 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("--steps", type=int, help="reverse diffusion steps")
     mp.set_defaults(func=cmd_models_promote)
 
+    pl = sub.add_parser("pipeline", help="impute or forecast a parquet dataset in batches")
+    plsub = pl.add_subparsers(dest="pipeline_command", metavar="TASK")
+    for name, helptext in (
+        ("impute", "fill every series of a dataset, resumable (see pipelines/)"),
+        ("forecast", "forecast every series of a dataset, resumable (see pipelines/)"),
+    ):
+        s = plsub.add_parser(name, help=helptext)
+        s.add_argument("--input", required=True, help="parquet file or (hive-partitioned) dir")
+        s.add_argument("--output", required=True, help="output dir: parquet parts, _manifest.json")
+        s.add_argument("--model", required=True, help="model directory or models:/NAME@ALIAS")
+        if name == "forecast":
+            s.add_argument("--horizon", type=int, required=True, help="steps to forecast")
+        s.add_argument("--engine", choices=["local", "spark"], default="local")
+        s.add_argument("--spark-master", default="local[*]", help="Spark master (local[*])")
+        s.add_argument("--levels", default=None, help="central interval levels, e.g. 50,90")
+        s.add_argument("--n-samples", type=int, help="samples per cell (default from the model)")
+        s.add_argument("--steps", type=int, help="reverse diffusion steps (default the model's)")
+        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--batch-series", type=int, default=64, help="series per batch (64)")
+        s.add_argument("--id-col", help="series id column (default the model's)")
+        s.add_argument("--time-col", help="timestamp column (default the model's)")
+        s.add_argument("--fail-fast", action="store_true", help="stop at the first bad series")
+        s.add_argument("--quiet", action="store_true", help="no progress bar")
+        s.set_defaults(func=cmd_pipeline, task=name, horizon=None)
+
     d = sub.add_parser("demo", help="train on a PhysioNet slice, impute held-out stays, plot")
     d.add_argument("--out", default="demo_out", help="output directory (default demo_out)")
     d.add_argument("--minutes", type=float, default=4.0, help="training budget (default 4)")
@@ -126,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--register", default="physionet-demo", help="registered model name")
     d.add_argument("--no-register", action="store_true", help="skip MLflow tracking")
     d.set_defaults(func=cmd_demo)
+
+    v = sub.add_parser("serve", help="serve a model over HTTP (BentoML; see services/service.py)")
+    v.add_argument(
+        "--model",
+        help="model directory or models:/NAME@ALIAS (default $TSDIFF_MODEL_URI, else "
+        "models:/$TSDIFF_MODEL_NAME@champion, name physionet-demo)",
+    )
+    v.add_argument("--port", type=int, default=3000, help="port (default 3000)")
+    v.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    v.set_defaults(func=cmd_serve)
     return p
 
 
@@ -285,6 +320,57 @@ def cmd_models_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pipelines() -> Any:
+    """The ``pipelines`` package, which lives next to ``tsdiff/`` in the source tree."""
+    try:
+        import pipelines
+    except ModuleNotFoundError as e:
+        if e.name != "pipelines":
+            raise
+        root = Path(__file__).resolve().parents[1]
+        if not (root / "pipelines" / "__init__.py").is_file():
+            msg = f"tsdiff pipeline needs the source tree: no pipelines/ in {root}"
+            raise ConfigError(msg) from e
+        sys.path.insert(0, str(root))
+        import pipelines
+    return pipelines
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    pipelines = _pipelines()
+    levels = _levels(args.levels)
+    params = pipelines.PipelineParams(
+        task=args.task,
+        horizon=args.horizon,
+        levels=tuple(levels) if levels else None,
+        n_samples=args.n_samples,
+        steps=args.steps,
+        seed=args.seed,
+        batch_series=args.batch_series,
+        id_col=args.id_col,
+        time_col=args.time_col,
+        fail_fast=args.fail_fast,
+    )
+    if args.engine == "spark":
+        manifest = pipelines.run_spark(
+            args.input,
+            args.output,
+            args.model,
+            params,
+            master=args.spark_master,
+            progress=not args.quiet,
+        )
+    else:
+        manifest = pipelines.run_local(
+            args.input, args.output, args.model, params, progress=not args.quiet
+        )
+    summary = {k: manifest.get(k) for k in ("status", "rows_in", "rows_out", "series_done")}
+    summary["series_failed"] = len(manifest.get("series_failed", []))
+    summary["manifest"] = str(Path(args.output) / pipelines.MANIFEST)
+    print(json.dumps(summary))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tsdiff.demo import run_demo
 
@@ -299,6 +385,48 @@ def cmd_demo(args: argparse.Namespace) -> int:
         register=None if args.no_register else args.register,
     )
     return 0
+
+
+def serve_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """The ``bentoml serve`` command line and environment for ``tsdiff serve``.
+
+    BentoML runs the service from the source tree (``services/`` next to ``tsdiff/``)
+    and changes into it, so a model directory and the default registry store are made
+    absolute here, where the user's relative paths still mean what they meant.
+    """
+    import os
+
+    from tsdiff.registry import tracking_uri
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "services" / "service.py").is_file():
+        raise ConfigError(f"tsdiff serve needs the source tree: no services/service.py in {root}")
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be in 1..65535, got {args.port}")
+    env = dict(os.environ)
+    model = args.model or env.get("TSDIFF_MODEL_URI")
+    if model and not model.startswith("models:/"):
+        path = Path(model).expanduser().resolve()
+        if not path.is_dir():
+            raise ConfigError(f"model directory not found: {model}")
+        model = str(path)
+    if model:
+        env["TSDIFF_MODEL_URI"] = model
+    env["MLFLOW_TRACKING_URI"] = tracking_uri()
+    argv = [sys.executable, "-m", "bentoml", "serve", "services.service:TSDiffService"]
+    argv += ["--working-dir", str(root), "--host", args.host, "--port", str(args.port)]
+    return argv, env
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    argv, env = serve_command(args)
+    model = env.get("TSDIFF_MODEL_URI", "the default registry model")
+    print(f"tsdiff serve: {model} on http://{args.host}:{args.port}", file=sys.stderr)
+    sys.stderr.flush()
+    os.execve(argv[0], argv, env)  # bentoml takes over this process: signals reach it directly
+    return 0  # pragma: no cover
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,411 @@
+"""What the local and Spark engines share: parameters, the model call per group of series,
+the output schema, partition assignment and the manifest.
+
+Both engines call :func:`process_series` on pandas frames of whole series, so that a
+series gets the same output whichever engine, batch or worker handles it (the model seeds
+each window's noise from the seed, the series key and the window start).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from tsdiff import __version__
+from tsdiff.errors import ConfigError, DataError, MissingColumnError, UnknownVariableError
+from tsdiff.io import write_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tsdiff.model import TSDiff
+
+TASKS = ("impute", "forecast")
+MANIFEST = "_manifest.json"  # leading "_": parquet readers (pyarrow, Spark) skip it
+MANIFEST_FORMAT = 1
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
+class SeriesError(DataError):
+    """A series could not be processed and ``fail_fast`` was asked for."""
+
+
+class SchemaMismatchError(DataError):
+    """Input files disagree on their columns or types; nothing is written."""
+
+
+@dataclass(frozen=True)
+class SeriesFailure:
+    """One series that was skipped, and why (recorded in the manifest)."""
+
+    series: Any
+    error: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"series": jsonable(self.series), "error": self.error, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class PipelineParams:
+    """Options of a pipeline run; ``None`` means the model's default (see :meth:`resolve`)."""
+
+    task: str = "impute"
+    horizon: int | None = None
+    levels: tuple[int, ...] | None = None
+    n_samples: int | None = None
+    steps: int | None = None
+    seed: int = 0
+    batch_series: int = 64
+    id_col: str | None = None
+    time_col: str | None = None
+    fail_fast: bool = False
+
+    def resolve(self, model: TSDiff) -> PipelineParams:
+        """Fill defaults from the model and check ranges up front, so that a bad option
+        fails before any input is read or output written (not once per series)."""
+        if self.task not in TASKS:
+            raise ConfigError(f"task must be one of {TASKS}, got {self.task!r}")
+        s = model.config.sample
+        levels = tuple(sorted({int(v) for v in (self.levels or s.levels)}))
+        out = replace(
+            self,
+            levels=levels,
+            n_samples=int(self.n_samples if self.n_samples is not None else s.n_samples),
+            steps=int(self.steps if self.steps is not None else s.steps),
+            seed=int(self.seed),
+            id_col=self.id_col or model.columns.id_col,
+            time_col=self.time_col or model.columns.time_col,
+        )
+        if not levels or not all(1 <= v <= 99 for v in levels):
+            raise ConfigError(f"levels must be integers in 1..99, got {list(levels)}")
+        if out.n_samples is None or out.n_samples < 1:
+            raise ConfigError(f"n_samples must be >= 1, got {out.n_samples}")
+        n_steps = model.scheduler.num_steps
+        if out.steps is None or not 1 <= out.steps <= n_steps:
+            raise ConfigError(f"steps must be in 1..{n_steps}, got {out.steps}")
+        if out.batch_series < 1:
+            raise ConfigError(f"batch_series must be >= 1, got {out.batch_series}")
+        if out.task == "forecast":
+            if out.horizon is None or not 1 <= int(out.horizon) <= model.window - 1:
+                raise ConfigError(
+                    f"forecast needs a horizon in 1..{model.window - 1} (the model's window "
+                    f"minus one step of context), got {out.horizon}"
+                )
+            out = replace(out, horizon=int(out.horizon))
+        elif out.horizon is not None:
+            raise ConfigError("horizon is only used by forecast")
+        if out.id_col == out.time_col:
+            raise ConfigError(f"id and time columns must differ, both are {out.id_col!r}")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["levels"] = list(self.levels) if self.levels is not None else None
+        return d
+
+
+# --------------------------------------------------------------------------- model calls
+def run_model(model: TSDiff, frame: pd.DataFrame, params: PipelineParams) -> pd.DataFrame:
+    """Impute or forecast ``frame`` (whole series), with the pipeline's column names."""
+    names = {params.id_col: model.columns.id_col, params.time_col: model.columns.time_col}
+    names = {k: v for k, v in names.items() if k != v}
+    df = frame.rename(columns=names) if names else frame
+    kw: dict[str, Any] = {
+        "levels": params.levels,
+        "n_samples": params.n_samples,
+        "steps": params.steps,
+        "seed": params.seed,
+    }
+    if params.task == "forecast":
+        assert params.horizon is not None
+        out = model.forecast(df, params.horizon, **kw)
+    else:
+        out = model.impute(df, **kw)
+    assert isinstance(out, pd.DataFrame)
+    return out.rename(columns={v: k for k, v in names.items()}) if names else out
+
+
+def process_series(
+    model: TSDiff,
+    frame: pd.DataFrame,
+    params: PipelineParams,
+    partition_cols: Sequence[str] = (),
+) -> tuple[pd.DataFrame, list[SeriesFailure]]:
+    """Run the model on a frame of whole series; a series breaking the data contract is
+    skipped and reported (or raises :class:`SeriesError` with ``fail_fast``).
+
+    All series go through one call first (windows of all of them share the sampler's
+    batches); only when that raises a :class:`DataError` are they redone one by one to
+    find the culprits, which gives the same values since noise is seeded per series.
+    Hive partition columns are dropped before the call and put back on the output.
+    """
+    id_col = params.id_col
+    assert id_col is not None and params.time_col is not None
+    drop = [c for c in partition_cols if c not in (id_col, params.time_col)]
+    data = frame.drop(columns=drop) if drop else frame
+    failures: list[SeriesFailure] = []
+    try:
+        out = run_model(model, data, params)
+    except DataError:
+        parts = []
+        for key, group in data.groupby(id_col, sort=True, dropna=False):
+            try:
+                parts.append(run_model(model, group, params))
+            except DataError as e:
+                fail = SeriesFailure(_plain(key), type(e).__name__, str(e))
+                if params.fail_fast:
+                    raise SeriesError(
+                        f"series {fail.series!r} failed ({fail.error}): {fail.reason}"
+                    ) from e
+                failures.append(fail)
+        out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if partition_cols and len(out):
+        out = attach_partitions(out, frame, id_col, params.time_col, partition_cols)
+    return out, failures
+
+
+def attach_partitions(
+    out: pd.DataFrame,
+    source: pd.DataFrame,
+    id_col: str,
+    time_col: str,
+    partition_cols: Sequence[str],
+) -> pd.DataFrame:
+    """Give each output row the partition values of its series' input rows.
+
+    A series inside one partition (the usual case: partitioned by region, by source)
+    takes that partition's values. A series spread over several (partitioned by date)
+    maps each output row to the partition of the latest input row at or before it
+    (the first input row for rows before it, the last for forecasts), so that output
+    partitions line up with input partitions.
+    """
+    extra = [c for c in partition_cols if c not in (id_col, time_col)]
+    if not extra:
+        return out
+    keys = source[[id_col, *extra]].drop_duplicates()
+    if not keys[id_col].duplicated().any():
+        merged = out.merge(keys, on=id_col, how="left", sort=False)
+        merged.index = out.index
+        return merged
+    left = out.reset_index(drop=True).reset_index(names="_row")
+    right = source[[id_col, time_col, *extra]].dropna(subset=[time_col])
+    if left[time_col].dtype != right[time_col].dtype:  # e.g. float grid over int minutes
+        left[time_col] = left[time_col].astype("float64")
+        right = right.assign(**{time_col: right[time_col].astype("float64")})
+    left_s = left.sort_values(time_col, kind="stable")
+    right_s = right.sort_values(time_col, kind="stable")
+    back = pd.merge_asof(left_s, right_s, on=time_col, by=id_col, direction="backward")
+    fwd = pd.merge_asof(left_s, right_s, on=time_col, by=id_col, direction="forward")
+    for c in extra:
+        back[c] = back[c].where(back[c].notna(), fwd[c].to_numpy())
+    back = back.sort_values("_row").reset_index(drop=True)
+    result = out.reset_index(drop=True)
+    for c in extra:
+        result[c] = back[c].to_numpy()
+    return result
+
+
+# --------------------------------------------------------------------------- schema
+def layout_of(model: TSDiff, columns: Iterable[str]) -> str:
+    """``long`` when the input has the model's variable and value columns (as the model
+    itself decides), else ``wide``."""
+    cols = set(columns)
+    c = model.columns
+    return "long" if c.var_col in cols and c.value_col in cols else "wide"
+
+
+def check_columns(
+    model: TSDiff, params: PipelineParams, columns: Sequence[str], partition_cols: Sequence[str]
+) -> None:
+    """Fail before anything is written when the input cannot fit the model at all."""
+    cols = list(columns)
+    for name, what in ((params.id_col, "series id"), (params.time_col, "time")):
+        if name not in cols:
+            raise MissingColumnError(
+                f"{what} column {name!r} not found in the input; columns: {cols} "
+                f"(set it with --id-col / --time-col)"
+            )
+    if layout_of(model, cols) == "long":
+        return
+    skip = {params.id_col, params.time_col, *partition_cols}
+    found = [c for c in cols if c not in skip]
+    extra = sorted(set(found) - set(model.variables))
+    missing = sorted(set(model.variables) - set(found))
+    if extra or missing:
+        raise UnknownVariableError(
+            f"the input's variables do not match the model's {model.variables}: "
+            f"extra {extra}, missing {missing}"
+        )
+
+
+def output_columns(
+    model: TSDiff, params: PipelineParams, input_columns: Sequence[str]
+) -> list[tuple[str, str]]:
+    """The output's columns as ``(name, kind)``, kind one of id, time, var, float, bool.
+
+    This is the data contract of ``TSDiff.impute`` / ``forecast`` (README); engines that
+    must declare a schema before running (Spark) use it, the local engine checks
+    every batch against it.
+    """
+    assert params.levels is not None
+    bounds = [f"{side}_{lv}" for lv in params.levels for side in ("lo", "hi")]
+    head = [(str(params.id_col), "id"), (str(params.time_col), "time")]
+    if layout_of(model, input_columns) == "long":
+        c = model.columns
+        if params.task == "impute":
+            body = [(c.var_col, "var"), (c.value_col, "float"), ("imputed", "bool")]
+        else:
+            body = [(c.var_col, "var"), ("median", "float"), ("mean", "float")]
+        return head + body + [(b, "float") for b in bounds]
+    body = []
+    second = ("imputed", "bool") if params.task == "impute" else ("mean", "float")
+    for v in model.variables:
+        body += [(v, "float"), (f"{v}_{second[0]}", second[1])]
+        body += [(f"{v}_{b}", "float") for b in bounds]
+    return head + body
+
+
+def arrow_output_schema(
+    columns: Sequence[tuple[str, str]], input_schema: pa.Schema, var_col: str
+) -> pa.Schema:
+    """Arrow types of the output files: id, time and variable typed as in the input
+    (large strings as plain strings, as Spark writes them), values float64, flags bool."""
+
+    def plain(t: pa.DataType) -> pa.DataType:
+        if pa.types.is_large_string(t):
+            return pa.string()
+        if pa.types.is_large_binary(t):
+            return pa.binary()
+        if pa.types.is_dictionary(t):
+            return plain(t.value_type)
+        return t
+
+    fields = []
+    for name, kind in columns:
+        if kind in ("id", "time"):
+            fields.append(pa.field(name, plain(input_schema.field(name).type)))
+        elif kind == "var":
+            fields.append(pa.field(name, plain(input_schema.field(var_col).type)))
+        elif kind == "bool":
+            fields.append(pa.field(name, pa.bool_()))
+        else:
+            fields.append(pa.field(name, pa.float64()))
+    return pa.schema(fields)
+
+
+# --------------------------------------------------------------------------- manifest
+def model_info(model: TSDiff, uri: str) -> dict[str, Any]:
+    """What identifies the model: its URI, a hash of config and weights, and for
+    registry URIs the version the alias pointed to."""
+    assert model.net is not None
+    h = hashlib.sha256()
+    h.update(model.config.to_json().encode())
+    h.update(json.dumps(model.variables).encode())
+    for name, tensor in sorted(model.net.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    info: dict[str, Any] = {
+        "uri": uri,
+        "sha256": h.hexdigest(),
+        "variables": list(model.variables),
+        "freq": model.freq.to_str() if model.freq is not None else None,
+        "window": model.window,
+        "tsdiff_version": __version__,
+    }
+    if uri.startswith("models:/"):
+        info.update(registry_version(uri))
+    return info
+
+
+def registry_version(uri: str) -> dict[str, Any]:
+    """Registered name, version and run behind a ``models:/`` URI (best effort: the
+    alias may move after loading, and the store may be gone)."""
+    try:
+        from tsdiff.registry import list_models, parse_model_uri
+
+        name, ref = parse_model_uri(uri)
+        for row in list_models(name):
+            if row["version"] == ref or ref in row["aliases"]:
+                return {"registered_name": name, "version": row["version"], "run_id": row["run_id"]}
+    except Exception as e:  # noqa: BLE001 - the manifest must not fail the run
+        return {"registry_lookup_error": str(e)}
+    return {}
+
+
+def fingerprint(obj: Any) -> str:
+    """A short stable hash of a JSON-able object (to recognise the same run on resume)."""
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:
+    p = Path(out_dir) / MANIFEST
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except ValueError as e:
+        raise ConfigError(f"{p} is not a pipeline manifest ({e}); remove it to start over") from e
+
+
+def write_manifest(out_dir: str | Path, manifest: dict[str, Any]) -> Path:
+    """Atomically (temporary file, then rename): a reader never sees half a manifest."""
+    manifest["updated_at"] = now()
+    return write_json(manifest, Path(out_dir) / MANIFEST)
+
+
+def check_output_dir(out_dir: Path, engine: str, job: str) -> dict[str, Any] | None:
+    """The manifest of a previous run of the same job in ``out_dir`` (to resume), or None
+    for a new or empty directory; anything else there is refused rather than mixed in."""
+    manifest = read_manifest(out_dir)
+    if manifest is not None:
+        if manifest.get("engine") != engine or manifest.get("fingerprint") != job:
+            raise ConfigError(
+                f"{out_dir} holds the output of a different job (engine "
+                f"{manifest.get('engine')!r}, other input, model or parameters); "
+                f"choose a new --output directory or remove this one"
+            )
+        return manifest
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise ConfigError(f"output {out_dir} exists and is not a directory")
+        leftovers = [p.name for p in out_dir.iterdir() if p.name != "_temporary"]
+        if leftovers:
+            raise ConfigError(
+                f"output directory {out_dir} is not empty and has no {MANIFEST} "
+                f"(found {sorted(leftovers)[:5]}); choose a new one"
+            )
+    return None
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def jsonable(v: Any) -> Any:
+    """A series key as JSON: numbers and strings as they are, anything else as text."""
+    v = _plain(v)
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    return str(v)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, tuple) and len(v) == 1:  # groupby keys of one column
+        v = v[0]
+    if isinstance(v, np.generic):
+        return v.item()
+    if v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return v

@@ -1,0 +1,339 @@
+"""``TSDiffService``: the tsdiff model behind HTTP, with BentoML.
+
+Start it with ``tsdiff serve`` or ``bentoml serve services.service:TSDiffService``.
+The model comes from ``TSDIFF_MODEL_URI`` (a saved directory or a registry URI such as
+``models:/physionet-demo@champion``). Without it, a built bento serves the model bundled
+into it, and a source tree ``models:/$TSDIFF_MODEL_NAME@champion`` (name default
+``physionet-demo``) from the store :mod:`tsdiff.registry` resolves
+(``MLFLOW_TRACKING_URI``, else ``.tsdiff/mlflow.db`` in the working directory).
+Limits: ``TSDIFF_MAX_UPLOAD_MB``, ``TSDIFF_MAX_ROWS``, ``TSDIFF_MAX_SERIES``,
+``TSDIFF_MAX_HORIZON``, ``TSDIFF_MAX_SAMPLES`` (see :class:`services.settings.Settings`).
+
+Endpoints (all under ``/v1``; with ``TSDIFF_API_KEYS`` set they need
+``Authorization: Bearer <key>``):
+
+- ``POST /v1/impute``, ``POST /v1/forecast``: multipart upload, the parquet file in
+  field ``data`` and each parameter a form field of its own name; answer: parquet (a
+  zip of ``result.parquet`` and ``samples.parquet`` with ``return_samples``).
+- ``POST /v1/impute/json``, ``POST /v1/forecast/json``: ``{"records": [...], <params>}``
+  in, ``{"records": [...], "model": {...}}`` out, same columns as the parquet.
+- ``GET /v1/model``: what is served, its training metrics, the limits.
+
+BentoML adds ``/livez``, ``/readyz`` (ready once the model has loaded) and ``/metrics``.
+All computing is the library's (:meth:`TSDiff.impute`, :meth:`TSDiff.forecast`); this
+module only parses requests, enforces limits and maps errors to 4xx answers.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import bentoml
+import pandas as pd
+from bentoml.validators import ContentType
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from services.guard import ApiGuard
+from services.loading import load_with_origin
+from services.payloads import (
+    PARQUET_TYPE,
+    ServiceError,
+    check_horizon,
+    check_n_samples,
+    check_series,
+    error_response,
+    parquet_response,
+    parse_levels,
+    read_parquet,
+    records_frame,
+    response_for,
+    to_records,
+)
+from services.settings import Settings
+from tsdiff import __version__
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tsdiff.model import TSDiff
+
+logger = logging.getLogger("bentoml.tsdiff")
+
+# Parameter types as BentoML parses them: form fields arrive as JSON when they parse
+# as JSON ("4" -> 4, "true" -> True), else as text ("50,90").
+Levels = str | int | list[int] | None
+# What the schema promises on success. The parquet APIs return a ready starlette
+# Response (which BentoML passes through): the parquet bytes, or a 4xx JSON error.
+ParquetFile = Annotated[Path, ContentType(PARQUET_TYPE)]
+
+
+@functools.cache
+def _metrics() -> tuple[Any, Any]:
+    """Prometheus metrics, created in the worker once BentoML has set up multiprocess mode."""
+    from prometheus_client import Counter, Histogram
+
+    cells = Counter(
+        "tsdiff_imputed_cells",
+        "Cells filled by the model (missing cells imputed, or forecast cells)",
+        ["endpoint"],
+    )
+    rows = Histogram(
+        "tsdiff_request_rows",
+        "Input rows per impute or forecast request",
+        ["endpoint"],
+        buckets=(10, 100, 1_000, 10_000, 100_000, 1_000_000),
+    )
+    return cells, rows
+
+
+def _imputed_cells(frame: pd.DataFrame, model: TSDiff) -> int:
+    flags = [f"{v}_imputed" for v in model.variables if f"{v}_imputed" in frame.columns]
+    if flags:
+        return int(frame[flags].to_numpy().sum())
+    return int(frame["imputed"].sum()) if "imputed" in frame.columns else 0
+
+
+def _forecast_cells(frame: pd.DataFrame, model: TSDiff) -> int:
+    long = model.config.data.var_col in frame.columns
+    return len(frame) if long else len(frame) * len(model.variables)
+
+
+async def _model_info(request: Request) -> Response:
+    """``GET /v1/model`` (a plain route: BentoML APIs answer POST only)."""
+    svc = bentoml.get_current_service()
+    try:
+        return JSONResponse(svc.describe())
+    except ServiceError as e:
+        return error_response(e.status, e.error, e.message)
+
+
+@bentoml.asgi_app(Starlette(routes=[Route("/model", _model_info, methods=["GET"])]), path="/v1")
+@bentoml.service(
+    name="tsdiff",
+    traffic={"timeout": 600},
+    workers=1,
+    threads=int(os.environ.get("TSDIFF_THREADS", "1")),
+)
+class TSDiffService:
+    """Loads the model once, in the background, then answers until stopped.
+
+    ``/readyz`` answers 503 until the model has loaded; if loading fails, ``/livez``
+    turns 503 as well and ``/v1`` calls answer 503 naming the error, so an orchestrator
+    restarts the server instead of routing traffic to it.
+    """
+
+    def __init__(self) -> None:
+        self.settings = Settings.from_env()
+        self.model: TSDiff | None = None
+        self.origin: dict[str, Any] = {}
+        self.load_error: str | None = None
+        self.cells, self.rows = _metrics()
+        threading.Thread(target=self._load, name="tsdiff-model-load", daemon=True).start()
+
+    def _load(self) -> None:
+        uri = self.settings.model_uri
+        logger.info("loading tsdiff model from %s", uri)
+        try:
+            model, self.origin = load_with_origin(uri)
+            self.model = model  # last: requests see a model only with its origin
+        except Exception as e:
+            self.load_error = f"{type(e).__name__}: {e}"
+            logger.exception("cannot load the tsdiff model from %s", uri)
+        else:
+            import torch
+
+            threads = torch.get_num_threads()
+            logger.info("tsdiff model ready (torch threads %d): %s", threads, self.origin)
+
+    def __is_ready__(self) -> bool:
+        return self.model is not None
+
+    def __is_alive__(self) -> bool:
+        return self.load_error is None
+
+    # ------------------------------------------------------------------ helpers
+    def _ready(self) -> TSDiff:
+        if self.model is not None:
+            return self.model
+        if self.load_error is not None:
+            raise ServiceError(
+                503, "ModelUnavailable", f"the model failed to load: {self.load_error}"
+            )
+        raise ServiceError(503, "NotReady", "the model is still loading; retry shortly")
+
+    def _answer(self, work: Callable[[TSDiff], Any]) -> Any:
+        """Run ``work`` on the model; client mistakes become 4xx JSON, the rest a 500."""
+        try:
+            return work(self._ready())
+        except Exception as e:
+            response = response_for(e)
+            if response is None:
+                raise
+            return response
+
+    def _frame(self, df: pd.DataFrame, endpoint: str, model: TSDiff) -> pd.DataFrame:
+        check_series(df, model.columns.id_col, self.settings)
+        self.rows.labels(endpoint).observe(len(df))
+        return df
+
+    def _impute(self, df: pd.DataFrame, endpoint: str, model: TSDiff, **kw: Any) -> Any:
+        check_n_samples(kw["n_samples"], self.settings)
+        kw["levels"] = parse_levels(kw["levels"])
+        out = model.impute(self._frame(df, endpoint, model), **kw)
+        frame = out[0] if isinstance(out, tuple) else out
+        self.cells.labels(endpoint).inc(_imputed_cells(frame, model))
+        return out
+
+    def _forecast(
+        self, df: pd.DataFrame, horizon: int, endpoint: str, model: TSDiff, **kw: Any
+    ) -> Any:
+        check_n_samples(kw["n_samples"], self.settings)
+        check_horizon(horizon, self.settings)
+        kw["levels"] = parse_levels(kw["levels"])
+        out = model.forecast(self._frame(df, endpoint, model), horizon, **kw)
+        frame = out[0] if isinstance(out, tuple) else out
+        self.cells.labels(endpoint).inc(_forecast_cells(frame, model))
+        return out
+
+    def _json(self, out: Any) -> dict[str, Any]:
+        frame, samples = out if isinstance(out, tuple) else (out, None)
+        body: dict[str, Any] = {"records": to_records(frame), "model": self._summary()}
+        if samples is not None:
+            body["samples"] = to_records(samples)
+        return body
+
+    def _parquet(self, out: Any) -> Response:
+        frame, samples = out if isinstance(out, tuple) else (out, None)
+        return parquet_response(frame, samples)
+
+    def _summary(self) -> dict[str, Any]:
+        keys = ("name", "version", "alias", "run_id")
+        return {k: self.origin.get(k) for k in keys}
+
+    def describe(self) -> dict[str, Any]:
+        """Name, version, alias, run, variables, window, frequency, metrics and limits."""
+        model = self._ready()
+        assert model.freq is not None
+        s = model.config.sample
+        info = model.info
+        return {
+            **self.origin,
+            "variables": list(model.variables),
+            "window": model.window,
+            "frequency": model.freq.to_str(),
+            "time_kind": model.freq.kind,
+            "columns": {
+                "id": model.columns.id_col,
+                "time": model.columns.time_col,
+                "variable": model.columns.var_col,
+                "value": model.columns.value_col,
+            },
+            "training": {
+                k: info.get(k)
+                for k in ("n_series", "epochs_run", "best_epoch", "best_val_loss", "train_seconds")
+            },
+            "defaults": {"n_samples": s.n_samples, "steps": s.steps, "levels": list(s.levels)},
+            "limits": {**self.settings.limits(), "max_horizon_model": model.window - 1},
+            "auth": bool(self.settings.api_keys),
+            "tsdiff_version": __version__,
+        }
+
+    # ------------------------------------------------------------------ parquet API
+    @bentoml.api(route="/v1/impute")
+    def impute(
+        self,
+        data: Path,
+        levels: Levels = None,
+        n_samples: int | None = None,
+        steps: int | None = None,
+        seed: int = 0,
+        return_samples: bool = False,
+    ) -> ParquetFile:
+        """Fill the missing cells of a parquet table: values, ``<var>_imputed``, bounds."""
+        kw = dict(levels=levels, n_samples=n_samples, steps=steps, seed=seed)
+
+        def work(model: TSDiff) -> Response:
+            df = read_parquet(data, self.settings)
+            return self._parquet(
+                self._impute(df, "impute", model, return_samples=return_samples, **kw)
+            )
+
+        return self._answer(work)
+
+    @bentoml.api(route="/v1/forecast")
+    def forecast(
+        self,
+        data: Path,
+        horizon: int,
+        levels: Levels = None,
+        n_samples: int | None = None,
+        steps: int | None = None,
+        seed: int = 0,
+        return_samples: bool = False,
+    ) -> ParquetFile:
+        """Forecast ``horizon`` steps after each series of a parquet table."""
+        kw = dict(levels=levels, n_samples=n_samples, steps=steps, seed=seed)
+
+        def work(model: TSDiff) -> Response:
+            df = read_parquet(data, self.settings)
+            return self._parquet(
+                self._forecast(df, horizon, "forecast", model, return_samples=return_samples, **kw)
+            )
+
+        return self._answer(work)
+
+    # ------------------------------------------------------------------ JSON API
+    @bentoml.api(route="/v1/impute/json")
+    def impute_json(
+        self,
+        records: list[dict[str, Any]],
+        levels: Levels = None,
+        n_samples: int | None = None,
+        steps: int | None = None,
+        seed: int = 0,
+        return_samples: bool = False,
+    ) -> dict[str, Any]:
+        """Impute rows given as JSON records; answer with records of the same columns."""
+        kw = dict(levels=levels, n_samples=n_samples, steps=steps, seed=seed)
+
+        def work(model: TSDiff) -> dict[str, Any]:
+            df = records_frame(records, self.settings)
+            return self._json(
+                self._impute(df, "impute_json", model, return_samples=return_samples, **kw)
+            )
+
+        return self._answer(work)
+
+    @bentoml.api(route="/v1/forecast/json")
+    def forecast_json(
+        self,
+        records: list[dict[str, Any]],
+        horizon: int,
+        levels: Levels = None,
+        n_samples: int | None = None,
+        steps: int | None = None,
+        seed: int = 0,
+        return_samples: bool = False,
+    ) -> dict[str, Any]:
+        """Forecast from rows given as JSON records; answer with records."""
+        kw = dict(levels=levels, n_samples=n_samples, steps=steps, seed=seed)
+
+        def work(model: TSDiff) -> dict[str, Any]:
+            df = records_frame(records, self.settings)
+            return self._json(
+                self._forecast(
+                    df, horizon, "forecast_json", model, return_samples=return_samples, **kw
+                )
+            )
+
+        return self._answer(work)
+
+
+TSDiffService.add_asgi_middleware(ApiGuard)

@@ -1,0 +1,334 @@
+"""Batch pipelines over a multi-file PM2.5 dataset where stations are series.
+
+The data: the first 300 hours of the 8-station slice, reshaped long-by-series
+(``series_id`` = station, ``timestamp``, ``pm25``) and written as 4 hive partitions
+``group=g0..g3`` of 2 stations each; a univariate tiny model is trained on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+
+from pipelines import (
+    MANIFEST,
+    PipelineParams,
+    SchemaMismatchError,
+    SeriesError,
+    read_manifest,
+    run_local,
+)
+from tsdiff.cli import main
+from tsdiff.model import TSDiff
+
+from .conftest import tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = ["series_id", "timestamp"]
+HOURS = 300
+PARAMS = PipelineParams(seed=7, batch_series=3)
+
+
+# --------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def stations(pm25: pd.DataFrame) -> pd.DataFrame:
+    """Wide (timestamp + one column per station) to rows ``series_id, timestamp, pm25``."""
+    wide = pm25.iloc[:HOURS]
+    long = wide.melt(id_vars="timestamp", var_name="series_id", value_name="pm25")
+    return long[["series_id", "timestamp", "pm25"]].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def model_dir(stations: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    first_days = stations[stations["timestamp"] < stations["timestamp"].min() + pd.Timedelta("96h")]
+    model = TSDiff(tiny_config(epochs=1)).fit(first_days, progress=False)
+    return model.save(tmp_path_factory.mktemp("model") / "pm25")
+
+
+def group_of(stations: pd.DataFrame) -> dict[str, str]:
+    names = sorted(stations["series_id"].unique())
+    return {s: f"g{i // 2}" for i, s in enumerate(names)}
+
+
+def write_partitioned(df: pd.DataFrame, root: Path) -> Path:
+    groups = df["series_id"].map(group_of(df))
+    for g, part in df.groupby(groups):
+        (root / f"group={g}").mkdir(parents=True)
+        part.to_parquet(root / f"group={g}" / "data.parquet", index=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset(stations: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_partitioned(stations, tmp_path_factory.mktemp("data") / "pm25")
+
+
+@pytest.fixture(scope="module")
+def reference(dataset: Path, model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An uninterrupted local run (seed 7) that other runs must reproduce."""
+    out = tmp_path_factory.mktemp("ref") / "out"
+    run_local(dataset, out, model_dir, PARAMS, progress=False)
+    return out
+
+
+def read_out(path: Path) -> pd.DataFrame:
+    table = ds.dataset(path, format="parquet", partitioning="hive").to_table()
+    return table.to_pandas().sort_values(KEY).reset_index(drop=True)
+
+
+def files_on_disk(out: Path) -> list[str]:
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*.parquet"))
+
+
+# --------------------------------------------------------------------------- local engine
+def test_local_engine_writes_every_row_once_partitioned_with_a_manifest(
+    dataset: Path,
+    model_dir: Path,
+    stations: pd.DataFrame,
+    reference: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "out"
+    argv = ["pipeline", "impute", "--input", str(dataset), "--output", str(out)]
+    argv += ["--model", str(model_dir), "--seed", "7", "--batch-series", "3", "--quiet"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["status"] == "complete" and summary["rows_out"] == len(stations)
+
+    got = read_out(out)
+    inp = stations.sort_values(KEY).reset_index(drop=True)
+    # each input row exactly once
+    assert not got.duplicated(KEY).any()
+    assert set(map(tuple, got[KEY].to_numpy())) == set(map(tuple, inp[KEY].to_numpy()))
+    # observed values bit-identical, gaps flagged and filled inside their bounds
+    observed = inp["pm25"].notna().to_numpy()
+    assert np.array_equal(got["pm25"].to_numpy()[observed], inp["pm25"].to_numpy()[observed])
+    assert np.array_equal(got["pm25_imputed"].to_numpy(), ~observed)
+    assert (~observed).sum() > 0 and np.isfinite(got["pm25"]).all()
+    for level in (50, 90):
+        lo, hi = got[f"pm25_lo_{level}"], got[f"pm25_hi_{level}"]
+        assert (lo <= got["pm25"] + 1e-9).all() and (got["pm25"] <= hi + 1e-9).all()
+    # partitioned like the input
+    assert (got["group"] == got["series_id"].map(group_of(stations))).all()
+    # the CLI and an in-process run with the same seed agree
+    pd.testing.assert_frame_equal(got, read_out(reference), check_exact=True)
+
+    man = json.loads((out / MANIFEST).read_text())
+    assert man["status"] == "complete" and man["engine"] == "local" and man["task"] == "impute"
+    assert man["rows_in"] == man["rows_out"] == len(stations)
+    assert man["n_series"] == man["series_done"] == 8 and man["series_failed"] == []
+    assert man["input_files"] == 4 and man["partition_cols"] == ["group"]
+    assert man["n_batches"] == man["batches_done"] == 3 and all(
+        b["complete"] for b in man["batches"]
+    )
+    assert man["parts"] == files_on_disk(out) and len(man["parts"]) == 5  # batch 0 spans 2 groups
+    assert man["model"]["uri"] == str(model_dir) and len(man["model"]["sha256"]) == 64
+    assert man["model"]["variables"] == ["pm25"]
+    assert man["seed"] == 7 and man["params"]["levels"] == [50, 90]
+    assert man["params"]["n_samples"] == 4 and man["params"]["steps"] == 3  # model defaults
+
+    # a rerun of the finished job redoes nothing; another job is refused, not mixed in
+    assert main(argv) == 0
+    assert json.loads((out / MANIFEST).read_text())["runs"][-1]["batches_skipped"] == 3
+    assert main([*argv[:-5], "--seed", "8", "--batch-series", "3", "--quiet"]) == 2
+    assert "different job" in capsys.readouterr().err
+
+
+def test_killed_run_resumes_to_the_output_of_an_uninterrupted_run(
+    dataset: Path, model_dir: Path, reference: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    script = (
+        "import sys, time\n"
+        "from pipelines import PipelineParams, run_local\n"
+        "run_local(sys.argv[1], sys.argv[2], sys.argv[3], PipelineParams(seed=7, batch_series=1),"
+        " progress=False, on_part=lambda info: time.sleep(0.3))\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(dataset), str(out), str(model_dir)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            man = read_manifest(out) if (out / MANIFEST).exists() else None
+            if man is not None and man["batches_done"] >= 1:
+                break
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+        if proc.stderr:
+            proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+
+    killed = read_manifest(out)
+    assert killed is not None and killed["status"] == "running"
+    assert 1 <= killed["batches_done"] < killed["n_batches"] == 8
+    # what a kill in the middle of a write leaves: a half-written temporary file, and a
+    # part of an unfinished batch that is not in the manifest
+    (out / "group=g3").mkdir(exist_ok=True)
+    (out / "group=g3" / ".part-00007.x1y2.parquet").write_bytes(b"PAR1 half")
+    (out / "group=g3" / "part-00007.parquet").write_bytes(b"garbage")
+
+    man = run_local(dataset, out, model_dir, PipelineParams(seed=7, batch_series=1), progress=False)
+    assert man["status"] == "complete" and man["batches_done"] == 8
+    assert man["runs"][-1]["batches_skipped"] == killed["batches_done"]
+    assert man["parts"] == files_on_disk(out)
+    assert not [p for p in out.rglob(".*") if p.is_file()]
+    pd.testing.assert_frame_equal(read_out(out), read_out(reference), check_exact=True)
+
+
+def test_bad_series_are_recorded_while_the_rest_continue(
+    stations: pd.DataFrame,
+    model_dir: Path,
+    reference: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    df = stations.copy()
+    names = sorted(df["series_id"].unique())
+    empty, bad_time = names[1], names[4]
+    df.loc[df["series_id"] == empty, "pm25"] = np.nan  # nothing observed
+    df.loc[df.index[df["series_id"] == bad_time][10], "timestamp"] = pd.NaT
+    src = tmp_path / "flat"  # unpartitioned: two files side by side
+    src.mkdir()
+    half = df["series_id"].isin(names[:4])
+    df[half].to_parquet(src / "a.parquet", index=False)
+    df[~half].to_parquet(src / "b.parquet", index=False)
+
+    man = run_local(src, tmp_path / "out", model_dir, PARAMS, progress=False)
+    assert man["status"] == "complete" and man["series_done"] == 6
+    failed = {f["series"]: f for f in man["series_failed"]}
+    assert set(failed) == {empty, bad_time}
+    assert failed[empty]["error"] == "NoObservedValuesError"
+    assert failed[bad_time]["error"] == "TimestampError" and "NaT" in failed[bad_time]["reason"]
+    assert (
+        man["parts"]
+        == files_on_disk(tmp_path / "out")
+        == [f"part-0000{i}.parquet" for i in range(3)]
+    )
+    got = read_out(tmp_path / "out")
+    ref = read_out(reference).drop(columns="group")
+    ref = ref[~ref["series_id"].isin([empty, bad_time])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, ref, check_exact=True)  # the others as if alone
+    assert man["rows_in"] == len(df) and man["rows_out"] == len(ref)
+
+    argv = ["pipeline", "impute", "--input", str(src), "--output", str(tmp_path / "ff")]
+    argv += ["--model", str(model_dir), "--fail-fast", "--quiet"]
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert empty in err and "no observed value" in err
+    assert json.loads((tmp_path / "ff" / MANIFEST).read_text())["status"] == "failed"
+
+
+def test_schema_mismatch_stops_before_writing_and_names_the_files(
+    dataset: Path, model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "mixed"
+    shutil.copytree(dataset, src)
+    odd = src / "group=g2" / "data.parquet"
+    df = pd.read_parquet(odd)
+    df.astype({"pm25": "float32"}).to_parquet(odd, index=False)
+
+    out = tmp_path / "out"
+    argv = ["pipeline", "impute", "--input", str(src), "--output", str(out)]
+    assert main([*argv, "--model", str(model_dir), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "group=g2/data.parquet" in err and "group=g0/data.parquet" in err
+    assert "'pm25'" in err and "float" in err and "double" in err
+    assert not out.exists()
+    with pytest.raises(SchemaMismatchError, match="nothing was written"):
+        run_local(src, out, model_dir, PARAMS, progress=False)
+    assert not out.exists()
+
+
+def test_forecast_pipeline_gives_each_series_its_horizon_in_its_partition(
+    dataset: Path, model_dir: Path, stations: pd.DataFrame, tmp_path: Path
+) -> None:
+    out = tmp_path / "fc"
+    argv = ["pipeline", "forecast", "--input", str(dataset), "--output", str(out)]
+    argv += ["--model", str(model_dir), "--horizon", "6", "--seed", "7", "--quiet"]
+    assert main(argv) == 0
+    got = read_out(out)
+    assert len(got) == 8 * 6
+    last = stations.groupby("series_id")["timestamp"].max()
+    steps = (got["timestamp"] - got["series_id"].map(last)) / pd.Timedelta("1h")
+    assert sorted(steps.unique()) == [1, 2, 3, 4, 5, 6]
+    assert (got["group"] == got["series_id"].map(group_of(stations))).all()
+    direct = TSDiff.load(model_dir).forecast(stations, 6, seed=7)
+    direct = direct.sort_values(KEY).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got.drop(columns="group"), direct, check_dtype=False)
+
+    bad = ["pipeline", "forecast", "--input", str(dataset), "--output", str(tmp_path / "x")]
+    assert main([*bad, "--model", str(model_dir), "--horizon", "99", "--quiet"]) == 2
+    assert not (tmp_path / "x").exists()
+
+
+# --------------------------------------------------------------------------- spark
+@pytest.mark.slow
+def test_spark_engine_matches_the_local_engine(
+    dataset: Path, model_dir: Path, reference: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("Spark needs Java")
+    from pipelines.spark import run_spark, spark_session
+
+    src = tmp_path / "in"
+    shutil.copytree(dataset, src)
+    (src / "group=g4").mkdir()
+    bad = pd.DataFrame(
+        {
+            "series_id": "no_data",
+            "timestamp": pd.date_range("2014-05-01", periods=30, freq="h"),
+            "pm25": np.nan,
+        }
+    )
+    bad.to_parquet(src / "group=g4" / "data.parquet", index=False)
+
+    out = tmp_path / "spark"
+    session = spark_session("local[2]", progress=False)
+    try:
+        man = run_spark(src, out, model_dir, PARAMS, spark=session)
+        with pytest.raises(SeriesError, match="'no_data'.*NoObservedValuesError"):
+            run_spark(
+                src, tmp_path / "ff", model_dir, replace(PARAMS, fail_fast=True), spark=session
+            )
+    finally:
+        session.stop()
+    assert read_manifest(tmp_path / "ff")["status"] == "failed"
+    assert man["status"] == "complete" and man["engine"] == "spark"
+    assert man["rows_in"] == 8 * HOURS + 30 and man["rows_out"] == 8 * HOURS
+    assert man["series_done"] == 8 and man["n_series"] == 9
+    assert [(f["series"], f["error"]) for f in man["series_failed"]] == [
+        ("no_data", "NoObservedValuesError")
+    ]
+    assert man["spark"]["master"] == "local[2]" and man["parts"] == files_on_disk(out)
+
+    def schema(path: Path) -> object:
+        return ds.dataset(path, format="parquet", partitioning="hive").schema.remove_metadata()
+
+    assert schema(out).equals(schema(reference))
+    pd.testing.assert_frame_equal(read_out(out), read_out(reference), check_exact=False, atol=1e-6)
