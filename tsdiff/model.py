@@ -9,6 +9,7 @@ arithmetic: outputs copy them from the input, bit for bit.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -446,16 +447,7 @@ class TSDiff:
                 idx = s.index[-context:].append(fut)
             v = np.concatenate([v, np.full((v.shape[0], horizon), np.nan)], axis=1)
             ext.append(Series(s.key, idx, v))
-        ext_panel = Panel(
-            series=ext,
-            variables=panel.variables,
-            freq=panel.freq,
-            columns=panel.columns,
-            layout=panel.layout,
-            has_id=panel.has_id,
-            time_dtype=panel.time_dtype,
-            id_dtype=panel.id_dtype,
-        )
+        ext_panel = dataclasses.replace(panel, series=ext)
         samples = [smp[:, :, context:] for smp in self._sample_series(ext_panel, opts)]
         index = [s.index[context:] for s in ext]
         frame = forecast_frame(
