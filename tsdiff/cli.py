@@ -320,24 +320,9 @@ def cmd_models_promote(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pipelines() -> Any:
-    """The ``pipelines`` package, which lives next to ``tsdiff/`` in the source tree."""
-    try:
-        import pipelines
-    except ModuleNotFoundError as e:
-        if e.name != "pipelines":
-            raise
-        root = Path(__file__).resolve().parents[1]
-        if not (root / "pipelines" / "__init__.py").is_file():
-            msg = f"tsdiff pipeline needs the source tree: no pipelines/ in {root}"
-            raise ConfigError(msg) from e
-        sys.path.insert(0, str(root))
-        import pipelines
-    return pipelines
-
-
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    pipelines = _pipelines()
+    import pipelines  # installed beside tsdiff (pyproject packages); imported on use
+
     levels = _levels(args.levels)
     params = pipelines.PipelineParams(
         task=args.task,
