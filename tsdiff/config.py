@@ -19,6 +19,7 @@ T = TypeVar("T")
 
 SCHEDULES = ("quadratic", "linear", "cosine")
 SAMPLERS = ("ddim", "ddpm")
+PRECISIONS = ("float32", "bfloat16")
 PREDICTIONS = ("x0", "eps")
 WEIGHTINGS = ("min_snr", "uniform")
 MASKINGS = ("random", "historical", "block", "forecast", "mix")
@@ -141,6 +142,10 @@ class SampleConfig:
     clip: bool = True  # clamp clean-value estimates to the training range (+ margin)
     levels: tuple[int, ...] = (50, 90)
     batch_cells: int = 250_000  # rows × K × L per network call, to bound memory
+    # arithmetic of the network while sampling: "bfloat16" runs it under CPU/GPU
+    # autocast (about 1.3-2x faster on CPUs with AVX512-BF16/AMX, relative error ~1e-3
+    # in the estimate of x_0); the scheduler's updates stay float32 either way
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         _check(self.n_samples >= 1, "n_samples must be >= 1")
@@ -148,6 +153,7 @@ class SampleConfig:
         _check(self.sampler in SAMPLERS, f"sampler must be one of {SAMPLERS}")
         _check(0 <= self.eta <= 1, "eta must be in [0, 1]")
         _check(all(1 <= lv <= 99 for lv in self.levels), "levels must lie in 1..99")
+        _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}")
 
 
 @dataclass(frozen=True)

@@ -348,6 +348,7 @@ class TSDiff:
                 eta=opts.eta,
                 batch_cells=self.config.sample.batch_cells,
                 clip=self._clip(),
+                precision=self.config.sample.precision,
             ).numpy()  # (W_todo, n, K, L)
         lookup = {key: i for i, key in enumerate(where)}
         out = []

@@ -16,6 +16,7 @@ the conditioning mask. The diffusion step enters as a sinusoidal embedding + MLP
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,19 @@ from torch import nn
 from tsdiff.config import NetworkConfig
 
 N_CALENDAR = 4  # sin/cos hour of day, sin/cos day of week
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """The network's view of the observations of W windows (see ``Denoiser.condition``).
+
+    shown, mask, prior (W, K, L); sides: per block (W, K, L, 2C) side information.
+    """
+
+    shown: torch.Tensor
+    mask: torch.Tensor
+    prior: torch.Tensor
+    sides: tuple[torch.Tensor, ...]
 
 
 def interpolate(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -101,13 +115,17 @@ class ResidualBlock(nn.Module):
     def forward(
         self, x: torch.Tensor, step: torch.Tensor, side: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        b, k, length, c = x.shape  # x (B, K, L, C); step (B, C); side (B, K, L, 2C)
+        # x (B, K, L, C) with B = W·n rows; step (B, C); side (W, K, L, 2C), shared by
+        # the n consecutive rows of each window
+        b, k, length, c = x.shape
         h = x + self.step_proj(step)[:, None, None, :]
         h = self.time_layer(h.reshape(b * k, length, c)).view(b, k, length, c)
         if k > 1:
             h = h.transpose(1, 2).reshape(b * length, k, c)
             h = self.var_layer(h).view(b, length, k, c).transpose(1, 2)
-        gate, filt = (self.mid(h) + side).chunk(2, dim=-1)
+        w = side.shape[0]
+        mid = self.mid(h).view(w, b // w, k, length, 2 * c) + side[:, None]
+        gate, filt = mid.view(b, k, length, 2 * c).chunk(2, dim=-1)
         res, skip = self.out(torch.sigmoid(gate) * torch.tanh(filt)).chunk(2, dim=-1)
         return (x + res) / math.sqrt(2.0), skip
 
@@ -140,6 +158,61 @@ class Denoiser(nn.Module):
         nn.init.zeros_(self.head[-1].bias)
         nn.init.normal_(self.side_mask, std=0.02)
 
+    def condition(
+        self, cond_values: torch.Tensor, cond_mask: torch.Tensor, calendar: torch.Tensor
+    ) -> Conditioning:
+        """Everything that depends on the observations only, not on x_t or t.
+
+        A sampler computes it once per window and reuses it across every reverse step
+        and every sample of that window.
+
+        cond_values (W, K, L) normalised observations (any value where the mask is 0);
+        cond_mask (W, K, L) 1 = shown; calendar (W, 4, L).
+        """
+        w, k, length = cond_values.shape
+        m = cond_mask.to(cond_values.dtype)
+        shown = cond_values * m
+        prior = interpolate(shown, m)  # (W, K, L)
+        pos = sinusoidal(torch.arange(length, device=shown.device), self.cfg.time_emb_dim)
+        time_feat = torch.cat(
+            [pos.expand(w, length, -1), calendar.transpose(1, 2).to(shown.dtype)], dim=-1
+        )  # (W, L, Dt + 4)
+        side_t = self.side_time(time_feat)[:, None]  # (W, 1, L, nb·2C)
+        side_v = self.side_var(self.var_emb.weight[:k])[None, :, None]  # (1, K, 1, nb·2C)
+        width = 2 * self.cfg.channels
+        sides = []
+        for i in range(len(self.blocks)):
+            sl = slice(i * width, (i + 1) * width)
+            sides.append(side_t[..., sl] + side_v[..., sl] + m[..., None] * self.side_mask[sl])
+        return Conditioning(shown, m, prior, tuple(sides))
+
+    def denoise(self, x_t: torch.Tensor, t: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        """Predict x_0 (or ε) for ``x_t`` (W·n, K, L): n samples per conditioned window.
+
+        Rows are window-major (the n samples of window 0 first); ``t`` is (W·n,).
+        """
+        rows, k, length = x_t.shape
+        w = cond.shown.shape[0]
+        if rows % w:
+            raise ValueError(f"{rows} rows are not a multiple of {w} conditioned windows")
+        n = rows // w
+
+        def per_row(a: torch.Tensor) -> torch.Tensor:  # (W, ...) → (W·n, ...) as a view
+            return a if n == 1 else a[:, None].expand(w, n, *a.shape[1:]).flatten(0, 1)
+
+        m = per_row(cond.mask)
+        inp = torch.stack(
+            [per_row(cond.shown), x_t * (1 - m), per_row(cond.prior)], dim=-1
+        )  # (W·n, K, L, 3)
+        x = F.relu(self.input_proj(inp))  # (W·n, K, L, C)
+        step = self.step_mlp(sinusoidal(t, self.cfg.step_emb_dim))  # (W·n, C)
+        skips = torch.zeros_like(x)
+        for block, side in zip(self.blocks, cond.sides, strict=True):
+            x, skip = block(x, step, side)
+            skips = skips + skip
+        out = self.head(skips / math.sqrt(len(self.blocks))).squeeze(-1)  # (W·n, K, L)
+        return per_row(cond.prior) + out if self.prediction == "x0" else out
+
     def forward(
         self,
         x_t: torch.Tensor,
@@ -158,27 +231,4 @@ class Denoiser(nn.Module):
         value where the mask is 0); cond_mask (B, K, L) 1 = shown; t (B,) step indices;
         calendar (B, 4, L). Returns (B, K, L).
         """
-        b, k, length = x_t.shape
-        m = cond_mask.to(x_t.dtype)
-        shown = cond_values * m
-        prior = interpolate(shown, m)  # (B, K, L)
-        inp = torch.stack([shown, x_t * (1 - m), prior], dim=-1)  # (B, K, L, 3)
-        x = F.relu(self.input_proj(inp))  # (B, K, L, C)
-        step = self.step_mlp(sinusoidal(t, self.cfg.step_emb_dim))  # (B, C)
-
-        pos = sinusoidal(torch.arange(length, device=x_t.device), self.cfg.time_emb_dim)
-        time_feat = torch.cat(
-            [pos.expand(b, length, -1), calendar.transpose(1, 2).to(x_t.dtype)], dim=-1
-        )  # (B, L, Dt + 4)
-        side_t = self.side_time(time_feat)[:, None]  # (B, 1, L, nb·2C)
-        side_v = self.side_var(self.var_emb.weight[:k])[None, :, None]  # (1, K, 1, nb·2C)
-        width = 2 * self.cfg.channels
-
-        skips = torch.zeros_like(x)
-        for i, block in enumerate(self.blocks):
-            sl = slice(i * width, (i + 1) * width)
-            side = side_t[..., sl] + side_v[..., sl] + m[..., None] * self.side_mask[sl]
-            x, skip = block(x, step, side)
-            skips = skips + skip
-        out = self.head(skips / math.sqrt(len(self.blocks))).squeeze(-1)  # (B, K, L)
-        return prior + out if self.prediction == "x0" else out
+        return self.denoise(x_t, t, self.condition(cond_values, cond_mask, calendar))

@@ -47,6 +47,7 @@ def sample_windows(
     eta: float = 0.0,
     batch_cells: int = 250_000,
     clip: tuple[torch.Tensor, torch.Tensor] | None = None,
+    precision: str = "float32",
 ) -> torch.Tensor:
     """Draw ``n_samples`` imputations per window → (W, n, K, L), observed cells kept.
 
@@ -54,7 +55,10 @@ def sample_windows(
     ``"ddim"`` runs ``steps`` evenly spaced steps with stochasticity ``eta``.
     ``clip`` = (lo, hi), each (K,), bounds every step's estimate of the clean values
     (normalised units): it keeps few-step sampling stable when ε is imprecise.
+    ``precision="bfloat16"`` runs the network under autocast (see ``SampleConfig``).
     """
+    if precision not in ("float32", "bfloat16"):
+        raise ConfigError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
     if n_samples < 1:
         raise ConfigError(f"n_samples must be >= 1, got {n_samples}")
     if sampler == "ddpm":
@@ -73,7 +77,9 @@ def sample_windows(
     was_training = net.training
     net.eval()
     try:
-        with torch.inference_mode():
+        device = batch.values.device.type
+        autocast = torch.autocast(device, torch.bfloat16, enabled=precision == "bfloat16")
+        with torch.inference_mode(), autocast:
             for lo in range(0, w, per_chunk):
                 hi = min(w, lo + per_chunk)
                 out[lo:hi] = _sample_chunk(
@@ -102,14 +108,13 @@ def _sample_chunk(
     def noise() -> torch.Tensor:  # (rows, K, L), rows = windows·n, window-major
         return torch.cat([torch.randn(n, k, length, generator=g) for g in gens])
 
-    values = batch.values[lo:hi].repeat_interleave(n, dim=0)  # (R, K, L)
-    mask = batch.cond_mask[lo:hi].repeat_interleave(n, dim=0)
-    cal = batch.calendar[lo:hi].repeat_interleave(n, dim=0)  # (R, 4, L)
-    rows = values.shape[0]
-    x = noise()
+    # the observations' share of the network runs once per window, not per step/sample
+    cond = net.condition(batch.values[lo:hi], batch.cond_mask[lo:hi], batch.calendar[lo:hi])
+    rows = (hi - lo) * n
+    x = noise()  # (R, K, L)
     for i, t in enumerate(ts):
         t_vec = torch.full((rows,), t, dtype=torch.long)
-        eps = net(x, values, mask, t_vec, cal)
+        eps = net.denoise(x, t_vec, cond).float()
         if net.prediction == "x0":
             eps = scheduler.eps_from_x0(x, eps, t)
         if sampler == "ddpm":
@@ -119,5 +124,5 @@ def _sample_chunk(
             t_prev = ts[i + 1] if i + 1 < len(ts) else -1
             z = noise() if eta > 0 and t_prev >= 0 else None
             x = scheduler.ddim_step(x, eps, t, t_prev, eta, z, clip)
-    x = torch.where(mask, values, x)
-    return x.view(hi - lo, n, k, length)
+    x = x.view(hi - lo, n, k, length)
+    return torch.where(batch.cond_mask[lo:hi, None], batch.values[lo:hi, None], x)
