@@ -150,6 +150,54 @@ def check_n_samples(n_samples: int | None, settings: Settings) -> None:
         )
 
 
+TRAJECTORY_MAX_STATES = 21
+TRAJECTORY_MAX_SAMPLES = 8
+
+
+def trajectory_options(
+    return_trajectory: bool, steps: int | Sequence[int] | None, samples: int | None
+) -> dict[str, Any]:
+    """Keyword arguments for the library's trajectory option, within the service's limits.
+
+    A trajectory is a full copy of the grid per state and sample, so both are capped
+    (at most 21 states, 8 samples); the default is 6 states of 3 samples.
+    """
+    if not return_trajectory:
+        if steps is not None or samples is not None:
+            raise ServiceError(
+                400,
+                "BadParameter",
+                "trajectory_steps and trajectory_samples need return_trajectory: true",
+            )
+        return {}
+    steps = 6 if steps is None else steps
+    samples = 3 if samples is None else samples
+    count = steps if isinstance(steps, int) else len(list(steps))
+    if count > TRAJECTORY_MAX_STATES or samples > TRAJECTORY_MAX_SAMPLES:
+        raise ServiceError(
+            400,
+            "LimitExceeded",
+            f"a trajectory may keep at most {TRAJECTORY_MAX_STATES} states of "
+            f"{TRAJECTORY_MAX_SAMPLES} samples; asked for {count} states of {samples}",
+        )
+    return {
+        "return_trajectory": True,
+        "trajectory_steps": steps,
+        "trajectory_samples": samples,
+    }
+
+
+def check_output_rows(n: int, what: str, settings: Settings) -> None:
+    """Refuse an answer larger than the inputs the service accepts (TSDIFF_MAX_ROWS)."""
+    if n > settings.max_rows:
+        raise ServiceError(
+            413,
+            "ResultTooLarge",
+            f"the {what} has {n} rows; this service answers at most {settings.max_rows} "
+            f"(TSDIFF_MAX_ROWS): ask for fewer states, samples or series",
+        )
+
+
 def check_horizon(horizon: int, settings: Settings) -> None:
     if horizon > settings.max_horizon:
         raise ServiceError(

@@ -16,7 +16,9 @@ Endpoints (all under ``/v1``; with ``TSDIFF_API_KEYS`` set they need
   field ``data`` and each parameter a form field of its own name; answer: parquet (a
   zip of ``result.parquet`` and ``samples.parquet`` with ``return_samples``).
 - ``POST /v1/impute/json``, ``POST /v1/forecast/json``: ``{"records": [...], <params>}``
-  in, ``{"records": [...], "model": {...}}`` out, same columns as the parquet.
+  in, ``{"records": [...], "model": {...}}`` out, same columns as the parquet. With
+  ``"return_trajectory": true`` also ``"trajectory"``: the reverse process' states as
+  long records (``trajectory_steps``, ``trajectory_samples``; see :meth:`TSDiff.impute`).
 - ``GET /v1/model``: what is served, its training metrics, the limits.
 
 BentoML adds ``/livez``, ``/readyz`` (ready once the model has loaded) and ``/metrics``.
@@ -49,6 +51,7 @@ from services.payloads import (
     ServiceError,
     check_horizon,
     check_n_samples,
+    check_output_rows,
     check_series,
     error_response,
     parquet_response,
@@ -57,6 +60,7 @@ from services.payloads import (
     records_frame,
     response_for,
     to_records,
+    trajectory_options,
 )
 from services.settings import Settings
 from tsdiff import __version__
@@ -202,11 +206,16 @@ class TSDiffService:
         self.cells.labels(endpoint).inc(_forecast_cells(frame, model))
         return out
 
-    def _json(self, out: Any) -> dict[str, Any]:
-        frame, samples = out if isinstance(out, tuple) else (out, None)
+    def _json(self, out: Any, samples: bool = False, trajectory: bool = False) -> dict[str, Any]:
+        parts = list(out) if isinstance(out, tuple) else [out]
+        frame = parts.pop(0)
         body: dict[str, Any] = {"records": to_records(frame), "model": self._summary()}
-        if samples is not None:
-            body["samples"] = to_records(samples)
+        if samples:
+            body["samples"] = to_records(parts.pop(0))
+        if trajectory:
+            traj = parts.pop(0)
+            check_output_rows(len(traj), "trajectory", self.settings)
+            body["trajectory"] = to_records(traj)
         return body
 
     def _parquet(self, out: Any) -> Response:
@@ -299,15 +308,20 @@ class TSDiffService:
         steps: int | None = None,
         seed: int = 0,
         return_samples: bool = False,
+        return_trajectory: bool = False,
+        trajectory_steps: int | list[int] | None = None,
+        trajectory_samples: int | None = None,
     ) -> dict[str, Any]:
         """Impute rows given as JSON records; answer with records of the same columns."""
         kw = dict(levels=levels, n_samples=n_samples, steps=steps, seed=seed)
 
         def work(model: TSDiff) -> dict[str, Any]:
+            traj = trajectory_options(return_trajectory, trajectory_steps, trajectory_samples)
             df = records_frame(records, self.settings)
-            return self._json(
-                self._impute(df, "impute_json", model, return_samples=return_samples, **kw)
+            out = self._impute(
+                df, "impute_json", model, return_samples=return_samples, **traj, **kw
             )
+            return self._json(out, return_samples, return_trajectory)
 
         return self._answer(work)
 
@@ -321,17 +335,20 @@ class TSDiffService:
         steps: int | None = None,
         seed: int = 0,
         return_samples: bool = False,
+        return_trajectory: bool = False,
+        trajectory_steps: int | list[int] | None = None,
+        trajectory_samples: int | None = None,
     ) -> dict[str, Any]:
         """Forecast from rows given as JSON records; answer with records."""
         kw = dict(levels=levels, n_samples=n_samples, steps=steps, seed=seed)
 
         def work(model: TSDiff) -> dict[str, Any]:
+            traj = trajectory_options(return_trajectory, trajectory_steps, trajectory_samples)
             df = records_frame(records, self.settings)
-            return self._json(
-                self._forecast(
-                    df, horizon, "forecast_json", model, return_samples=return_samples, **kw
-                )
+            out = self._forecast(
+                df, horizon, "forecast_json", model, return_samples=return_samples, **traj, **kw
             )
+            return self._json(out, return_samples, return_trajectory)
 
         return self._answer(work)
 

@@ -32,7 +32,7 @@ import pandas as pd
 import pytest
 import requests
 
-from services.payloads import parse_levels, to_records
+from services.payloads import ServiceError, parse_levels, to_records, trajectory_options
 from services.settings import Settings
 from tsdiff.cli import build_parser, main, serve_command
 from tsdiff.datasets import physionet_slice
@@ -417,6 +417,22 @@ def test_return_samples_as_json_and_as_a_zip(auth, client, physio):
     assert len(payload["records"]) == len(result)
 
 
+@slow
+def test_impute_json_returns_the_trajectory_the_library_records(auth, client, physio, physio_model):
+    df = physio["test"][physio["test"]["series_id"] == physio["test"]["series_id"].iloc[0]]
+    body = {"records": to_records(df), **SAMPLING, "return_trajectory": True}
+    body["trajectory_steps"] = [0, 1, 3]
+    resp = client.post(f"{auth.url}/v1/impute/json", json=body, timeout=60)
+    assert resp.status_code == 200, resp.text
+    got = pd.DataFrame(resp.json()["trajectory"])
+    _, expected = physio_model.impute(
+        df, levels=[50, 90], n_samples=4, steps=3, seed=7, return_trajectory=True,
+        trajectory_steps=[0, 1, 3],
+    )  # fmt: skip
+    assert sorted(got["step"].unique()) == [0, 1, 3] and got["sample"].max() == 2
+    _same(got, expected)
+
+
 # --------------------------------------------------------------------------- forecast
 @slow
 def test_forecast_pm25_parquet(open_server, pm25, pm25_model):
@@ -517,6 +533,11 @@ def _cases() -> dict[str, Callable[[pd.DataFrame], dict[str, Any]]]:
             "path": "/v1/impute/json",
             "json": {"records": [{"series_id": 1, "timestamp": 0, "Foo": 1.0}]},
         },
+        "trajectory-too-many-states": lambda df: {
+            "path": "/v1/impute/json",
+            "json": {"records": to_records(df.iloc[:50]), "return_trajectory": True}
+            | {"trajectory_steps": 30},
+        },
     }
 
 
@@ -542,6 +563,7 @@ GUARDS = {  # case: (status, error, words the message must contain)
     "json-to-file-route": (415, "UnsupportedMediaType", "multipart/form-data"),
     "json-without-records": (400, "ValidationError", "records"),
     "json-unknown-variable": (422, "UnknownVariableError", "Foo"),
+    "trajectory-too-many-states": (400, "LimitExceeded", "at most 21 states"),
 }
 
 
@@ -628,6 +650,19 @@ def test_levels_and_records_helpers():
     )
     assert to_records(df) == [{"t": "2024-01-01T01:00:00+08:00", "x": None}]
     json.dumps(to_records(df.assign(flag=np.array([True]), n=np.int64(3))))
+
+
+def test_trajectory_options_defaults_and_limits():
+    assert trajectory_options(False, None, None) == {}
+    assert trajectory_options(True, None, None) == {
+        "return_trajectory": True,
+        "trajectory_steps": 6,
+        "trajectory_samples": 3,
+    }
+    assert trajectory_options(True, [0, 5], 8)["trajectory_steps"] == [0, 5]
+    for args in ((True, 22, None), (True, list(range(22)), 1), (True, 2, 9), (False, 4, None)):
+        with pytest.raises(ServiceError):
+            trajectory_options(*args)
 
 
 def test_serve_command_resolves_paths_and_targets_the_service(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""``tsdiff`` command line: train, impute, forecast, evaluate, models, demo, serve, pipeline.
+"""``tsdiff`` command line: train, impute, forecast, evaluate, models, demo, serve, pipeline, plot.
 
 Every command reads and writes parquet. Bad input exits non-zero with one line on
 stderr naming the problem (exit 2 for input and option errors, 1 for anything else),
@@ -87,6 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--out", required=True, help="output .parquet")
         _sampling_args(s)
         s.add_argument("--samples-out", help="also write the raw samples to this .parquet")
+        s.add_argument(
+            "--trajectory-out",
+            help="also write the reverse process' states (long: step, sample, value) here",
+        )
+        s.add_argument(
+            "--trajectory-steps",
+            default="6",
+            help="states to keep: a count (evenly spaced, default 6) or indices such as "
+            "0,5,10 (0 = noise, --steps = result)",
+        )
+        s.add_argument(
+            "--trajectory-samples", type=int, default=3, help="samples to follow (default 3)"
+        )
         s.set_defaults(func=cmd_impute if name == "impute" else cmd_forecast)
 
     e = sub.add_parser("evaluate", help="hide observed cells, impute them, print metrics (JSON)")
@@ -151,6 +164,30 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--register", default="physionet-demo", help="registered model name")
     d.add_argument("--no-register", action="store_true", help="skip MLflow tracking")
     d.set_defaults(func=cmd_demo)
+
+    pp = sub.add_parser("plot", help="draw impute, forecast or trajectory outputs (PNG/SVG)")
+    ppsub = pp.add_subparsers(dest="plot_command", metavar="KIND")
+    for name, helptext, what in (
+        ("impute", "observed points, imputed median, 50/90% bands", "`tsdiff impute` output"),
+        ("forecast", "fan chart: history, median, 50/90% bands", "`tsdiff forecast` output"),
+        ("trajectory", "denoising strip: noise → result", "--trajectory-out of impute/forecast"),
+    ):
+        s = ppsub.add_parser(name, help=helptext)
+        s.add_argument("frame", help=f"the {what} (.parquet)")
+        s.add_argument("--out", required=True, help="figure to write (.png or .svg)")
+        s.add_argument("--series", help="series id to draw (default the first)")
+        s.add_argument("--title")
+        s.add_argument("--id-col", default="series_id")
+        s.add_argument("--time-col", default="timestamp")
+        if name == "trajectory":
+            s.add_argument("--variable", help="variable (default the one with most drawn cells)")
+            s.add_argument("--sample", type=int, default=0, help="sample drawn bold (default 0)")
+        else:
+            s.add_argument("--variables", help="comma-separated variables (default all, max 8)")
+        if name == "forecast":
+            s.add_argument("--history", help="the data forecast from (.parquet), drawn before")
+            s.add_argument("--context", type=int, help="history steps shown (default 4 horizons)")
+        s.set_defaults(func=cmd_plot, kind=name)
 
     v = sub.add_parser("serve", help="serve a model over HTTP (BentoML; see services/service.py)")
     v.add_argument(
@@ -259,10 +296,34 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trajectory_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.trajectory_out:
+        return {}
+    text = str(args.trajectory_steps).strip()
+    try:
+        steps: int | list[int] = (
+            [int(v) for v in text.split(",") if v.strip()] if "," in text else int(text)
+        )
+    except ValueError as e:
+        raise ConfigError(
+            f"--trajectory-steps must be a count or comma-separated indices, got {text!r}"
+        ) from e
+    return {
+        "return_trajectory": True,
+        "trajectory_steps": steps,
+        "trajectory_samples": args.trajectory_samples,
+    }
+
+
 def cmd_impute(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
     df = read_frame(args.data)
-    out = model.impute(df, return_samples=bool(args.samples_out), **_sample_kwargs(args))
+    out = model.impute(
+        df,
+        return_samples=bool(args.samples_out),
+        **_trajectory_kwargs(args),
+        **_sample_kwargs(args),
+    )
     _write_result(out, args)
     return 0
 
@@ -271,18 +332,63 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
     df = read_frame(args.data)
     out = model.forecast(
-        df, args.horizon, return_samples=bool(args.samples_out), **_sample_kwargs(args)
+        df,
+        args.horizon,
+        return_samples=bool(args.samples_out),
+        **_trajectory_kwargs(args),
+        **_sample_kwargs(args),
     )
     _write_result(out, args)
     return 0
 
 
 def _write_result(out: Any, args: argparse.Namespace) -> None:
-    frame, samples = out if isinstance(out, tuple) else (out, None)
+    parts = list(out) if isinstance(out, tuple) else [out]
+    frame = parts.pop(0)
+    samples = parts.pop(0) if args.samples_out else None
+    trajectory = parts.pop(0) if args.trajectory_out else None
     write_parquet(frame, args.out)
     if samples is not None:
         write_parquet(samples, args.samples_out)
-    print(json.dumps({"out": str(args.out), "rows": len(frame), "samples": args.samples_out}))
+    if trajectory is not None:
+        write_parquet(trajectory, args.trajectory_out)
+    print(
+        json.dumps(
+            {
+                "out": str(args.out),
+                "rows": len(frame),
+                "samples": args.samples_out,
+                "trajectory": args.trajectory_out,
+            }
+        )
+    )
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from tsdiff import plot
+    from tsdiff.data import Columns
+
+    if Path(args.out).suffix.lower() not in plot.FIGURE_SUFFIXES:
+        raise ConfigError(f"--out must end in .png or .svg, got {args.out!r}")
+    frame = read_frame(args.frame)
+    columns = Columns(id_col=args.id_col, time_col=args.time_col)
+    common = {"series": args.series, "columns": columns, "path": args.out, "title": args.title}
+    variables = getattr(args, "variables", None)
+    variables = [v.strip() for v in variables.split(",") if v.strip()] if variables else None
+    if args.kind == "impute":
+        fig = plot.plot_imputation(frame, variables=variables, **common)
+    elif args.kind == "forecast":
+        history = read_frame(args.history) if args.history else None
+        fig = plot.plot_forecast(
+            frame, history=history, variables=variables, context=args.context, **common
+        )
+    else:
+        fig = plot.plot_trajectory(frame, variable=args.variable, sample=args.sample, **common)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    print(json.dumps({"out": str(args.out), "kind": args.kind}))
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

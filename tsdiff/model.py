@@ -41,12 +41,19 @@ from tsdiff.data import (
     samples_frame,
     stitch,
     to_panel,
+    trajectory_frame,
     window_starts,
 )
 from tsdiff.errors import ConfigError, DataError, ModelFileError, NotFittedError, RangeError
 from tsdiff.io import current_umask
 from tsdiff.network import Denoiser
-from tsdiff.sampling import WindowBatch, sample_windows
+from tsdiff.sampling import (
+    Trajectory,
+    WindowBatch,
+    record_indices,
+    reverse_steps,
+    sample_windows,
+)
 from tsdiff.scheduler import NoiseScheduler
 from tsdiff.training import EpochCallback, TrainResult, Windows, train, value_bounds
 
@@ -66,6 +73,27 @@ class SampleOptions:
     eta: float
     levels: tuple[int, ...]
     seed: int
+
+
+@dataclass(frozen=True)
+class TrajectoryOptions:
+    """Which reverse-process states to keep: ``states`` (a count or indices) of ``samples``."""
+
+    states: int | tuple[int, ...]
+    samples: int
+
+
+@dataclass
+class SeriesTrajectory:
+    """Recorded states per series, original units, stitched like the samples.
+
+    states: per series (S, m, K, T); steps (S,) reverse-step indices (0 = noise);
+    noise_std (S,) sqrt(1 - ᾱ) of each state.
+    """
+
+    states: list[np.ndarray]
+    steps: list[int]
+    noise_std: list[float]
 
 
 class TSDiff:
@@ -308,11 +336,13 @@ class TSDiff:
         panel: Panel,
         opts: SampleOptions,
         values: list[np.ndarray] | None = None,
-    ) -> list[np.ndarray]:
+        record: TrajectoryOptions | None = None,
+    ) -> Any:
         """Samples for every series of ``panel`` → list of (n, K, T), original units.
 
         ``values`` overrides the panel's (K, T) arrays (evaluation hides cells this way).
-        Windows with nothing to impute are not sampled.
+        Windows with nothing to impute are not sampled. With ``record`` the answer is
+        ``(samples, SeriesTrajectory)``: the reverse process' states, see :meth:`_trajectory`.
         """
         assert self.net is not None and self.scaler is not None
         vals = values if values is not None else [s.values for s in panel.series]
@@ -338,7 +368,7 @@ class TSDiff:
                 torch.from_numpy(np.stack(todo_c)).float(),
                 seeds,
             )
-            drawn = sample_windows(
+            result = sample_windows(
                 self.net,
                 self.scheduler,
                 batch,
@@ -349,7 +379,15 @@ class TSDiff:
                 batch_cells=self.config.sample.batch_cells,
                 clip=self._clip(),
                 precision=self.config.sample.precision,
-            ).numpy()  # (W_todo, n, K, L)
+                **(
+                    {"record": record.states, "record_samples": record.samples}
+                    if record is not None
+                    else {}
+                ),
+            )
+            if record is not None:
+                result, traj = result
+            drawn = result.numpy()  # (W_todo, n, K, L)
         lookup = {key: i for i, key in enumerate(where)}
         out = []
         for si, (win, starts, length) in enumerate(per_series):
@@ -365,7 +403,50 @@ class TSDiff:
             obs = ~np.isnan(v)
             samples = np.where(obs[None], v[None], samples)  # observed: bit-identical
             out.append(samples)
+        if record is not None:
+            return out, self._trajectory(
+                record, opts, per_series, vals, lookup, traj if where else None
+            )
         return out
+
+    def _trajectory(
+        self,
+        record: TrajectoryOptions,
+        opts: SampleOptions,
+        per_series: list[tuple[np.ndarray, np.ndarray, int]],
+        vals: list[np.ndarray],
+        lookup: dict[tuple[int, int], int],
+        traj: Trajectory | None,
+    ) -> SeriesTrajectory:
+        """Window states → per-series (S, m, K, T) in original units, stitched like samples.
+
+        A series spanning several windows takes each step from the window that owns it
+        (as its samples do), so the last state equals the returned samples exactly.
+        Windows that needed no sampling hold their data in every state.
+        """
+        assert self.scaler is not None
+        if traj is None:  # nothing was sampled: every state is the data
+            n_states = len(reverse_steps(self.scheduler, opts.sampler, opts.steps)) + 1
+            steps = record_indices(n_states, record.states)
+            levels = [0.0] * len(steps)
+            states_w = None
+        else:
+            steps, levels = traj.steps, traj.noise_std
+            states_w = traj.states.numpy()  # (W_todo, S, m, K, L)
+        m = min(record.samples, opts.n_samples)
+        out = []
+        for si, (win, starts, length) in enumerate(per_series):
+            full = np.broadcast_to(
+                np.nan_to_num(win)[:, None, None], (len(starts), len(steps), m, *win.shape[1:])
+            ).copy()  # (W, S, m, K, L)
+            for wi in range(len(starts)):
+                j = lookup.get((si, wi))
+                if j is not None and states_w is not None:
+                    full[wi] = states_w[j]
+            states = self.scaler.inverse(stitch(full, starts, length).astype(np.float64))
+            v = vals[si]
+            out.append(np.where(np.isnan(v)[None, None], states, v[None, None]))  # (S, m, K, T)
+        return SeriesTrajectory(out, list(steps), list(levels))
 
     # ------------------------------------------------------------------ impute
     def impute(
@@ -379,17 +460,32 @@ class TSDiff:
         eta: float | None = None,
         seed: int = 0,
         return_samples: bool = False,
-    ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+        return_trajectory: bool = False,
+        trajectory_steps: int | Sequence[int] | None = 6,
+        trajectory_samples: int = 3,
+    ) -> pd.DataFrame | tuple[pd.DataFrame, ...]:
         """Fill every missing cell of ``df``'s grid with the sample median.
 
         Output (same layout as the input): observed values unchanged, a boolean
         ``<var>_imputed`` flag, and ``<var>_lo_<level>`` / ``<var>_hi_<level>`` bounds
         of the central intervals (equal to the value on observed cells). With
-        ``return_samples`` also a frame of the raw samples.
+        ``return_samples`` also a frame of the raw samples; with ``return_trajectory``
+        also the reverse process' states as a long frame (``step`` 0 = the starting
+        noise .. ``steps`` = the result, ``noise_std``, ``sample``, value, ``imputed``;
+        which states and samples: ``trajectory_steps``, ``trajectory_samples``, see
+        :meth:`_record`). Extras follow the frame in that order:
+        ``(frame, samples, trajectory)``. Observed cells hold their value in every state;
+        the first state's other cells are the sampler's N(0, 1) noise in normalised
+        units (so ``std`` of the variable in original units); its last state is exactly
+        the returned samples. A series longer than the window is stitched per state the
+        way its samples are (each step from the window whose centre is nearest).
         """
         opts = self._options(n_samples, steps, sampler, eta, levels, seed)
+        record = self._record(return_trajectory, trajectory_steps, trajectory_samples)
         panel = self._panel(df)
-        samples = self._sample_series(panel, opts)
+        samples = self._sample_series(panel, opts, record=record)
+        if record is not None:
+            samples, traj = samples
         # samples carry the observed values, so bounds equal them there; the filled
         # values take them straight from the input, bit for bit
         imputed = [np.isnan(s.values) for s in panel.series]
@@ -398,9 +494,15 @@ class TSDiff:
             for s, smp, miss in zip(panel.series, samples, imputed, strict=True)
         ]
         frame = impute_frame(panel, filled, imputed, _bounds(samples, opts.levels))
+        index = [s.index for s in panel.series]
+        extra = []
         if return_samples:
-            return frame, samples_frame(panel, samples, [s.index for s in panel.series])
-        return frame
+            extra.append(samples_frame(panel, samples, index))
+        if record is not None:
+            extra.append(
+                trajectory_frame(panel, index, traj.states, traj.steps, traj.noise_std, imputed)
+            )
+        return (frame, *extra) if extra else frame
 
     # ------------------------------------------------------------------ forecast
     def forecast(
@@ -415,14 +517,21 @@ class TSDiff:
         eta: float | None = None,
         seed: int = 0,
         return_samples: bool = False,
-    ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+        return_trajectory: bool = False,
+        trajectory_steps: int | Sequence[int] | None = 6,
+        trajectory_samples: int = 3,
+    ) -> pd.DataFrame | tuple[pd.DataFrame, ...]:
         """Forecast ``horizon`` steps after each series' last timestamp.
 
         The model imputes a window whose last ``horizon`` steps are masked, conditioned
         on the ``window - horizon`` steps before. Output: per variable the median,
-        the mean and the bounds of the requested central intervals.
+        the mean and the bounds of the requested central intervals. ``return_samples``
+        and ``return_trajectory`` add frames as in :meth:`impute`; the trajectory covers
+        the whole window the model saw (the context, observed cells fixed, then the
+        horizon), so a fan chart can be animated from noise.
         """
         opts = self._options(n_samples, steps, sampler, eta, levels, seed)
+        record = self._record(return_trajectory, trajectory_steps, trajectory_samples)
         if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)):
             raise RangeError(f"horizon must be an integer, got {horizon!r}")
         if not 1 <= horizon <= self.window - 1:
@@ -435,7 +544,7 @@ class TSDiff:
         assert self.freq is not None
         context = self.window - horizon
         # each series becomes one window: its last `context` grid steps, then the future
-        ext = []
+        ext, pads = [], []
         for s in panel.series:
             fut = future_index(s.index, self.freq, horizon)
             v = s.values[:, -context:]
@@ -448,8 +557,12 @@ class TSDiff:
                 idx = s.index[-context:].append(fut)
             v = np.concatenate([v, np.full((v.shape[0], horizon), np.nan)], axis=1)
             ext.append(Series(s.key, idx, v))
+            pads.append(max(pad, 0))
         ext_panel = dataclasses.replace(panel, series=ext)
-        samples = [smp[:, :, context:] for smp in self._sample_series(ext_panel, opts)]
+        drawn = self._sample_series(ext_panel, opts, record=record)
+        if record is not None:
+            drawn, traj = drawn
+        samples = [smp[:, :, context:] for smp in drawn]
         index = [s.index[context:] for s in ext]
         frame = forecast_frame(
             panel,
@@ -458,9 +571,92 @@ class TSDiff:
             [smp.mean(axis=0) for smp in samples],
             _bounds(samples, opts.levels),
         )
+        extra = []
         if return_samples:
-            return frame, samples_frame(panel, samples, index)
-        return frame
+            extra.append(samples_frame(panel, samples, index))
+        if record is not None:  # the window without the padding in front of short histories
+            extra.append(
+                trajectory_frame(
+                    panel,
+                    [s.index[p:] for s, p in zip(ext, pads, strict=True)],
+                    [st[..., p:] for st, p in zip(traj.states, pads, strict=True)],
+                    traj.steps,
+                    traj.noise_std,
+                    [np.isnan(s.values[:, p:]) for s, p in zip(ext, pads, strict=True)],
+                )
+            )
+        return (frame, *extra) if extra else frame
+
+    def forward_process(
+        self,
+        df: pd.DataFrame,
+        *,
+        states: int | Sequence[int] = 6,
+        seed: int = 0,
+    ) -> pd.DataFrame:
+        """The forward (noising) process on ``df``'s observed cells, for teaching.
+
+        x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε in normalised units, de-normalised.
+        ``states`` is a count of evenly spaced diffusion steps (0 = the clean data ..
+        ``num_steps`` = almost pure noise) or a list of them. One ε per cell is shared by
+        all steps, so the states show the marginals q(x_t | x_0) of one draw rather
+        than a Markov chain. Long frame like the trajectory's: ``step`` = t,
+        ``noise_std`` = sqrt(1 - ᾱ_t), ``sample`` 0; missing cells are left out.
+        """
+        panel = self._panel(df)
+        assert self.scaler is not None
+        n = self.scheduler.num_steps
+        steps = record_indices(n + 1, states)
+        abar = [1.0] + self.scheduler.alphas_cumprod.tolist()  # index t: ᾱ after t steps
+        level = np.asarray([np.sqrt(1 - abar[t]) for t in steps])  # (S,)
+        keep = np.sqrt(np.asarray([abar[t] for t in steps]))  # (S,)
+        out = []
+        for s in panel.series:
+            rng = np.random.default_rng(_window_seed(seed, s.key, -1))
+            x0 = self.scaler.transform(s.values)  # (K, T)
+            eps = rng.standard_normal(x0.shape)
+            xt = keep[:, None, None] * x0 + level[:, None, None] * eps  # (S, K, T)
+            xt = self.scaler.inverse(xt)
+            out.append(np.where(np.isnan(s.values), np.nan, xt)[:, None])  # (S, 1, K, T)
+        frame = trajectory_frame(
+            panel,
+            [s.index for s in panel.series],
+            out,
+            steps,
+            level.tolist(),
+            [np.zeros(s.values.shape, bool) for s in panel.series],
+        )
+        return frame[frame[self.columns.value_col].notna()].reset_index(drop=True)
+
+    def _record(
+        self, wanted: bool, states: int | Sequence[int] | None, samples: int
+    ) -> TrajectoryOptions | None:
+        """Trajectory options, checked before any sampling; None when not ``wanted``.
+
+        ``states``: how many evenly spaced states to keep (first = noise and last =
+        result included), or their indices (0 = noise .. ``steps`` = result); None =
+        every state. ``samples``: how many of the samples to follow (the first ones).
+        Each state is a full copy of the grid, so the defaults keep the frame small.
+        """
+        if not wanted:
+            return None
+        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+            raise RangeError(f"trajectory_samples must be an integer >= 1, got {samples!r}")
+        if states is None:
+            return TrajectoryOptions(states=self.scheduler.num_steps + 1, samples=int(samples))
+        if isinstance(states, (int, np.integer)) and not isinstance(states, bool):
+            if states < 2:
+                raise RangeError(f"trajectory_steps must be >= 2 (noise and result), got {states}")
+            return TrajectoryOptions(states=int(states), samples=int(samples))
+        try:
+            picked = tuple(int(i) for i in states)
+        except (TypeError, ValueError):
+            raise RangeError(
+                f"trajectory_steps must be a count or a list of state indices, got {states!r}"
+            ) from None
+        if not picked:
+            raise RangeError("trajectory_steps is an empty list")
+        return TrajectoryOptions(states=picked, samples=int(samples))
 
     # ------------------------------------------------------------------ evaluate
     def evaluate(

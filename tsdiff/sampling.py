@@ -9,6 +9,7 @@ batch: the same series gives the same answer alone, in a batch, or on a Spark wo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +37,61 @@ class WindowBatch:
         return self.values.shape[0]
 
 
+@dataclass
+class Trajectory:
+    """States of the reverse process at recorded steps, normalised units.
+
+    states (W, S, m, K, L): for each window, S recorded states of its first ``m``
+    samples; observed cells hold the observed values (as in the final samples), the
+    other cells the sampler's current x. steps (S,): reverse-step index of each state,
+    0 = before the first step (pure noise), ``len(ts)`` = the result.
+    noise_std (S,): sqrt(1 - ᾱ) of each state, the share of noise it still carries
+    by the forward process' definition (1 ≈ pure noise, 0 = clean).
+    """
+
+    states: torch.Tensor
+    steps: list[int]
+    noise_std: list[float]
+
+
+def reverse_steps(scheduler: NoiseScheduler, sampler: str, steps: int) -> list[int]:
+    """The descending diffusion steps the sampler visits (DDPM: all of them)."""
+    if sampler == "ddpm":
+        return list(range(scheduler.num_steps - 1, -1, -1))
+    if sampler == "ddim":
+        return scheduler.timesteps(steps)
+    raise ConfigError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
+
+
+def record_indices(n_states: int, record: int | Sequence[int]) -> list[int]:
+    """Which of the ``n_states`` states (0 = noise, n_states - 1 = result) to keep.
+
+    An int asks for that many evenly spaced states, always the first and the last;
+    a sequence names state indices (negative ones count from the end).
+    """
+    last = n_states - 1
+    if isinstance(record, bool):
+        raise ConfigError(f"trajectory steps must be an int or a list of ints, got {record!r}")
+    if isinstance(record, int):
+        if record < 2:
+            raise ConfigError(f"trajectory steps: ask for at least 2 states, got {record}")
+        if record >= n_states:
+            return list(range(n_states))
+        grid = torch.linspace(0, last, record, dtype=torch.float64).round().long().tolist()
+        return sorted(set(grid))
+    out = set()
+    for i in record:
+        j = int(i)
+        if j != i or not -n_states <= j <= last:
+            raise ConfigError(
+                f"trajectory step {i!r} is out of range: states are 0 (noise) .. {last} (result)"
+            )
+        out.add(j % n_states)
+    if not out:
+        raise ConfigError("trajectory steps: the list is empty")
+    return sorted(out)
+
+
 def sample_windows(
     net: Denoiser,
     scheduler: NoiseScheduler,
@@ -48,7 +104,9 @@ def sample_windows(
     batch_cells: int = 250_000,
     clip: tuple[torch.Tensor, torch.Tensor] | None = None,
     precision: str = "float32",
-) -> torch.Tensor:
+    record: int | Sequence[int] | None = None,
+    record_samples: int = 3,
+) -> torch.Tensor | tuple[torch.Tensor, Trajectory]:
     """Draw ``n_samples`` imputations per window → (W, n, K, L), observed cells kept.
 
     ``sampler="ddpm"`` runs every diffusion step (``steps`` is ignored);
@@ -56,20 +114,28 @@ def sample_windows(
     ``clip`` = (lo, hi), each (K,), bounds every step's estimate of the clean values
     (normalised units): it keeps few-step sampling stable when ε is imprecise.
     ``precision="bfloat16"`` runs the network under autocast (see ``SampleConfig``).
+
+    ``record`` (a count of evenly spaced states, or state indices, see
+    :func:`record_indices`) also returns a :class:`Trajectory` of the first
+    ``record_samples`` samples per window: ``(samples, trajectory)``. Recording copies
+    states and draws no extra noise, so the samples are the same as without it.
     """
     if precision not in ("float32", "bfloat16"):
         raise ConfigError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
     if n_samples < 1:
         raise ConfigError(f"n_samples must be >= 1, got {n_samples}")
-    if sampler == "ddpm":
-        ts = list(range(scheduler.num_steps - 1, -1, -1))
-    elif sampler == "ddim":
-        ts = scheduler.timesteps(steps)
-    else:
-        raise ConfigError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
+    ts = reverse_steps(scheduler, sampler, steps)
     w, k, length = batch.values.shape
     out = torch.empty(w, n_samples, k, length)
     per_chunk = max(1, batch_cells // max(1, n_samples * k * length))  # windows per call
+    keep: list[int] = []
+    traj = None
+    if record is not None:
+        keep = record_indices(len(ts) + 1, record)
+        if record_samples < 1:
+            raise ConfigError(f"record_samples must be >= 1, got {record_samples}")
+        m = min(record_samples, n_samples)
+        traj = torch.empty(w, len(keep), m, k, length)  # (W, S, m, K, L)
 
     bounds = None
     if clip is not None:
@@ -83,11 +149,26 @@ def sample_windows(
             for lo in range(0, w, per_chunk):
                 hi = min(w, lo + per_chunk)
                 out[lo:hi] = _sample_chunk(
-                    net, scheduler, batch, lo, hi, n_samples, ts, sampler, eta, bounds
+                    net,
+                    scheduler,
+                    batch,
+                    lo,
+                    hi,
+                    n_samples,
+                    ts,
+                    sampler,
+                    eta,
+                    bounds,
+                    keep,
+                    None if traj is None else traj[lo:hi],
                 )
     finally:
         net.train(was_training)
-    return out
+    if traj is None:
+        return out
+    abar = scheduler.alphas_cumprod
+    level = [float((1 - abar[t]).sqrt()) for t in ts] + [0.0]  # state i sits at ts[i]
+    return out, Trajectory(traj, keep, [level[i] for i in keep])
 
 
 def _sample_chunk(
@@ -101,8 +182,21 @@ def _sample_chunk(
     sampler: str,
     eta: float,
     clip: tuple[torch.Tensor, torch.Tensor] | None,
+    keep: Sequence[int] = (),
+    traj: torch.Tensor | None = None,
 ) -> torch.Tensor:
+    """Samples of windows lo..hi (W', n, K, L); states listed in ``keep`` go to ``traj``."""
     _, k, length = batch.values.shape
+    observed = batch.cond_mask[lo:hi, None]  # (W', 1, K, L)
+    shown = batch.values[lo:hi, None]
+
+    def save(i: int, x: torch.Tensor) -> None:  # x (R, K, L) → traj[:, slot] (W', m, K, L)
+        if traj is None or i not in keep:
+            return
+        m = traj.shape[2]
+        state = x.view(hi - lo, n, k, length)[:, :m].float()
+        traj[:, keep.index(i)] = torch.where(observed, shown, state)
+
     gens = [torch.Generator().manual_seed(int(s)) for s in batch.seeds[lo:hi]]
 
     def noise() -> torch.Tensor:  # (rows, K, L), rows = windows·n, window-major
@@ -112,6 +206,7 @@ def _sample_chunk(
     cond = net.condition(batch.values[lo:hi], batch.cond_mask[lo:hi], batch.calendar[lo:hi])
     rows = (hi - lo) * n
     x = noise()  # (R, K, L)
+    save(0, x)
     for i, t in enumerate(ts):
         t_vec = torch.full((rows,), t, dtype=torch.long)
         eps = net.denoise(x, t_vec, cond).float()
@@ -124,5 +219,6 @@ def _sample_chunk(
             t_prev = ts[i + 1] if i + 1 < len(ts) else -1
             z = noise() if eta > 0 and t_prev >= 0 else None
             x = scheduler.ddim_step(x, eps, t, t_prev, eta, z, clip)
+        save(i + 1, x)
     x = x.view(hi - lo, n, k, length)
-    return torch.where(batch.cond_mask[lo:hi, None], batch.values[lo:hi, None], x)
+    return torch.where(observed, shown, x)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tsdiff.data.columns import Columns
-from tsdiff.data.frames import forecast_frame, impute_frame, samples_frame
+from tsdiff.data.frames import forecast_frame, impute_frame, samples_frame, trajectory_frame
 from tsdiff.data.grid import (
     Freq,
     Panel,
@@ -34,5 +34,6 @@ __all__ = [
     "samples_frame",
     "stitch",
     "to_panel",
+    "trajectory_frame",
     "window_starts",
 ]

@@ -275,3 +275,58 @@ def samples_frame(panel: Panel, samples: list[np.ndarray], index: list[pd.Index]
     cols[c.value_col] = np.concatenate([a.ravel() for a in per_time])
     names += ["sample", c.var_col, c.value_col]
     return _frame(cols, names)
+
+
+def trajectory_frame(
+    panel: Panel,
+    index: list[pd.Index],
+    states: list[np.ndarray],
+    steps: Sequence[int],
+    noise_std: Sequence[float],
+    imputed: list[np.ndarray],
+) -> pd.DataFrame:
+    """States of a diffusion path, always long: one row per (series, step, sample, time, var).
+
+    ``states`` per series (S, m, K, T_i) over ``index``; ``steps`` and ``noise_std`` (S,)
+    label each state; ``imputed`` (K, T_i) marks the cells the model drew (observed ones
+    hold their value in every state). Columns: id (when the input had one), time,
+    variable, ``step``, ``noise_std``, ``sample``, value, ``imputed``. Long whatever the
+    input layout, because a path adds two axes a wide table has no room for.
+    """
+    if len(index) != len(panel.series):
+        raise ConfigError(f"index: {len(index)} indexes for {len(panel.series)} series")
+    lengths = [len(idx) for idx in index]
+    states = _check_series(panel, states, "states", lengths, lead=2)
+    imputed = _check_series(panel, imputed, "imputed", lengths)
+    s_count = len(steps)
+    if len(noise_std) != s_count or any(a.shape[0] != s_count for a in states):
+        raise ConfigError("states, steps and noise_std disagree on the number of states")
+    k = len(panel.variables)
+    times, step_col, level_col, sample_col, value_col, flag_col, rows = [], [], [], [], [], [], []
+    for idx, a, imp in zip(index, states, imputed, strict=True):
+        _, m, _, t = a.shape
+        per_state = m * t * k
+        cell = np.repeat(np.arange(t), k)  # (T*K,) time-major, then variable
+        times.append(_restore_time(idx, panel.time_dtype).take(np.tile(cell, s_count * m)))
+        step_col.append(np.repeat(np.asarray(steps, dtype=np.int64), per_state))
+        level_col.append(np.repeat(np.asarray(noise_std, dtype=np.float64), per_state))
+        sample_col.append(np.tile(np.repeat(np.arange(m, dtype=np.int64), t * k), s_count))
+        value_col.append(np.asarray(a, dtype=np.float64).transpose(0, 1, 3, 2).ravel())
+        flag_col.append(np.tile(np.asarray(imp, dtype=bool).T.ravel(), s_count * m))
+        rows.append(s_count * per_state)
+    c = panel.columns
+    cols: dict[str, Any] = {}
+    names: list[str] = []
+    if panel.has_id:
+        cols[c.id_col] = _id_column(panel, rows)
+        names.append(c.id_col)
+    cols[c.time_col] = times[0].append(times[1:]) if times else pd.Index([])
+    names.append(c.time_col)
+    cols[c.var_col] = _var_column(panel, sum(rows) // max(k, 1))
+    cols["step"] = np.concatenate(step_col) if step_col else np.zeros(0, np.int64)
+    cols["noise_std"] = np.concatenate(level_col) if level_col else np.zeros(0)
+    cols["sample"] = np.concatenate(sample_col) if sample_col else np.zeros(0, np.int64)
+    cols[c.value_col] = np.concatenate(value_col) if value_col else np.zeros(0)
+    cols["imputed"] = np.concatenate(flag_col) if flag_col else np.zeros(0, bool)
+    names += [c.var_col, "step", "noise_std", "sample", c.value_col, "imputed"]
+    return _frame(cols, names)
