@@ -176,8 +176,25 @@ def _restore(
     return out.reshape(shape)  # (N, K, L)
 
 
-def knn_impute(windows: np.ndarray, n_neighbors: int = 5) -> np.ndarray:
-    """scikit-learn KNNImputer on flattened windows; returns ``(N, K, L)``."""
+def _fit_rows(fit: np.ndarray | None, like: np.ndarray) -> np.ndarray | None:
+    """Flattened windows to fit on, with the columns that are empty in ``like`` zeroed."""
+    if fit is None:
+        return None
+    flat, _ = _flatten_windows(fit)  # (M, K*L)
+    if flat.shape[1] != like.shape[1]:
+        raise ConfigError(f"fit windows have {flat.shape[1]} cells, windows {like.shape[1]}")
+    flat[:, np.isnan(like).all(axis=0)] = 0.0
+    return flat
+
+
+def knn_impute(
+    windows: np.ndarray, n_neighbors: int = 5, fit: np.ndarray | None = None
+) -> np.ndarray:
+    """scikit-learn KNNImputer on flattened windows; returns ``(N, K, L)``.
+
+    ``fit`` (M, K, L): windows to find neighbours among (e.g. the training set);
+    by default the windows themselves.
+    """
     from sklearn.impute import KNNImputer
 
     if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)):
@@ -188,14 +205,23 @@ def knn_impute(windows: np.ndarray, n_neighbors: int = 5) -> np.ndarray:
     flat, miss = _flatten_windows(windows)  # (N, K*L), (N, K*L)
     if not np.isnan(flat).any() or flat.shape[0] == 0:
         return flat.reshape(shape)
-    imputed = KNNImputer(n_neighbors=int(n_neighbors)).fit_transform(flat)  # (N, K*L)
+    imputer = KNNImputer(n_neighbors=int(n_neighbors), keep_empty_features=True)
+    ref = _fit_rows(fit, flat)
+    imputed = imputer.fit(flat if ref is None else ref).transform(flat)  # (N, K*L)
     return _restore(flat, imputed, miss, shape)
 
 
-def iterative_impute(windows: np.ndarray, max_iter: int = 10, seed: int = 0) -> np.ndarray:
+def iterative_impute(
+    windows: np.ndarray,
+    max_iter: int = 10,
+    seed: int = 0,
+    fit: np.ndarray | None = None,
+    n_nearest_features: int | None = None,
+) -> np.ndarray:
     """scikit-learn IterativeImputer (MICE-style) on flattened windows; returns ``(N, K, L)``.
 
-    Cost grows with the square of K*L columns, so keep windows small.
+    Cost grows with the square of K*L columns: ``n_nearest_features`` bounds each
+    column's regression to its most correlated columns. ``fit`` as in ``knn_impute``.
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.experimental import enable_iterative_imputer  # noqa: F401
@@ -209,9 +235,15 @@ def iterative_impute(windows: np.ndarray, max_iter: int = 10, seed: int = 0) -> 
     flat, miss = _flatten_windows(windows)  # (N, K*L), (N, K*L)
     if not np.isnan(flat).any() or flat.shape[0] == 0:
         return flat.reshape(shape)
-    imputer = IterativeImputer(max_iter=int(max_iter), random_state=seed)
+    imputer = IterativeImputer(
+        max_iter=int(max_iter),
+        random_state=seed,
+        n_nearest_features=n_nearest_features,
+        keep_empty_features=True,
+    )
+    ref = _fit_rows(fit, flat)
     with warnings.catch_warnings():
         # a baseline that stops before convergence is still a valid baseline
         warnings.simplefilter("ignore", ConvergenceWarning)
-        imputed = imputer.fit_transform(flat)  # (N, K*L)
+        imputed = imputer.fit(flat if ref is None else ref).transform(flat)  # (N, K*L)
     return _restore(flat, imputed, miss, shape)

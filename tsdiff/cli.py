@@ -165,6 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-register", action="store_true", help="skip MLflow tracking")
     d.set_defaults(func=cmd_demo)
 
+    b = sub.add_parser(
+        "benchmark", help="CSDI-protocol benchmark (PhysioNet 2012, PM2.5) beside baselines"
+    )
+    b.add_argument("dataset", choices=["physionet", "pm25"])
+    b.add_argument("--profile", default="quick", help="quick, full, tiny or a JSON path")
+    b.add_argument("--missing", type=float, default=0.1, help="PhysioNet held-out share")
+    b.add_argument("--fold", type=int, default=0, help="PhysioNet fold 0..4 (default 0)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--data-dir", help="folder with the data (default ../shared/data)")
+    b.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=cmd_benchmark)
+
     pp = sub.add_parser("plot", help="draw impute, forecast or trajectory outputs (PNG/SVG)")
     ppsub = pp.add_subparsers(dest="plot_command", metavar="KIND")
     for name, helptext, what in (
@@ -474,6 +487,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
         register=None if args.no_register else args.register,
+    )
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from benchmarks import csdi
+
+    csdi.run(
+        args.dataset,
+        args.profile,
+        missing=args.missing,
+        fold=args.fold,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        out_dir=args.out or csdi.RESULTS,
+        command=csdi.command_line(),
+        progress=not args.quiet,
     )
     return 0
 

@@ -320,6 +320,7 @@ class TSDiff:
             "best_val_loss": result.best_val_loss if np.isfinite(result.best_val_loss) else None,
             "stopped_by_budget": result.stopped_by_budget,
             "train_seconds": round(secs, 2),
+            "step_seconds": round(result.step_seconds, 2),
             "final": {k: v for k, v in last.items() if isinstance(v, (int, float))},
             "layout": panel.layout,
             "has_id": panel.has_id,
@@ -331,6 +332,35 @@ class TSDiff:
         return torch.tensor(self.value_range[0]), torch.tensor(self.value_range[1])
 
     # ------------------------------------------------------------------ sampling core
+    def panel(self, df: pd.DataFrame) -> Panel:
+        """``df`` checked against the model and put on its grid (what ``sample`` takes)."""
+        return self._panel(df)
+
+    def sample(
+        self,
+        panel: Panel,
+        *,
+        values: Sequence[np.ndarray] | None = None,
+        n_samples: int | None = None,
+        steps: int | None = None,
+        sampler: str | None = None,
+        eta: float | None = None,
+        seed: int = 0,
+    ) -> list[np.ndarray]:
+        """Raw samples per series of ``panel`` → list of (n, K, T) in original units.
+
+        For evaluations and benchmarks that score samples themselves: ``values``
+        replaces the series' (K, T) arrays, e.g. with held-out cells set to NaN.
+        Cells observed in what the model is given carry their values in every sample.
+        """
+        opts = self._options(n_samples, steps, sampler, eta, None, seed)
+        if values is not None:
+            values = [np.asarray(v, dtype=np.float64) for v in values]
+            shapes = [s.values.shape for s in panel.series]
+            if [v.shape for v in values] != shapes:
+                raise DataError(f"values must match the panel's series shapes {shapes[:3]}...")
+        return self._sample_series(panel, opts, values=values)
+
     def _sample_series(
         self,
         panel: Panel,

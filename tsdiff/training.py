@@ -54,6 +54,7 @@ class TrainResult:
     epochs_run: int = 0
     steps_run: int = 0
     seconds: float = 0.0
+    step_seconds: float = 0.0  # time in optimisation steps alone (throughput), this process
     stopped_by_budget: bool = False
     best_epoch: int = 0
     best_val_loss: float = math.inf
@@ -156,6 +157,7 @@ def train(
                 result.stopped_by_budget = True
                 break
 
+        result.step_seconds += time.perf_counter() - t_epoch
         elapsed = time.perf_counter() - t_start
         if epoch == start_epoch and math.isfinite(budget) and not result.stopped_by_budget:
             # fit the learning-rate schedule to the epochs the budget allows
