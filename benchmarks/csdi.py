@@ -461,10 +461,11 @@ def training_race(
     valid = _cap(task.valid, bench.race_eval_windows)
     out: dict[str, Any] = {"minutes": bench.race_minutes, "batch_size": None}
     for label, net in (("ours", {}), ("csdi_sized", CSDI_SIZED)):
-        cfg = profile.model.replace(
-            network=net, train={"val_crps_every": 0, "max_minutes": bench.race_minutes}
-        )
-        model = TSDiff(cfg).fit(task.train, valid_df=valid, freq=task.freq, progress=False)
+        # no validation while racing: both spend the whole budget training, and are
+        # scored afterwards on the same validation cells
+        train = {"val_fraction": 0.0, "val_crps_every": 0, "max_minutes": bench.race_minutes}
+        cfg = profile.model.replace(network=net, train=train)
+        model = TSDiff(cfg).fit(task.train, freq=task.freq, progress=False)
         info = model.info
         wps = info["steps_run"] * cfg.train.batch_size / max(info["step_seconds"], 1e-9)
         cells = held_out_cells(model, valid, None, 0.1, seed)

@@ -1,0 +1,138 @@
+"""The CSDI-protocol benchmark harness: protocol pieces, and each benchmark end to end on a
+tiny slice so the harness cannot rot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks import csdi
+from tsdiff.cli import main
+from tsdiff.datasets import PHYSIONET_VARIABLES, default_data_dir, physionet_slice
+from tsdiff.errors import ConfigError
+
+METHODS = {"tsdiff", "linear", "locf", "mean", "knn", "iterative"}
+METRIC_KEYS = {"mae", "rmse", "crps", "cov50", "cov90", "train_s", "impute_s"}
+
+
+def test_physionet_grid_keeps_the_last_value_of_each_hour_and_all_48_hours():
+    raw = pd.DataFrame(
+        {
+            "series_id": [7, 7, 7, 7],
+            "timestamp": [5, 50, 61, 2879],  # minutes: two in hour 0, one in 1, one in 47
+            "variable": ["HR", "HR", "HR", "Temp"],
+            "value": [80.0, 90.0, 70.0, 37.5],
+        }
+    )
+    grid = csdi.physionet_grid(raw)
+    assert len(grid) == 48 and list(grid["timestamp"]) == list(np.arange(48.0))
+    assert list(grid.columns) == ["series_id", "timestamp", *PHYSIONET_VARIABLES]
+    assert grid.loc[0, "HR"] == 90.0 and grid.loc[1, "HR"] == 70.0
+    assert grid.loc[47, "Temp"] == 37.5
+    assert grid["HR"].notna().sum() == 2
+
+
+def test_folds_split_70_10_20_and_the_five_tests_partition_the_stays():
+    ids = np.arange(1000, 1500)
+    tests = []
+    for fold in range(5):
+        tr, va, te = csdi.fold_split(ids, fold, seed=3)
+        assert (len(tr), len(va), len(te)) == (350, 50, 100)
+        assert not (set(tr) & set(va) or set(tr) & set(te) or set(va) & set(te))
+        tests.append(te)
+    assert sorted(np.concatenate(tests).tolist()) == ids.tolist()
+    with pytest.raises(ConfigError, match="fold"):
+        csdi.fold_split(ids, 5, seed=0)
+
+
+def test_every_profile_loads_and_unknown_settings_are_refused(tmp_path):
+    for path in sorted(csdi.PROFILES.glob("*.json")):
+        family, name = path.stem.split("-", 1)
+        if family not in ("physionet", "pm25"):
+            continue  # other benchmarks' profiles
+        p = csdi.load_profile(family, name)
+        assert p.name == name and p.bench.n_samples >= 1
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"benchmark": {"n_sample": 3}}))
+    with pytest.raises(ConfigError, match="n_sample"):
+        csdi.load_profile("physionet", str(bad))
+    with pytest.raises(ConfigError, match="known"):
+        csdi.load_profile("physionet", "no-such-profile")
+
+
+def _check_result(r: dict, dataset: str, out: Path) -> None:
+    assert r["dataset"] == dataset and r["profile"] == "tiny"
+    assert set(r["methods"]) == METHODS
+    for name, m in r["methods"].items():
+        assert METRIC_KEYS <= set(m), name
+        assert np.isfinite(m["mae"]) and np.isfinite(m["crps"]) and m["mae"] > 0
+    assert 0 <= r["methods"]["tsdiff"]["cov90"] <= 1
+    s = r["sampling"]
+    assert s["ours_s"] > 0 and s["reference_s"] > 0
+    assert s["speedup"] == pytest.approx(s["reference_s"] / s["ours_s"], rel=0.01)
+    t = r["training"]
+    assert t["ours_windows_per_s"] > 0 and t["csdi_sized_windows_per_s"] > 0
+    assert t["csdi_sized_params"] > t["ours_params"]
+    on_disk = json.loads((out / f"{dataset}-tiny.json").read_text())
+    assert on_disk["methods"] == r["methods"]
+    page = (out / f"{dataset}-tiny.md").read_text()
+    assert "| tsdiff |" in page and "CSDI (published)" in page
+
+
+@pytest.mark.slow
+def test_physionet_benchmark_end_to_end_on_a_tiny_slice(tmp_path):
+    # the shipped slice, written in the raw layout of the full data file
+    s = physionet_slice()
+    raw = pd.DataFrame(
+        {
+            "record_id": s["series_id"].astype("int32"),
+            "minute": s["timestamp"].astype("int16"),
+            "parameter": s["variable"],
+            "value": s["value"],
+        }
+    )
+    data = tmp_path / "data"
+    data.mkdir()
+    raw.to_parquet(data / "physionet2012_seta.parquet")
+    out = tmp_path / "results"
+    r = csdi.run("physionet", "tiny", missing=0.5, data_dir=data, out_dir=out, progress=False)
+    _check_result(r, "physionet50", out)
+    # z-scored truth against a prediction of 0 (the training mean): CRPS is exactly 1
+    assert r["methods"]["mean"]["crps"] == pytest.approx(1.0)
+    # half of each test stay's observed values are the target cells
+    test_ids = csdi.fold_split(np.sort(s["series_id"].unique()), 0, 0)[2][:6]
+    grid = csdi.physionet_grid(s[s["series_id"].isin(test_ids)])
+    per_stay = grid.groupby("series_id")[list(PHYSIONET_VARIABLES)].count().sum(axis=1)
+    assert r["protocol"]["n_cells"] == int((per_stay * 0.5).astype(int).sum())
+
+
+@pytest.mark.slow
+def test_pm25_benchmark_end_to_end_on_a_tiny_slice(tmp_path):
+    src = default_data_dir()
+    if src is None or not (src / "pm25_ground.parquet").is_file():
+        pytest.skip("the shared PM2.5 data is not on this machine")
+    data = tmp_path / "data"
+    data.mkdir()
+    cols = ["timestamp"] + [f"station_0010{i:02d}" for i in range(1, 7)]
+    for name in ("pm25_ground", "pm25_missing"):
+        pd.read_parquet(src / f"{name}.parquet")[cols].to_parquet(data / f"{name}.parquet")
+    out = tmp_path / "results"
+    r = csdi.run("pm25", "tiny", data_dir=data, out_dir=out, progress=False)
+    _check_result(r, "pm25", out)
+    # target cells: present in ground, absent in missing, in the first test month
+    g = pd.read_parquet(data / "pm25_ground.parquet")
+    m = pd.read_parquet(data / "pm25_missing.parquet")
+    first = pd.to_datetime(g["timestamp"]).dt.month.isin(csdi.PM25_TEST_MONTHS).idxmax()
+    month = pd.to_datetime(g["timestamp"]).dt.to_period("M")
+    rows = month == month.iloc[first]
+    expect = int((g.loc[rows, cols[1:]].notna() & m.loc[rows, cols[1:]].isna()).sum().sum())
+    assert r["protocol"]["n_cells"] == expect
+
+
+def test_cli_benchmark_rejects_an_unknown_profile(capsys):
+    assert main(["benchmark", "pm25", "--profile", "nope"]) == 2
+    assert "no profile 'nope'" in capsys.readouterr().err
