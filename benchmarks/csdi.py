@@ -501,6 +501,7 @@ def run(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run one benchmark end to end and write its JSON and markdown results."""
+    commit = _commit()  # the code that runs, even if the tree moves on meanwhile
     profile = load_profile(family, profile_name)
     bench = profile.bench
     if family == "physionet":
@@ -552,7 +553,7 @@ def run(
         "dataset": task.dataset,
         "profile": profile.name,
         "command": command or "",
-        "commit": _commit(),
+        "commit": commit,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": _machine(),
         "protocol": {**task.protocol, "n_cells": cells.n_cells, "n_samples": bench.n_samples},
