@@ -8,6 +8,7 @@ untouched, so probes and scrapers never need a key.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import re
@@ -26,6 +27,7 @@ FILE_ROUTES = frozenset({"/v1/impute", "/v1/forecast"})
 FILE_FIELD = "data"
 _URL = re.compile(r"^['\"]?[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _DRAIN_FACTOR = 8  # read (and drop) up to this many times the limit before answering 413
+_DRAIN_SECONDS = 2.0  # ... but no longer than this: a client may declare more than it sends
 
 
 class ApiGuard:
@@ -176,13 +178,24 @@ def _replay(body: bytes, receive: Receive | None) -> Receive:
 
 
 async def _drain(receive: Receive, cap: int) -> None:
-    """Read and drop the rest of a body, so the client can read our answer before we close."""
-    seen = 0
-    while seen <= cap:
-        message = await receive()
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return
-        seen += len(message.get("body", b""))
+    """Read and drop the rest of a body, so the client can read our answer before we close.
+
+    Bounded in bytes and in time: a client that declares 2 GB and sends a few bytes
+    would otherwise hold the request open until it gave up, with no answer.
+    """
+
+    async def drain() -> None:
+        seen = 0
+        while seen <= cap:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
+            seen += len(message.get("body", b""))
+
+    try:
+        await asyncio.wait_for(drain(), _DRAIN_SECONDS)
+    except asyncio.TimeoutError:
+        pass
 
 
 async def _send_json(

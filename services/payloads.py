@@ -11,7 +11,7 @@ import math
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,9 @@ from starlette.responses import JSONResponse, Response
 
 from services.settings import Settings
 from tsdiff.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tsdiff.model import TSDiff
 
 PARQUET_TYPE = "application/vnd.apache.parquet"
 ZIP_TYPE = "application/zip"
@@ -105,7 +108,12 @@ def check_rows(n: int, settings: Settings) -> None:
 
 def check_series(df: pd.DataFrame, id_col: str, settings: Settings) -> int:
     """Number of series in ``df`` (1 without an id column), refused beyond the limit."""
-    n = int(df[id_col].nunique(dropna=True)) if id_col in df.columns else 1
+    try:
+        n = int(df[id_col].nunique(dropna=True)) if id_col in df.columns else 1
+    except TypeError:  # lists or objects as ids (JSON records): not a key
+        raise DataError(
+            f"column {id_col!r} holds series ids that are not numbers or strings"
+        ) from None
     if n > settings.max_series:
         raise ServiceError(
             413,
@@ -114,6 +122,27 @@ def check_series(df: pd.DataFrame, id_col: str, settings: Settings) -> int:
             f"(TSDIFF_MAX_SERIES)",
         )
     return n
+
+
+def check_cells(df: pd.DataFrame, model: TSDiff, settings: Settings) -> None:
+    """Refuse a grid (time steps x variables) beyond the limit before it is built.
+
+    Rows alone do not bound the work: two rows a century apart span 876,000 hourly steps.
+    """
+    from tsdiff.data.grid import grid_steps
+
+    assert model.freq is not None
+    steps = grid_steps(df, columns=model.columns, freq=model.freq, time_kind=model.freq.kind)
+    cells = steps * len(model.variables)
+    if cells > settings.max_cells:
+        raise ServiceError(
+            413,
+            "GridTooLarge",
+            f"the input spans {steps} time steps at the model's frequency "
+            f"{model.freq.to_str()!r} ({cells} cells with {len(model.variables)} variables); "
+            f"this service accepts at most {settings.max_cells} cells (TSDIFF_MAX_CELLS): "
+            f"look for stray timestamps far from the others, or split the request",
+        )
 
 
 def parse_levels(value: str | int | Sequence[int] | None) -> list[int] | None:

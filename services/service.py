@@ -49,6 +49,7 @@ from services.loading import load_with_origin
 from services.payloads import (
     PARQUET_TYPE,
     ServiceError,
+    check_cells,
     check_horizon,
     check_n_samples,
     check_output_rows,
@@ -62,6 +63,7 @@ from services.payloads import (
     to_records,
     trajectory_options,
 )
+from services.scratch import use_private_tempdir
 from services.settings import Settings
 from tsdiff import __version__
 
@@ -134,6 +136,7 @@ class TSDiffService:
     """
 
     def __init__(self) -> None:
+        self.scratch = use_private_tempdir()  # a kill mid-request leaves nothing behind
         self.settings = Settings.from_env()
         self.model: TSDiff | None = None
         self.origin: dict[str, Any] = {}
@@ -184,6 +187,7 @@ class TSDiffService:
 
     def _frame(self, df: pd.DataFrame, endpoint: str, model: TSDiff) -> pd.DataFrame:
         check_series(df, model.columns.id_col, self.settings)
+        check_cells(df, model, self.settings)
         self.rows.labels(endpoint).observe(len(df))
         return df
 

@@ -20,7 +20,8 @@ class Settings:
     """Where the model comes from and how large a request may be.
 
     Every limit exists so that one request cannot exhaust the server: the upload is
-    buffered in memory, rows and series scale the sampling work, and ``n_samples`` and
+    buffered in memory, rows and series scale the sampling work, ``max_cells`` bounds the
+    grid they span (a few rows far apart in time make a huge one), and ``n_samples`` and
     ``horizon`` multiply it.
     """
 
@@ -30,6 +31,7 @@ class Settings:
     max_series: int = 2_000
     max_horizon: int = 168
     max_samples: int = 200
+    max_cells: int = 2_000_000
     api_keys: tuple[str, ...] = ()
 
     @property
@@ -50,6 +52,7 @@ class Settings:
             max_series=_number(env, "TSDIFF_MAX_SERIES", cls.max_series, int),
             max_horizon=_number(env, "TSDIFF_MAX_HORIZON", cls.max_horizon, int),
             max_samples=_number(env, "TSDIFF_MAX_SAMPLES", cls.max_samples, int),
+            max_cells=_number(env, "TSDIFF_MAX_CELLS", cls.max_cells, int),
             api_keys=keys,
         )
 
@@ -61,6 +64,7 @@ class Settings:
             "max_series": self.max_series,
             "max_horizon": self.max_horizon,
             "max_samples": self.max_samples,
+            "max_cells": self.max_cells,
         }
 
 

@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +37,9 @@ from tsdiff.errors import ConfigError
 from tsdiff.model import TSDiff
 
 from .conftest import tiny_config
+from .servers import Server
+from .servers import free_port as _free_port
+from .servers import server_env as _server_env
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("key-one", "key-two")
@@ -55,61 +55,6 @@ slow = pytest.mark.slow
 
 
 # --------------------------------------------------------------------------- servers
-class Server:
-    """A real server process in its own process group, so teardown stops all of it."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], port: int, log: Path) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = log
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                argv,
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"server exited ({self.proc.returncode}):\n{self.tail()}")
-            try:
-                if requests.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        pytest.fail(f"server not ready after {timeout:.0f} s:\n{self.tail()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _server_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TSDIFF_")}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.update(BENTOML_HOME=str(home), BENTOML_DO_NOT_TRACK="true", **extra)
-    return env
-
-
 def _hourly(df: pd.DataFrame) -> pd.DataFrame:
     """PhysioNet rows moved onto the model's hourly grid, one value per cell (the last)."""
     out = df.assign(timestamp=(df["timestamp"] // 60) * 60)

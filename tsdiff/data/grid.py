@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -307,7 +307,12 @@ def _strings_to_datetime(col: pd.Series, name: str) -> pd.Series:
 
 def _first_unparseable(col: pd.Series) -> Any:
     """The first value pandas cannot read as a datetime (error path only)."""
-    for value in pd.unique(col.to_numpy(dtype=object))[:100_000]:
+    values = col.to_numpy(dtype=object)
+    try:
+        values = pd.unique(values)
+    except TypeError:  # lists or dicts (from JSON records) cannot be hashed
+        pass
+    for value in values[:100_000]:
         try:
             pd.Timestamp(value)
         except (ValueError, TypeError, OverflowError):
@@ -359,7 +364,7 @@ def _series_codes(ids: pd.Series, name: str) -> tuple[np.ndarray, list[Any]]:
     n_null = int(ids.isna().sum())
     if n_null:
         raise DataError(f"{n_null} row(s) have a missing series id in column {name!r}")
-    codes, uniques = pd.factorize(ids)
+    codes, uniques = _factorize(ids, name)
     keys = pd.Index(uniques).tolist()
     try:
         order = sorted(range(len(keys)), key=lambda i: keys[i])
@@ -368,6 +373,18 @@ def _series_codes(ids: pd.Series, name: str) -> tuple[np.ndarray, list[Any]]:
     rank = np.empty(len(keys), dtype=np.int64)
     rank[np.asarray(order, dtype=np.int64)] = np.arange(len(keys))
     return rank[codes], [keys[i] for i in order]
+
+
+def _factorize(col: pd.Series, name: str) -> tuple[np.ndarray, Any]:
+    """``pd.factorize`` that names the column when a value cannot be a key (a list, a dict:
+    what JSON records may hold), instead of letting pandas' ``TypeError`` out."""
+    try:
+        return pd.factorize(col)
+    except TypeError:
+        bad = next((x for x in col if not isinstance(x, Hashable)), None)
+        raise DataError(
+            f"column {name!r} holds values that are not numbers or strings, e.g. {bad!r}"
+        ) from None
 
 
 def _check_model_variables(variables: Sequence[str] | None) -> list[str] | None:
@@ -391,7 +408,7 @@ def _long_variables(
     n_null = int(col.isna().sum())
     if n_null:
         raise DataError(f"{n_null} row(s) have a missing variable name in column {name!r}")
-    codes, uniques = pd.factorize(col)
+    codes, uniques = _factorize(col, name)
     names = [str(u) for u in pd.Index(uniques).tolist()]
     if len(set(names)) != len(names):
         raise DataError(f"variable names in column {name!r} collide once written as text")
@@ -550,6 +567,49 @@ def _grid_index(b0: int, b1: int, times: _Times, freq: Freq) -> pd.Index:
 # --------------------------------------------------------------------------- to_panel
 
 
+def _extent(bins: np.ndarray, s_codes: np.ndarray, n_series: int) -> tuple[np.ndarray, np.ndarray]:
+    """(S,) first and last grid bin of each series."""
+    b0 = np.full(n_series, np.iinfo(np.int64).max, dtype=np.int64)
+    b1 = np.full(n_series, np.iinfo(np.int64).min, dtype=np.int64)
+    np.minimum.at(b0, s_codes, bins)
+    np.maximum.at(b1, s_codes, bins)
+    return b0, b1
+
+
+def grid_steps(
+    df: pd.DataFrame,
+    *,
+    columns: Columns = _DEFAULT_COLUMNS,
+    freq: str | float | pd.Timedelta | Freq,
+    time_kind: TimeKind | None = None,
+) -> int:
+    """Time steps, over all series, of the grid :func:`to_panel` would build at ``freq``.
+
+    Cheap (timestamps and series ids only, no value arrays), so that a server can refuse
+    a request whose grid is huge (one stray timestamp in the year 2200 turns 30 hourly
+    rows into 1.6 million steps) before building it. Raises the same typed errors as
+    :func:`to_panel` for the time and id columns.
+    """
+    c = columns
+    if len(df) == 0:
+        raise EmptyInputError("the input table has no rows")
+    if c.time_col not in df.columns:
+        available = f"available columns: {_examples(list(df.columns), 20)}"
+        raise MissingColumnError(f"time column {c.time_col!r} not found; {available}")
+    times = _parse_times(df[c.time_col], c.time_col)
+    if time_kind is not None and times.kind != time_kind:
+        raise TimestampError(
+            f"expected {time_kind} timestamps (as the model was fitted on) in "
+            f"column {c.time_col!r}, got {times.kind} ones (dtype {df[c.time_col].dtype})"
+        )
+    if c.id_col in df.columns:
+        s_codes, keys = _series_codes(df[c.id_col], c.id_col)
+    else:
+        s_codes, keys = np.zeros(len(df), dtype=np.int64), [None]
+    b0, b1 = _extent(_bins(times, Freq.parse(freq, times.kind)), s_codes, len(keys))
+    return int((b1 - b0 + 1).sum())
+
+
 def to_panel(
     df: pd.DataFrame,
     *,
@@ -636,10 +696,7 @@ def to_panel(
 
     step = Freq.parse(freq, times.kind) if freq is not None else _infer_step(times, s_codes)
     bins = _bins(times, step)  # (N,)
-    b0 = np.full(n_series, np.iinfo(np.int64).max, dtype=np.int64)
-    b1 = np.full(n_series, np.iinfo(np.int64).min, dtype=np.int64)
-    np.minimum.at(b0, s_codes, bins)
-    np.maximum.at(b1, s_codes, bins)
+    b0, b1 = _extent(bins, s_codes, n_series)
     lengths = b1 - b0 + 1  # (S,)
     n_vars = len(var_names)
     cells = lengths * n_vars
