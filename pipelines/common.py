@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import signal
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -23,7 +25,7 @@ import pyarrow as pa
 
 from tsdiff import __version__
 from tsdiff.errors import ConfigError, DataError, MissingColumnError, UnknownVariableError
-from tsdiff.io import write_json
+from tsdiff.io import write_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     from tsdiff.model import TSDiff
@@ -360,7 +362,34 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:
 def write_manifest(out_dir: str | Path, manifest: dict[str, Any]) -> Path:
     """Atomically (temporary file, then rename): a reader never sees half a manifest."""
     manifest["updated_at"] = now()
-    return write_json(manifest, Path(out_dir) / MANIFEST)
+    text = json.dumps(manifest, indent=2) + "\n"
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text)
+        crash_point("manifest")
+
+    return write_atomic(Path(out_dir) / MANIFEST, write)
+
+
+CRASH_ENV = "TSDIFF_PIPELINE_CRASH_AT"
+_crash_counts: dict[str, int] = {}
+
+
+def crash_point(name: str) -> None:
+    """Test hook: with ``TSDIFF_PIPELINE_CRASH_AT=<name>:<n>`` the process SIGKILLs itself
+    the n-th time it reaches point ``name`` (``part``: a part written to its temporary
+    name, not yet renamed; ``manifest``: the same for the manifest). Unset, it does nothing.
+    Crash tests use it to stop a run at an exact point instead of racing it with a timer.
+    """
+    spec = os.environ.get(CRASH_ENV)
+    if not spec:
+        return
+    where, _, nth = spec.partition(":")
+    if where != name:
+        return
+    _crash_counts[name] = _crash_counts.get(name, 0) + 1
+    if _crash_counts[name] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def check_output_dir(out_dir: Path, engine: str, job: str) -> dict[str, Any] | None:

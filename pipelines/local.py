@@ -25,12 +25,14 @@ import pyarrow.parquet as pq
 
 from pipelines.common import (
     HIVE_NULL,
+    MANIFEST,
     MANIFEST_FORMAT,
     PipelineParams,
     SeriesError,
     arrow_output_schema,
     check_columns,
     check_output_dir,
+    crash_point,
     fingerprint,
     jsonable,
     model_info,
@@ -143,7 +145,7 @@ def run_local(
                 table = pa.Table.from_pandas(
                     part[schema.names], schema=schema, preserve_index=False
                 )
-                write_atomic(out / rel, lambda p, t=table: pq.write_table(t, p))
+                write_atomic(out / rel, lambda p, t=table: _write_part(t, p))
                 entry["parts"].append(rel)
                 write_manifest(out, manifest)
                 if on_part is not None:
@@ -271,8 +273,15 @@ def release_memory() -> None:
             pass
 
 
+def _write_part(table: pa.Table, tmp: Path) -> None:
+    pq.write_table(table, tmp)
+    crash_point("part")
+
+
 def _remove_temporaries(out: Path) -> None:
-    """Temporary parts a killed run left behind (hidden names, ignored by readers)."""
-    for p in out.rglob(".part-*"):
+    """Temporary parts and manifests a killed run left behind (hidden names, ignored by
+    readers, but files all the same)."""
+    leftovers = [*out.rglob(".part-*"), *out.glob(f".{Path(MANIFEST).stem}.*")]
+    for p in leftovers:
         if p.is_file():
             p.unlink(missing_ok=True)

@@ -30,6 +30,7 @@ from pipelines import (
     read_manifest,
     run_local,
 )
+from pipelines.common import CRASH_ENV
 from tsdiff.cli import main
 from tsdiff.model import TSDiff
 
@@ -194,6 +195,47 @@ def test_killed_run_resumes_to_the_output_of_an_uninterrupted_run(
 
     man = run_local(dataset, out, model_dir, PipelineParams(seed=7, batch_series=1), progress=False)
     assert man["status"] == "complete" and man["batches_done"] == 8
+    assert man["runs"][-1]["batches_skipped"] == killed["batches_done"]
+    assert man["parts"] == files_on_disk(out)
+    assert not [p for p in out.rglob(".*") if p.is_file()]
+    pd.testing.assert_frame_equal(read_out(out), read_out(reference), check_exact=True)
+
+
+@pytest.mark.parametrize(
+    "point, nth",
+    [("part", 3), ("manifest", 4)],
+    ids=["during-part-write", "during-manifest-update"],
+)
+def test_kill_inside_a_write_resumes_to_the_uninterrupted_output(
+    dataset: Path, model_dir: Path, reference: Path, tmp_path: Path, point: str, nth: int
+) -> None:
+    """SIGKILL at an exact point (the pipeline's crash hook): after a part or the manifest
+    is written under its temporary name and before the rename."""
+    out = tmp_path / "out"
+    script = (
+        "import sys\n"
+        "from pipelines import PipelineParams, run_local\n"
+        "run_local(sys.argv[1], sys.argv[2], sys.argv[3], PipelineParams(seed=7, batch_series=1),"
+        " progress=False)\n"
+    )
+    env = {**os.environ, CRASH_ENV: f"{point}:{nth}"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(dataset), str(out), str(model_dir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    temporaries = [p.name for p in out.rglob(".*") if p.is_file()]
+    prefix = ".part-" if point == "part" else "._manifest."
+    assert [t for t in temporaries if t.startswith(prefix)], temporaries  # killed mid-write
+    killed = read_manifest(out)  # the previous manifest, whole
+    assert killed is not None and killed["status"] == "running"
+    assert killed["batches_done"] < killed["n_batches"]
+
+    man = run_local(dataset, out, model_dir, PipelineParams(seed=7, batch_series=1), progress=False)
+    assert man["status"] == "complete" and man["batches_done"] == man["n_batches"] == 8
     assert man["runs"][-1]["batches_skipped"] == killed["batches_done"]
     assert man["parts"] == files_on_disk(out)
     assert not [p for p in out.rglob(".*") if p.is_file()]
