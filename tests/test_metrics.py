@@ -14,6 +14,7 @@ from hypothesis.extra.numpy import arrays
 from tsdiff.errors import ConfigError, DataError, RangeError
 from tsdiff.metrics import (
     coverage,
+    crps_from_quantiles,
     crps_quantile,
     crps_sample,
     crps_sum,
@@ -331,3 +332,29 @@ def test_summarize_keys_types_and_values() -> None:
     assert out["cov90"] == pytest.approx(coverage(samples, truth, mask, 90))
     assert out["width50"] == pytest.approx(interval_width(samples, mask, 50))
     assert json.loads(json.dumps(out)) == out
+
+
+def test_crps_from_quantiles_equals_crps_quantile_on_sample_quantiles() -> None:
+    rng = np.random.default_rng(3)
+    samples = rng.normal(size=(50, 4, 6))
+    truth = rng.normal(size=(4, 6)) + 0.5
+    mask = rng.random((4, 6)) < 0.7
+    q = np.quantile(samples, quantile_levels(), axis=0)  # (19, 4, 6)
+    assert crps_from_quantiles(q, truth, mask) == pytest.approx(
+        crps_quantile(samples, truth, mask), rel=1e-12
+    )
+
+
+def test_crps_from_quantiles_point_mass_and_bad_count() -> None:
+    truth = np.array([1.0, -2.0, 4.0])
+    q = np.broadcast_to(np.array([2.0, 0.0, 4.0]), (19, 3))  # every quantile at the point
+    # a point forecast: sum_q 2|y - p| · |1[y <= p] - q| averages to |y - p| over q
+    per_level = [
+        2 * np.sum(np.abs(truth - q[0]) * np.abs((truth <= q[0]) - lv)) for lv in quantile_levels()
+    ]
+    expected = np.mean(per_level) / np.sum(np.abs(truth))
+    assert crps_from_quantiles(q, truth, np.ones(3, bool)) == pytest.approx(expected)
+    # = sum|y - p| / sum|y|
+    assert crps_from_quantiles(q, truth, np.ones(3, bool)) == pytest.approx(3.0 / 7.0)
+    with pytest.raises(ConfigError):
+        crps_from_quantiles(np.zeros((9, 3)), truth, np.ones(3, bool))

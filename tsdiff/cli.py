@@ -1,4 +1,5 @@
-"""``tsdiff`` command line: train, impute, forecast, evaluate, models, demo, serve, pipeline, plot.
+"""``tsdiff`` command line: train, impute, forecast, backtest, evaluate, models, demo, serve,
+pipeline, plot.
 
 Every command reads and writes parquet. Bad input exits non-zero with one line on
 stderr naming the problem (exit 2 for input and option errors, 1 for anything else),
@@ -101,6 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
             "--trajectory-samples", type=int, default=3, help="samples to follow (default 3)"
         )
         s.set_defaults(func=cmd_impute if name == "impute" else cmd_forecast)
+
+    bt = sub.add_parser(
+        "backtest", help="rolling-origin forecasts over the end of the data, with metrics"
+    )
+    bt.add_argument("model", help="model directory or models:/NAME@ALIAS, models:/NAME/V")
+    bt.add_argument("data", help="input data (.parquet); origins sit over its end")
+    bt.add_argument("--horizon", type=int, required=True, help="steps forecast from each origin")
+    bt.add_argument("--step", type=int, required=True, help="steps between origins")
+    bt.add_argument("--windows", type=int, required=True, help="number of origins per series")
+    bt.add_argument("--out", required=True, help="forecasts with their truth (.parquet)")
+    bt.add_argument("--summary-out", help="metrics JSON (default: --out with .json)")
+    bt.add_argument("--samples-out", help="also write the raw samples to this .parquet")
+    _sampling_args(bt)
+    bt.set_defaults(func=cmd_backtest)
 
     e = sub.add_parser("evaluate", help="hide observed cells, impute them, print metrics (JSON)")
     e.add_argument("model")
@@ -352,6 +367,31 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         **_sample_kwargs(args),
     )
     _write_result(out, args)
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from tsdiff.backtest import backtest
+
+    model = _load_model(args.model)
+    df = read_frame(args.data)
+    kw = _sample_kwargs(args)
+    result = backtest(
+        model,
+        df,
+        horizon=args.horizon,
+        step=args.step,
+        windows=args.windows,
+        levels=kw.pop("levels") or (50, 90),
+        return_samples=bool(args.samples_out),
+        **kw,
+    )
+    summary_out = args.summary_out or str(Path(args.out).with_suffix(".json"))
+    write_parquet(result.forecasts, args.out)
+    if result.samples_frame is not None:
+        write_parquet(result.samples_frame, args.samples_out)
+    write_json(result.summary, summary_out)
+    print(json.dumps({"out": str(args.out), "summary": summary_out, **result.summary}, indent=2))
     return 0
 
 

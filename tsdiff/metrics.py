@@ -21,6 +21,7 @@ from tsdiff.errors import ConfigError, DataError, RangeError
 
 __all__ = [
     "coverage",
+    "crps_from_quantiles",
     "crps_quantile",
     "crps_sample",
     "crps_sum",
@@ -133,11 +134,17 @@ def quantile_levels() -> np.ndarray:
 
 def _crps_quantile_selected(s: np.ndarray, y: np.ndarray) -> float:
     """CSDI quantile CRPS on already-selected ``s (n, m)`` and ``y (m,)``."""
+    if y.size == 0:
+        return float("nan")
+    return _crps_from_quantiles_selected(np.quantile(s, quantile_levels(), axis=0), y)
+
+
+def _crps_from_quantiles_selected(q_pred: np.ndarray, y: np.ndarray) -> float:
+    """CSDI quantile CRPS of predicted quantiles ``q_pred (19, m)`` against ``y (m,)``."""
     denom = float(np.sum(np.abs(y)))
     if y.size == 0 or denom == 0.0:
         return float("nan")
     qs = quantile_levels()  # (19,)
-    q_pred = np.quantile(s, qs, axis=0)  # (19, m)
     indicator = (y[None, :] <= q_pred).astype(np.float64)  # (19, m)
     loss = 2.0 * np.sum(np.abs((y[None, :] - q_pred) * (indicator - qs[:, None])), axis=1)
     return float(np.mean(loss / denom))
@@ -153,6 +160,20 @@ def crps_quantile(samples: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> f
     """
     s, y = _select(samples, truth, mask)
     return _crps_quantile_selected(s, y)
+
+
+def crps_from_quantiles(quantiles: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+    """CSDI's quantile CRPS from predicted quantiles instead of samples.
+
+    For forecasters that give quantiles or intervals rather than samples (statistical
+    baselines, a saved backtest): ``quantiles`` has shape ``(19, ...)``, the levels of
+    :func:`quantile_levels` in order. On the quantiles of a sample set it equals
+    :func:`crps_quantile` on those samples.
+    """
+    q, y = _select(quantiles, truth, mask)  # (19, m), (m,)
+    if q.shape[0] != len(quantile_levels()):
+        raise ConfigError(f"need the 19 quantiles 0.05..0.95 on axis 0, got {q.shape[0]}")
+    return _crps_from_quantiles_selected(q, y)
 
 
 def _crps_sample_selected(s: np.ndarray, y: np.ndarray) -> float:

@@ -1,0 +1,188 @@
+"""Backtests: no look-ahead, window geometry, and a summary that the table reproduces."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsdiff import metrics
+from tsdiff.backtest import backtest, cutoffs, quantile_columns, score_frame
+from tsdiff.cli import main
+from tsdiff.errors import DataError, RangeError
+
+H, STEP, N = 6, 12, 5
+
+
+@pytest.fixture(scope="module")
+def result(fitted, pm25):
+    return backtest(fitted, pm25, horizon=H, step=STEP, windows=N, seed=3, return_samples=True)
+
+
+def test_cutoffs_end_the_last_window_at_the_data_end() -> None:
+    pos = cutoffs(100, horizon=6, step=12, windows=5)
+    assert pos.tolist() == [45, 57, 69, 81, 93]
+    assert pos[-1] + 6 == 99
+    with pytest.raises(DataError, match="needs at least 55"):
+        cutoffs(54, horizon=6, step=12, windows=5)
+    with pytest.raises(RangeError):
+        cutoffs(100, horizon=0, step=12, windows=5)
+
+
+def test_a_spike_after_an_origin_is_not_seen_from_it(fitted, pm25) -> None:
+    """Plant a spike at the first forecast step of origin 2: origins 0..2 must not move."""
+    times = pd.DatetimeIndex(pm25["timestamp"])
+    pos = cutoffs(len(times), H, STEP, N)
+    spiked = pm25.copy()
+    at = times[pos[2] + 1]
+    station = [c for c in pm25.columns if c != "timestamp"]
+    spiked.loc[spiked["timestamp"] == at, station] = 5000.0
+    base = backtest(fitted, pm25, horizon=H, step=STEP, windows=N, seed=1, return_samples=True)
+    hit = backtest(fitted, spiked, horizon=H, step=STEP, windows=N, seed=1, return_samples=True)
+    assert base.samples is not None and hit.samples is not None
+    for j in range(3):  # origins at or before pos[2]: identical forecasts
+        np.testing.assert_array_equal(base.samples[j], hit.samples[j])
+    # origin 3 has the spike in its context: its forecast changes (the check can fail)
+    assert not np.array_equal(base.samples[3], hit.samples[3])
+    # and the spike is the truth of origin 2's first step, beside its untouched forecast
+    f = hit.forecasts
+    row = f[(f["origin"] == times[pos[2]]) & (f["step"] == 1)]
+    assert (row["truth"] == 5000.0).all()
+    assert (row["median"] < 1000).all()
+
+
+def test_windows_shapes_and_timestamps(result, pm25) -> None:
+    times = pd.DatetimeIndex(pm25["timestamp"])
+    variables = [c for c in pm25.columns if c != "timestamp"]
+    k = len(variables)
+    f = result.forecasts
+    assert result.samples.shape == (N, 4, k, H)  # (W, n, K, H), 4 = tiny_config samples
+    assert len(f) == N * H * k
+    expected = ["origin", "timestamp", "step", "variable", "truth", "median", "mean"]
+    assert list(f.columns[:7]) == expected
+    assert {"lo_50", "hi_50", "lo_90", "hi_90", *quantile_columns()} <= set(f.columns)
+    origins = sorted(f["origin"].unique())
+    pos = cutoffs(len(times), H, STEP, N)
+    assert list(pd.DatetimeIndex(origins)) == list(times[pos])
+    assert (pd.DatetimeIndex(origins).diff()[1:] == pd.Timedelta(hours=STEP)).all()
+    truth = pm25.set_index("timestamp")
+    for o, part in f.groupby("origin"):
+        stamps = pd.DatetimeIndex(sorted(part["timestamp"].unique()))
+        assert list(stamps) == list(pd.date_range(o + pd.Timedelta(hours=1), periods=H, freq="h"))
+        assert sorted(part["step"].unique()) == list(range(1, H + 1))
+        assert (part.groupby("timestamp")["variable"].apply(list) == [variables] * H).all()
+        want = truth.loc[part["timestamp"]].to_numpy()[np.arange(len(part)), np.tile(range(k), H)]
+        np.testing.assert_array_equal(part["truth"].to_numpy(), want)  # NaN where unobserved
+    assert f["timestamp"].max() == times[-1]
+    s = result.summary
+    assert s["n_forecasts"] == N and s["context"] == 24 - H and s["levels"] == [50, 90]
+    assert s["last_origin"] == str(times[pos[-1]])
+    # the intervals nest and the quantiles are ordered
+    q = f[quantile_columns()].to_numpy()
+    assert (np.diff(q, axis=1) >= 0).all()
+    assert (f["lo_90"] <= f["lo_50"]).all() and (f["hi_50"] <= f["hi_90"]).all()
+
+
+def _hand(part: pd.DataFrame) -> dict[str, float]:
+    """Metrics from table columns, written out without the library's helpers."""
+    y = part["truth"].to_numpy()
+    med = part["median"].to_numpy()
+    q = part[quantile_columns()].to_numpy().T  # (19, m)
+    lv = metrics.quantile_levels()[:, None]
+    loss = 2 * np.abs((y - q) * ((y <= q) - lv)).sum(axis=1)
+    out = {
+        "mae": np.abs(med - y).mean(),
+        "rmse": np.sqrt(((med - y) ** 2).mean()),
+        "crps": (loss / np.abs(y).sum()).mean(),
+    }
+    for level in (50, 90):
+        lo, hi = part[f"lo_{level}"].to_numpy(), part[f"hi_{level}"].to_numpy()
+        out[f"cov{level}"] = ((y >= lo) & (y <= hi)).mean()
+        out[f"width{level}"] = (hi - lo).mean()
+    return out
+
+
+def test_summary_matches_metrics_recomputed_from_the_parquet(fitted, pm25, tmp_path) -> None:
+    model_dir = tmp_path / "model"
+    fitted.save(model_dir)
+    data = tmp_path / "data.parquet"
+    pm25.to_parquet(data)
+    out = tmp_path / "bt.parquet"
+    smp_out = tmp_path / "samples.parquet"
+    argv = ["backtest", str(model_dir), str(data), "--horizon", str(H), "--step", str(STEP)]
+    argv += ["--windows", str(N), "--out", str(out), "--samples-out", str(smp_out)]
+    argv += ["--n-samples", "8", "--seed", "5"]
+    assert main(argv) == 0
+    summary = json.loads(out.with_suffix(".json").read_text())
+    table = pd.read_parquet(out)
+    observed = table[table["truth"].notna()]
+    assert summary["overall"]["n_cells"] == len(observed) > 0
+    hand = _hand(observed)
+    for key, value in hand.items():
+        assert summary["overall"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    for var, part in observed.groupby("variable"):
+        for key, value in _hand(part).items():
+            assert summary["per_variable"][var][key] == pytest.approx(value, rel=1e-5, abs=1e-6)
+    again = score_frame(table)
+    assert again["overall"] == {k: v for k, v in summary["overall"].items() if k != "crps_sum"}
+    # CRPS-sum from the written samples: sum the observed variables per (origin, time)
+    smp = pd.read_parquet(smp_out).merge(
+        table[["origin", "timestamp", "variable", "truth"]], on=["origin", "timestamp", "variable"]
+    )
+    smp = smp[smp["truth"].notna()]
+    sums = smp.groupby(["origin", "timestamp", "sample"])["value"].sum().unstack("sample")
+    truth_sum = observed.groupby(["origin", "timestamp"])["truth"].sum().loc[sums.index]
+    expected = metrics.crps_quantile(
+        sums.to_numpy().T, truth_sum.to_numpy(), np.ones(len(sums), bool)
+    )
+    assert summary["overall"]["crps_sum"] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--horizon", "24"],
+        ["--horizon", "6", "--windows", "500"],
+        ["--horizon", "6", "--step", "0"],
+    ],
+)
+def test_cli_bad_input_exits_2(fitted, pm25, tmp_path, extra, capsys) -> None:
+    model_dir = tmp_path / "model"
+    fitted.save(model_dir)
+    data = tmp_path / "data.parquet"
+    pm25.to_parquet(data)
+    args = {"--horizon": "6", "--step": "12", "--windows": "3"}
+    for flag, value in zip(extra[::2], extra[1::2], strict=True):
+        args[flag] = value
+    argv = ["backtest", str(model_dir), str(data), "--out", str(tmp_path / "o.parquet")]
+    argv += [x for kv in args.items() for x in kv]
+    assert main(argv) == 2
+    assert "tsdiff backtest: error:" in capsys.readouterr().err
+    assert not (tmp_path / "o.parquet").exists()
+
+
+@pytest.mark.slow
+def test_forecast_benchmark_tiny_end_to_end(tmp_path) -> None:
+    """The benchmark harness on a tiny profile: both baselines, same cut-offs, results files."""
+    pytest.importorskip("statsforecast")
+    from benchmarks import forecast
+    from tsdiff.datasets import default_data_dir
+
+    base = default_data_dir()
+    if base is None or not (base / "etth1_2017_2018.parquet").is_file():
+        pytest.skip("../shared/data/etth1_2017_2018.parquet is not available")
+    r = forecast.run("etth1", "tiny", out_dir=tmp_path, progress=False)
+    assert set(r["methods"]) == {"tsdiff", "seasonal_naive", "autoets"}
+    for s in r["methods"].values():
+        assert {"mae", "crps", "crps_sum", "cov50", "cov90"} <= set(s)
+        assert s["n_cells"] == 3 * 24 * 7  # 3 origins x 24 h x 7 sensors, no gaps
+    # seasonal naive with season 24 and horizon 24 forecasts the day before each origin:
+    # its MAE over the last 72 h is mean |y[t] - y[t - 24]|, if the cut-offs line up
+    values = forecast.load_dataset("etth1").drop(columns="timestamp").to_numpy()[-96:]
+    expected = np.abs(values[24:] - values[:-24]).mean()
+    assert r["methods"]["seasonal_naive"]["mae"] == pytest.approx(expected, rel=1e-5)
+    written = json.loads((tmp_path / "forecast-etth1-tiny.json").read_text())
+    assert written["methods"] == r["methods"]
+    assert (tmp_path / "forecast-etth1-tiny.md").read_text().startswith("# Forecasting: etth1")

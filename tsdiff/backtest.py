@@ -1,0 +1,326 @@
+"""Rolling-origin backtests: forecast from many cut-offs at once and score against the truth.
+
+At each origin the model is given only the grid steps up to and including that
+origin (its cut-off) and forecasts the ``horizon`` steps after it. Origins sit every
+``step`` steps over the end of each series, the last one ``horizon`` steps before the
+end, so every forecast has its truth in the data. All (series, origin) pairs become
+the series of one panel and are sampled in a single batched sampler call: 60 daily
+origins of a 36-station panel are 60 windows, not 60 calls.
+
+The forecast table (long: one row per series, origin, timestamp and variable) keeps
+the truth beside the median, mean, central intervals and the 19 quantiles
+0.05..0.95, so every per-cell metric of the summary can be recomputed from the table
+alone (:func:`score_frame`). CRPS-sum needs the joint samples; it is computed from
+them and the samples can be written out (``return_samples``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tsdiff import metrics
+from tsdiff.data import Panel, Series, future_index
+from tsdiff.errors import DataError, RangeError
+from tsdiff.model import TSDiff, _past_index
+
+ORIGIN_COL = "origin"
+STEP_COL = "step"
+TRUTH_COL = "truth"
+
+
+def quantile_columns() -> list[str]:
+    """Names of the 19 quantile columns, ``q05`` .. ``q95``."""
+    return [f"q{int(round(q * 100)):02d}" for q in metrics.quantile_levels()]
+
+
+@dataclass
+class BacktestResult:
+    """``forecasts``: the long table; ``summary``: JSON-ready metrics and settings.
+
+    ``windows``: (series key, cut-off position, cut-off time) per forecast, the order of
+    the table. When asked for, ``samples`` (W, n, K, H) in original units and
+    ``samples_frame``, the same as a long table.
+    """
+
+    forecasts: pd.DataFrame
+    summary: dict[str, Any]
+    windows: list[tuple[Any, int, Any]]
+    samples: np.ndarray | None = None
+    samples_frame: pd.DataFrame | None = None
+
+
+def cutoffs(length: int, horizon: int, step: int, windows: int) -> np.ndarray:
+    """(N,) positions of the last step seen at each origin, oldest first.
+
+    The last origin leaves exactly ``horizon`` steps after it; earlier ones are ``step``
+    apart. Raises :class:`DataError` when the series is too short for the first origin
+    to have seen at least one step.
+    """
+    for name, v in (("horizon", horizon), ("step", step), ("windows", windows)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise RangeError(f"{name} must be an integer >= 1, got {v!r}")
+    last = length - 1 - horizon
+    pos = last - step * np.arange(windows - 1, -1, -1, dtype=np.int64)  # (N,)
+    if pos[0] < 0:
+        need = horizon + step * (windows - 1) + 1
+        raise DataError(
+            f"a series of {length} steps is too short for {windows} origins every {step} "
+            f"steps with horizon {horizon}: it needs at least {need}"
+        )
+    return pos
+
+
+def backtest(
+    model: TSDiff,
+    df: pd.DataFrame,
+    *,
+    horizon: int,
+    step: int,
+    windows: int,
+    levels: Sequence[int] = (50, 90),
+    n_samples: int | None = None,
+    steps: int | None = None,
+    sampler: str | None = None,
+    eta: float | None = None,
+    seed: int = 0,
+    return_samples: bool = False,
+) -> BacktestResult:
+    """Forecast ``horizon`` steps from ``windows`` origins every ``step`` steps per series.
+
+    Each forecast conditions on the ``window - horizon`` grid steps up to its origin
+    (fewer at the start of a series: the rest is padded as missing) and on the
+    calendar of its horizon, which is known in advance. Variables are forecast jointly,
+    so the samples carry the cross-variable structure that CRPS-sum scores.
+    """
+    model._require_fitted()
+    if not 1 <= horizon <= model.window - 1:
+        raise RangeError(
+            f"horizon must be in 1..{model.window - 1} (the model's window minus one), "
+            f"got {horizon}"
+        )
+    levels = sorted({int(v) for v in levels})
+    if not levels or not all(1 <= v <= 99 for v in levels):
+        raise RangeError(f"levels must be integers in 1..99, got {levels}")
+    panel = model.panel(df)
+    assert model.freq is not None
+    context = model.window - horizon
+    ext: list[Series] = []
+    truth: list[np.ndarray] = []  # per window (K, H)
+    where: list[tuple[Any, int, Any]] = []
+    for s in panel.series:
+        for c in cutoffs(len(s.index), horizon, step, windows):
+            c = int(c)
+            lo = c + 1 - context
+            seen = s.values[:, max(lo, 0) : c + 1]  # (K, <= context): nothing after the origin
+            idx = s.index[max(lo, 0) : c + 1]
+            if lo < 0:  # short history: missing cells in front, calendar of the real steps
+                idx = _past_index(s.index, model.freq, -lo).append(idx)
+                seen = np.concatenate([np.full((seen.shape[0], -lo), np.nan), seen], axis=1)
+            fut = future_index(idx, model.freq, horizon)  # the grid's next steps, by calendar
+            v = np.concatenate([seen, np.full((seen.shape[0], horizon), np.nan)], axis=1)
+            ext.append(Series((s.key, c), idx.append(fut), v))  # (K, window)
+            truth.append(s.values[:, c + 1 : c + 1 + horizon])
+            where.append((s.key, c, s.index[c]))
+    t0 = time.perf_counter()
+    drawn = model.sample(
+        dataclasses.replace(panel, series=ext),
+        n_samples=n_samples,
+        steps=steps,
+        sampler=sampler,
+        eta=eta,
+        seed=seed,
+    )
+    seconds = time.perf_counter() - t0
+    samples = np.stack([d[:, :, context:] for d in drawn])  # (W, n, K, H)
+    tru = np.stack(truth)  # (W, K, H)
+    index = [e.index[context:] for e in ext]
+    frame = forecast_table(panel, where, index, samples, tru, levels)
+    summary = summarize_samples(samples, tru, panel.variables, levels)
+    summary = {
+        "horizon": int(horizon),
+        "step": int(step),
+        "windows": int(windows),
+        "context": context,
+        "n_series": len(panel.series),
+        "n_forecasts": len(where),
+        "first_origin": str(min(w[2] for w in where)),
+        "last_origin": str(max(w[2] for w in where)),
+        "n_samples": int(samples.shape[1]),
+        "steps": int(steps if steps is not None else model.config.sample.steps),
+        "seed": int(seed),
+        "levels": levels,
+        "sample_seconds": round(seconds, 3),
+        **summary,
+    }
+    if not return_samples:
+        return BacktestResult(frame, summary, where)
+    return BacktestResult(
+        frame, summary, where, samples, _samples_table(panel, where, index, samples)
+    )
+
+
+def forecast_table(
+    panel: Panel,
+    where: Sequence[tuple[Any, int, Any]],
+    index: Sequence[pd.Index],
+    samples: np.ndarray,
+    truth: np.ndarray,
+    levels: Sequence[int],
+) -> pd.DataFrame:
+    """Long table: series, origin, timestamp, step, variable, truth and the forecast.
+
+    samples (W, n, K, H), truth (W, K, H). Forecast columns: ``median``, ``mean``,
+    ``lo_<l>`` / ``hi_<l>`` per level, and the 19 quantiles ``q05`` .. ``q95``.
+    """
+    w, _, k, h = samples.shape
+    cols = panel.columns
+    qs = np.quantile(samples, metrics.quantile_levels(), axis=1)  # (19, W, K, H)
+
+    def cells(a: np.ndarray) -> np.ndarray:  # (W, K, H) → rows ordered (W, H, K)
+        return np.ascontiguousarray(a.transpose(0, 2, 1)).ravel()
+
+    out: dict[str, Any] = {}
+    if panel.has_id:
+        out[cols.id_col] = np.repeat(np.asarray([x[0] for x in where], dtype=object), h * k)
+    origins = pd.Index([x[2] for x in where])
+    out[ORIGIN_COL] = origins.repeat(h * k)
+    out[cols.time_col] = _concat(index).repeat(k)
+    out[STEP_COL] = np.tile(np.repeat(np.arange(1, h + 1), k), w)
+    out[cols.var_col] = np.tile(np.asarray(panel.variables, dtype=object), w * h)
+    out[TRUTH_COL] = cells(truth)
+    out["median"] = cells(np.median(samples, axis=1))
+    out["mean"] = cells(samples.mean(axis=1))
+    for lv in levels:
+        lo, hi = metrics.interval(samples.transpose(1, 0, 2, 3), lv)  # each (W, K, H)
+        out[f"lo_{lv}"] = cells(lo)
+        out[f"hi_{lv}"] = cells(hi)
+    for name, q in zip(quantile_columns(), qs, strict=True):
+        out[name] = cells(q)
+    frame = pd.DataFrame(out)
+    if panel.has_id and panel.id_dtype is not None:
+        try:
+            frame[cols.id_col] = frame[cols.id_col].astype(panel.id_dtype)
+        except (TypeError, ValueError):
+            pass
+    return frame
+
+
+def _point_metrics(
+    med: np.ndarray, q: np.ndarray, y: np.ndarray, bounds: dict[int, tuple[np.ndarray, np.ndarray]]
+) -> dict[str, float]:
+    """Metrics of selected cells: median (m,), quantiles (19, m), truth (m,), bounds (m,)."""
+    out: dict[str, float] = {
+        "mae": float(np.mean(np.abs(med - y))) if y.size else float("nan"),
+        "rmse": float(np.sqrt(np.mean((med - y) ** 2))) if y.size else float("nan"),
+        "crps": metrics.crps_from_quantiles(q, y, np.ones(y.shape, bool)),
+    }
+    for lv, (lo, hi) in bounds.items():
+        out[f"cov{lv}"] = float(np.mean((y >= lo) & (y <= hi))) if y.size else float("nan")
+        out[f"width{lv}"] = float(np.mean(hi - lo)) if y.size else float("nan")
+    out["n_cells"] = int(y.size)
+    return out
+
+
+def summarize_samples(
+    samples: np.ndarray, truth: np.ndarray, variables: Sequence[str], levels: Sequence[int]
+) -> dict[str, Any]:
+    """Overall and per-variable metrics of samples (W, n, K, H) on observed truths (W, K, H).
+
+    Overall adds ``crps_sum``: the quantile CRPS of the sum over variables (the cells of
+    each window and step with an observed truth), from the joint samples.
+    """
+    mask = ~np.isnan(truth)  # (W, K, H)
+    y = np.nan_to_num(truth)
+    smp = samples.transpose(1, 0, 2, 3)  # (n, W, K, H)
+
+    def score(sel: np.ndarray) -> dict[str, float]:
+        s_m = smp[:, sel]  # (n, m)
+        bounds = {lv: metrics.interval(s_m, lv) for lv in levels}
+        q = np.quantile(s_m, metrics.quantile_levels(), axis=0)  # (19, m)
+        return _point_metrics(np.median(s_m, axis=0), q, y[sel], bounds)
+
+    overall = score(mask)
+    overall["crps_sum"] = metrics.crps_sum(smp, y, mask, var_axis=-2)
+    per_var = {}
+    for j, name in enumerate(variables):
+        sel = np.zeros_like(mask)
+        sel[:, j] = mask[:, j]
+        per_var[str(name)] = score(sel)
+    return {
+        "overall": _rounded(overall),
+        "per_variable": {k: _rounded(v) for k, v in per_var.items()},
+    }
+
+
+def score_frame(
+    frame: pd.DataFrame, levels: Sequence[int] = (50, 90), var_col: str = "variable"
+) -> dict[str, Any]:
+    """Overall and per-variable metrics from a forecast table alone (rows with a truth).
+
+    Works for any forecaster that fills ``median``, ``lo_<l>`` / ``hi_<l>`` and the 19
+    quantile columns: it is how baselines without samples are scored, and how a saved
+    backtest is re-scored. CRPS-sum is not included (it needs joint samples).
+    """
+    qcols = quantile_columns()
+    missing = [
+        c
+        for c in [
+            TRUTH_COL,
+            "median",
+            *qcols,
+            *(f"{s}_{lv}" for lv in levels for s in ("lo", "hi")),
+        ]
+        if c not in frame.columns
+    ]
+    if missing:
+        raise DataError(f"forecast table lacks columns {missing}")
+    f = frame[frame[TRUTH_COL].notna()]
+
+    def score(part: pd.DataFrame) -> dict[str, float]:
+        bounds = {
+            lv: (part[f"lo_{lv}"].to_numpy(float), part[f"hi_{lv}"].to_numpy(float))
+            for lv in levels
+        }
+        q = part[qcols].to_numpy(float).T  # (19, m)
+        return _point_metrics(
+            part["median"].to_numpy(float), q, part[TRUTH_COL].to_numpy(float), bounds
+        )
+
+    per_var = {str(v): _rounded(score(part)) for v, part in f.groupby(var_col, sort=False)}
+    return {"overall": _rounded(score(f)), "per_variable": per_var}
+
+
+def _rounded(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+def _samples_table(
+    panel: Panel,
+    where: Sequence[tuple[Any, int, Any]],
+    index: Sequence[pd.Index],
+    samples: np.ndarray,
+) -> pd.DataFrame:
+    """Long table of samples (W, n, K, H): series, origin, timestamp, variable, sample, value."""
+    w, n, k, h = samples.shape
+    cols = panel.columns
+    out: dict[str, Any] = {}
+    if panel.has_id:
+        out[cols.id_col] = np.repeat(np.asarray([x[0] for x in where], object), n * h * k)
+    out[ORIGIN_COL] = pd.Index([x[2] for x in where]).repeat(n * h * k)
+    times = _concat(index)  # (W·H,)
+    out[cols.time_col] = times.to_numpy().reshape(w, 1, h).repeat(n, axis=1).ravel().repeat(k)
+    out["sample"] = np.tile(np.repeat(np.arange(n), h * k), w)
+    out[cols.var_col] = np.tile(np.asarray(panel.variables, object), w * n * h)
+    out[cols.value_col] = np.ascontiguousarray(samples.transpose(0, 1, 3, 2)).ravel()
+    return pd.DataFrame(out)
+
+
+def _concat(index: Sequence[pd.Index]) -> pd.Index:
+    return index[0].append(list(index[1:])) if len(index) > 1 else index[0]
