@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -184,3 +185,43 @@ def test_observed_cells_bit_identical_on_random_panels(fitted, length, missing, 
         assert np.array_equal(out[v].to_numpy()[obs], df[v].to_numpy()[obs])
         assert out[v].notna().all()
         assert (out[f"{v}_imputed"].to_numpy() == ~obs).all()
+
+
+def test_fit_calibrates_the_spread_on_validation_cells(fitted):
+    cal = fitted.info["calibration"]
+    assert cal["n_cells"] > 0 and fitted.spread == cal["spread"]
+    # the factor is chosen by CRPS on those cells, and 1 (no change) was a candidate
+    assert cal["crps_after"] <= cal["crps_before"]
+
+
+def test_spread_scales_samples_about_their_median_and_survives_save_load(fitted, pm25, tmp_path):
+    model = TSDiff.load(fitted.save(tmp_path / "m"))
+    assert model.spread == fitted.spread
+    panel = model.panel(pm25.iloc[500:560])
+    with torch.no_grad():  # a barely trained head draws near-identical samples: widen them
+        g = torch.Generator().manual_seed(0)
+        model.net.head[-1].weight.normal_(0, 0.3, generator=g)
+        model.net.input_proj.weight[:, 1].normal_(0, 3.0, generator=g)  # the noisy channel
+    model.spread = 1.0
+    raw = model.sample(panel, n_samples=8, seed=4)
+    model.spread = 2.5
+    wide = model.sample(panel, n_samples=8, seed=4)
+    for r, w, s in zip(raw, wide, panel.series, strict=True):
+        obs = ~np.isnan(s.values)
+        assert np.array_equal(w[:, obs], r[:, obs])  # observed cells untouched
+        med = np.median(r, axis=0)
+        np.testing.assert_allclose(np.median(w, axis=0), med, atol=1e-3)
+        np.testing.assert_allclose(w - med, 2.5 * (r - med), rtol=1e-3, atol=1e-3)
+        spread_r, spread_w = r[:, ~obs].std(axis=0), w[:, ~obs].std(axis=0)
+        assert spread_r.mean() > 0.01  # µg/m³: the samples really differ
+        np.testing.assert_allclose(spread_w, 2.5 * spread_r, rtol=1e-2, atol=1e-2)
+
+
+def test_calibrate_refits_the_spread_on_given_data(fitted, pm25):
+    model = TSDiff(fitted.config)
+    model.__dict__.update({k: v for k, v in fitted.__dict__.items() if k != "spread"})
+    report = model.calibrate(pm25.iloc[300:500], seed=1)
+    assert report["n_cells"] > 0 and model.spread == report["spread"]
+    assert report["cov90_after"] >= report["cov90_before"] or report["spread"] < 1
+    with pytest.raises(RangeError):
+        model.calibrate(pm25.iloc[300:500], missing=1.5)

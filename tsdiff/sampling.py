@@ -104,6 +104,7 @@ def sample_windows(
     batch_cells: int = 250_000,
     clip: tuple[torch.Tensor, torch.Tensor] | None = None,
     precision: str = "float32",
+    spread: float = 1.0,
     record: int | Sequence[int] | None = None,
     record_samples: int = 3,
 ) -> torch.Tensor | tuple[torch.Tensor, Trajectory]:
@@ -114,6 +115,8 @@ def sample_windows(
     ``clip`` = (lo, hi), each (K,), bounds every step's estimate of the clean values
     (normalised units): it keeps few-step sampling stable when ε is imprecise.
     ``precision="bfloat16"`` runs the network under autocast (see ``SampleConfig``).
+    ``spread`` scales each cell's samples about their median at the end (a calibration
+    factor fitted on validation data, see ``TSDiff.calibrate``); 1 leaves them as drawn.
 
     ``record`` (a count of evenly spaced states, or state indices, see
     :func:`record_indices`) also returns a :class:`Trajectory` of the first
@@ -161,6 +164,7 @@ def sample_windows(
                     bounds,
                     keep,
                     None if traj is None else traj[lo:hi],
+                    spread,
                 )
     finally:
         net.train(was_training)
@@ -184,6 +188,7 @@ def _sample_chunk(
     clip: tuple[torch.Tensor, torch.Tensor] | None,
     keep: Sequence[int] = (),
     traj: torch.Tensor | None = None,
+    spread: float = 1.0,
 ) -> torch.Tensor:
     """Samples of windows lo..hi (W', n, K, L); states listed in ``keep`` go to ``traj``."""
     _, k, length = batch.values.shape
@@ -219,6 +224,14 @@ def _sample_chunk(
             t_prev = ts[i + 1] if i + 1 < len(ts) else -1
             z = noise() if eta > 0 and t_prev >= 0 else None
             x = scheduler.ddim_step(x, eps, t, t_prev, eta, z, clip)
+        if i == len(ts) - 1 and spread != 1.0:
+            x = _scale_spread(x.view(hi - lo, n, k, length), spread).view(rows, k, length)
         save(i + 1, x)
     x = x.view(hi - lo, n, k, length)
     return torch.where(observed, shown, x)
+
+
+def _scale_spread(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """x (W, n, K, L): each cell's n samples scaled by ``factor`` about their median."""
+    med = torch.quantile(x, 0.5, dim=1, keepdim=True)  # (W, 1, K, L), numpy's median
+    return med + factor * (x - med)
