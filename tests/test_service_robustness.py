@@ -295,3 +295,31 @@ def test_a_server_killed_mid_request_leaves_nothing_and_serves_again(
         second.stop()
     assert _leftovers(tmp, set()) == []  # a clean stop removes its own folder too
     assert list(cwd.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- fast units
+def test_grid_steps_and_unhashable_values_are_typed_errors() -> None:
+    from services.settings import Settings
+    from tsdiff.data.grid import grid_steps, to_panel
+    from tsdiff.errors import DataError, TimestampError
+
+    df = pd.DataFrame(
+        {
+            "series_id": ["a", "a", "b"],
+            "timestamp": pd.to_datetime(["2014-05-01", "2014-05-02", "2200-01-01"]),
+            "v": [1.0, 2.0, 3.0],
+        }
+    )
+    assert grid_steps(df.iloc[:2], freq="1h") == 25
+    assert grid_steps(df, freq="1h") == 25 + 1  # series b: one step
+    assert grid_steps(df.assign(series_id="a"), freq="1h") > 1_600_000  # one stray row
+    for col, value, err in (
+        ("series_id", [1], DataError),
+        ("series_id", {"a": 1}, DataError),
+        ("timestamp", [1, 2], TimestampError),
+    ):
+        bad = df.astype({col: object})
+        bad[col] = [value] * len(df)
+        with pytest.raises(err):
+            to_panel(bad)
+    assert Settings.from_env({"TSDIFF_MAX_CELLS": "10"}).limits()["max_cells"] == 10
