@@ -316,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             "runs": mem_runs,
             "budget_mb": budget,
             "within_budget": large["rss_growth_mb"] < budget < large["input"]["in_memory_mb"],
+            "input_to_budget": round(large["input"]["in_memory_mb"] / budget, 2),
         },
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
@@ -377,7 +378,8 @@ def write_report(results: Path, r: dict[str, Any]) -> None:
     big = m["runs"]["large"]
     lines += [
         "",
-        f"The larger input takes {big['input']['in_memory_mb']} MB as a pandas frame; the "
+        f"The larger input takes {big['input']['in_memory_mb']} MB as a pandas frame "
+        f"({m['input_to_budget']}x the budget); the "
         f"engine grew by {big['rss_growth_mb']} MB: {verdict} the {m['budget_mb']} MB budget.",
         "",
     ]
