@@ -27,12 +27,6 @@ the benchmark's own settings; profiles are data, not code paths.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import platform
-import shlex
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,8 +36,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
+from benchmarks.common import (
+    RESULTS,
+    fmt,
+    log,
+    machine,
+    profile_path,
+    read_profile,
+)
+from benchmarks.common import commit as current_commit
 from tsdiff import baselines, metrics
 from tsdiff.config import TSDiffConfig
 from tsdiff.data import Panel, Series
@@ -51,9 +53,6 @@ from tsdiff.datasets import PHYSIONET_VARIABLES, default_data_dir, load_physione
 from tsdiff.errors import ConfigError, DataError
 from tsdiff.io import write_atomic, write_json
 from tsdiff.model import TSDiff
-
-PROFILES = Path(__file__).parent / "profiles"
-RESULTS = Path(__file__).parent / "results"
 
 # CSDI's published table (NeurIPS 2021, Tables 2 and 4)
 PUBLISHED: dict[str, dict[str, float]] = {
@@ -103,27 +102,9 @@ class Profile:
 
 def load_profile(family: str, profile: str) -> Profile:
     """``profile`` is a name (``quick``, ``full``, ``tiny``) or a path to a JSON file."""
-    path = Path(profile)
-    if path.suffix != ".json":
-        path = PROFILES / f"{family}-{profile}.json"
-    if not path.is_file():
-        known = sorted(p.stem.split("-", 1)[1] for p in PROFILES.glob(f"{family}-*.json"))
-        raise ConfigError(f"no profile {profile!r} for {family}; known: {known}")
-    d = json.loads(path.read_text())
-    unknown = set(d) - {"model", "benchmark"}
-    if unknown:
-        raise ConfigError(f"{path}: unknown profile sections {sorted(unknown)}")
-    names = {f.name for f in dataclasses.fields(BenchConfig)}
-    extra = set(d.get("benchmark", {})) - names
-    if extra:
-        raise ConfigError(f"{path}: unknown benchmark settings {sorted(extra)}")
-    name = path.stem.split("-", 1)[-1] if path.parent == PROFILES else path.stem
-    return Profile(
-        name,
-        path,
-        TSDiffConfig.from_dict(d.get("model", {})),
-        BenchConfig(**d.get("benchmark", {})),
-    )
+    path, name = profile_path(family, profile)
+    model, bench = read_profile(path, BenchConfig)
+    return Profile(name, path, model, bench)
 
 
 # --------------------------------------------------------------------------- tasks
@@ -391,7 +372,7 @@ def baseline_scores(
             "train_s": 0.0,
             "impute_s": round(secs, 2),
         }
-        _log(f"  {name:<9} MAE {s['mae']:.4f}  CRPS {s['crps']:.4f}  ({secs:.1f} s)")
+        log(f"  {name:<9} MAE {s['mae']:.4f}  CRPS {s['crps']:.4f}  ({secs:.1f} s)")
     return results
 
 
@@ -493,7 +474,7 @@ def training_race(
         out[f"{label}_val_crps"] = crps
         out[f"{label}_params"] = n_params
         out["batch_size"] = cfg.train.batch_size
-        _log(
+        log(
             f"  race {label}: {wps:.1f} windows/s, {info['epochs_run']} epochs, "
             f"validation CRPS {crps:.4f}",
         )
@@ -517,7 +498,7 @@ def run(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run one benchmark end to end and write its JSON and markdown results."""
-    commit = _commit()  # the code that runs, even if the tree moves on meanwhile
+    commit = current_commit()  # the code that runs, even if the tree moves on meanwhile
     profile = load_profile(family, profile_name)
     bench = profile.bench
     if family == "physionet":
@@ -532,15 +513,15 @@ def run(
     if task.test_input is not None:
         task.test_input = _cap(task.test_input, bench.max_test_series)
     norm = task.normalized_metrics
-    _log(f"{task.dataset} / {profile.name}: {task.protocol['split']}")
+    log(f"{task.dataset} / {profile.name}: {task.protocol['split']}")
 
     cfg = profile.model.replace(train={"seed": seed, "max_minutes": bench.train_minutes})
     model = TSDiff(cfg).fit(task.train, valid_df=task.valid, freq=task.freq, progress=progress)
     info = model.info
-    _log(f"trained {info['epochs_run']} epochs in {info['train_seconds']:.0f} s")
+    log(f"trained {info['epochs_run']} epochs in {info['train_seconds']:.0f} s")
 
     cells = held_out_cells(model, task.test, task.test_input, task.missing, seed)
-    _log(
+    log(
         f"imputing {cells.n_cells} held-out cells of {len(cells.panel.series)} series "
         f"({bench.n_samples} samples)",
     )
@@ -551,15 +532,15 @@ def run(
     impute_s = time.perf_counter() - t0
     ours = score(model, cells, samples, norm)
     ours.update(train_s=info["train_seconds"], impute_s=round(impute_s, 2))
-    _log(
+    log(
         f"  tsdiff    MAE {ours['mae']:.4f}  CRPS {ours['crps']:.4f}  cov50 "
         f"{ours['cov50']:.3f}  cov90 {ours['cov90']:.3f}  ({impute_s:.0f} s)",
     )
     methods = {"tsdiff": ours, **baseline_scores(model, cells, task.train, bench, norm)}
 
-    _log("sampler speed: ours vs the reference procedure")
+    log("sampler speed: ours vs the reference procedure")
     sampling = sampler_race(model, cells, bench, norm)
-    _log(
+    log(
         f"  {sampling['speedup']}x faster, CRPS {sampling['ours_crps']} vs "
         f"{sampling['reference_crps']}",
     )
@@ -571,7 +552,7 @@ def run(
         "command": command or "",
         "commit": commit,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": _machine(),
+        "machine": machine(),
         "protocol": {**task.protocol, "n_cells": cells.n_cells, "n_samples": bench.n_samples},
         "train": {
             "epochs_run": info["epochs_run"],
@@ -592,16 +573,8 @@ def run(
     stem = f"{task.dataset}-{profile.name}"
     write_json(result, out / f"{stem}.json")
     write_atomic(out / f"{stem}.md", lambda p: p.write_text(markdown(result)))
-    _log(f"results: {out / stem}.json, .md")
+    log(f"results: {out / stem}.json, .md")
     return result
-
-
-def _fmt(v: Any, digits: int = 3) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -623,14 +596,14 @@ def markdown(r: dict[str, Any]) -> str:
     ]
     for name, s in r["methods"].items():
         lines.append(
-            f"| {name} | {_fmt(s['mae'])} | {_fmt(s['rmse'])} | {_fmt(s['crps'])} | "
-            f"{_fmt(s['cov50'])} | {_fmt(s['cov90'])} | {_fmt(s['width50'])} | "
-            f"{_fmt(s['width90'])} | {_fmt(s['train_s'], 0)} | {_fmt(s['impute_s'], 1)} |"
+            f"| {name} | {fmt(s['mae'])} | {fmt(s['rmse'])} | {fmt(s['crps'])} | "
+            f"{fmt(s['cov50'])} | {fmt(s['cov90'])} | {fmt(s['width50'])} | "
+            f"{fmt(s['width90'])} | {fmt(s['train_s'], 0)} | {fmt(s['impute_s'], 1)} |"
         )
     pub = r["published"]["csdi"]
     if pub:
         lines.append(
-            f"| CSDI (published) | {_fmt(pub.get('mae'))} | – | {_fmt(pub.get('crps'))} "
+            f"| CSDI (published) | {fmt(pub.get('mae'))} | – | {fmt(pub.get('crps'))} "
             "| – | – | – | – | – | – |"
         )
     s = r["sampling"]
@@ -665,36 +638,3 @@ def markdown(r: dict[str, Any]) -> str:
             f"Throughput ratio {t['ratio']}x.",
         ]
     return "\n".join(lines) + "\n"
-
-
-def _log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}")
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            timeout=10,
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _machine() -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_avg": round(os.getloadavg()[0], 2),
-    }
-
-
-def command_line() -> str:
-    return " ".join(shlex.quote(a) for a in ["tsdiff", *sys.argv[1:]])

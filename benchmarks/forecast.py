@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -39,7 +38,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.csdi import RESULTS, _commit, _fmt, _log, _machine, command_line
+from benchmarks.common import (
+    RESULTS,
+    command_line,
+    commit,
+    fmt,
+    log,
+    machine,
+    profile_path,
+    read_profile,
+)
 from tsdiff import metrics
 from tsdiff.backtest import backtest, cutoffs, quantile_columns, score_frame
 from tsdiff.config import TSDiffConfig
@@ -48,7 +56,6 @@ from tsdiff.errors import ConfigError, DataError
 from tsdiff.io import write_atomic, write_json
 from tsdiff.model import TSDiff
 
-PROFILES = Path(__file__).parent / "profiles"
 DATASETS = {
     "pm25": ("pm25_ground.parquet", 60),
     "etth1": ("etth1_2017_2018.parquet", 73),
@@ -82,22 +89,9 @@ class ForecastBench:
 
 def load_profile(dataset: str, profile: str) -> tuple[str, Path, TSDiffConfig, ForecastBench]:
     """``profile``: a name (``quick``, ``tiny``) or a path to a JSON file."""
-    path = Path(profile)
-    if path.suffix != ".json":
-        path = PROFILES / f"forecast-{dataset}-{profile}.json"
-    if not path.is_file():
-        known = sorted(p.stem.rsplit("-", 1)[1] for p in PROFILES.glob(f"forecast-{dataset}-*"))
-        raise ConfigError(f"no forecast profile {profile!r} for {dataset}; known: {known}")
-    d = json.loads(path.read_text())
-    unknown = set(d) - {"model", "benchmark"}
-    if unknown:
-        raise ConfigError(f"{path}: unknown profile sections {sorted(unknown)}")
-    names = {f.name for f in dataclasses.fields(ForecastBench)}
-    extra = set(d.get("benchmark", {})) - names
-    if extra:
-        raise ConfigError(f"{path}: unknown benchmark settings {sorted(extra)}")
-    name = path.stem.rsplit("-", 1)[-1] if path.parent == PROFILES else path.stem
-    return name, path, TSDiffConfig.from_dict(d.get("model", {})), ForecastBench(**d["benchmark"])
+    path, name = profile_path(f"forecast-{dataset}", profile)
+    cfg, bench = read_profile(path, ForecastBench)
+    return name, path, cfg, bench
 
 
 def load_dataset(dataset: str, data_dir: str | Path | None = None) -> pd.DataFrame:
@@ -207,7 +201,7 @@ def run(
     pos = cutoffs(len(df), bench.horizon, bench.step, windows)
     first = int(pos[0])
     train = df.iloc[: first + 1]
-    _log(
+    log(
         f"forecast {dataset} / {name}: train on {len(train)} steps up to "
         f"{df['timestamp'].iloc[first]}, {windows} origins every {bench.step} h, "
         f"horizon {bench.horizon} h"
@@ -215,7 +209,7 @@ def run(
     cfg = cfg.replace(data={"freq": "1h"}, train={"seed": seed, "max_minutes": bench.train_minutes})
     model = TSDiff(cfg).fit(train, progress=progress)
     info = model.info
-    _log(
+    log(
         f"trained {info['epochs_run']} epochs ({info['steps_run']} steps) in "
         f"{info['train_seconds']:.0f} s"
     )
@@ -235,7 +229,7 @@ def run(
     bt_s = time.perf_counter() - t0
     ours = {**_short(bt.summary["overall"]), "train_s": info["train_seconds"]}
     ours.update(backtest_s=round(bt_s, 1), sample_s=bt.summary["sample_seconds"])
-    _log(
+    log(
         f"  tsdiff          MAE {ours['mae']:.3f}  CRPS {ours['crps']:.4f}  CRPS-sum "
         f"{ours['crps_sum']:.4f}  cov50 {ours['cov50']:.3f}  cov90 {ours['cov90']:.3f}  "
         f"({bt_s:.0f} s)"
@@ -255,7 +249,7 @@ def run(
             }
             per_variable[label] = scored["per_variable"]
             s = methods[label]
-            _log(
+            log(
                 f"  {label:<15} MAE {s['mae']:.3f}  CRPS {s['crps']:.4f}  CRPS-sum "
                 f"{s['crps_sum']:.4f}  cov50 {s['cov50']:.3f}  cov90 {s['cov90']:.3f}  "
                 f"({secs:.0f} s)"
@@ -264,9 +258,9 @@ def run(
         "dataset": dataset,
         "profile": name,
         "command": command or "",
-        "commit": _commit(),
+        "commit": commit(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": _machine(),
+        "machine": machine(),
         "protocol": {
             "data": DATASETS[dataset][0],
             "variables": len(df.columns) - 1,
@@ -289,7 +283,7 @@ def run(
     out = Path(out_dir)
     write_json(result, out / f"{stem}.json")
     write_atomic(out / f"{stem}.md", lambda p: p.write_text(markdown(result)))
-    _log(f"results: {out / stem}.json, .md")
+    log(f"results: {out / stem}.json, .md")
     return result
 
 
@@ -338,9 +332,9 @@ def markdown(r: dict[str, Any]) -> str:
     ]
     for name, s in r["methods"].items():
         lines.append(
-            f"| {name} | {_fmt(s['mae'])} | {_fmt(s['rmse'])} | {_fmt(s['crps'], 4)} | "
-            f"{_fmt(s['crps_sum'], 4)} | {_fmt(s['cov50'])} | {_fmt(s['width50'], 2)} | "
-            f"{_fmt(s['cov90'])} | {_fmt(s['width90'], 2)} | {_fmt(s['backtest_s'], 1)} |"
+            f"| {name} | {fmt(s['mae'])} | {fmt(s['rmse'])} | {fmt(s['crps'], 4)} | "
+            f"{fmt(s['crps_sum'], 4)} | {fmt(s['cov50'])} | {fmt(s['width50'], 2)} | "
+            f"{fmt(s['cov90'])} | {fmt(s['width90'], 2)} | {fmt(s['backtest_s'], 1)} |"
         )
     lines += [
         "",

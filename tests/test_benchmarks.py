@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import csdi
+from benchmarks.common import PROFILES
 from tsdiff.cli import main
 from tsdiff.datasets import PHYSIONET_VARIABLES, default_data_dir, physionet_slice
 from tsdiff.errors import ConfigError
@@ -50,7 +51,7 @@ def test_folds_split_70_10_20_and_the_five_tests_partition_the_stays():
 
 
 def test_every_profile_loads_and_unknown_settings_are_refused(tmp_path):
-    for path in sorted(csdi.PROFILES.glob("*.json")):
+    for path in sorted(PROFILES.glob("*.json")):
         family, name = path.stem.split("-", 1)
         if family not in ("physionet", "pm25"):
             continue  # other benchmarks' profiles

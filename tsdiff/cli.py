@@ -533,6 +533,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from benchmarks import csdi
+    from benchmarks.common import command_line
 
     csdi.run(
         args.dataset,
@@ -542,7 +543,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         seed=args.seed,
         data_dir=args.data_dir,
         out_dir=args.out or csdi.RESULTS,
-        command=csdi.command_line(),
+        command=command_line(),
         progress=not args.quiet,
     )
     return 0

@@ -1,0 +1,92 @@
+"""What the benchmarks share: profiles (model config + benchmark settings, as JSON),
+the machine and commit a result was measured on, and formatting."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from tsdiff.config import TSDiffConfig
+from tsdiff.errors import ConfigError
+
+PROFILES = Path(__file__).parent / "profiles"
+RESULTS = Path(__file__).parent / "results"
+
+B = TypeVar("B")
+
+
+def profile_path(prefix: str, profile: str) -> tuple[Path, str]:
+    """``profile``: a name (``PROFILES/<prefix>-<name>.json``) or a path to a JSON file."""
+    path = Path(profile)
+    if path.suffix != ".json":
+        path = PROFILES / f"{prefix}-{profile}.json"
+    if not path.is_file():
+        known = sorted(p.stem[len(prefix) + 1 :] for p in PROFILES.glob(f"{prefix}-*.json"))
+        raise ConfigError(f"no profile {profile!r} for {prefix}; known: {known}")
+    name = path.stem[len(prefix) + 1 :] if path.parent == PROFILES else path.stem
+    return path, name
+
+
+def read_profile(path: Path, bench_cls: type[B]) -> tuple[TSDiffConfig, B]:
+    """A profile file: ``{"model": <TSDiffConfig sections>, "benchmark": <bench_cls fields>}``;
+    unknown sections or settings are errors, not silently ignored."""
+    d = json.loads(path.read_text())
+    unknown = set(d) - {"model", "benchmark"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown profile sections {sorted(unknown)}")
+    names = {f.name for f in dataclasses.fields(bench_cls)}  # type: ignore[arg-type]
+    extra = set(d.get("benchmark", {})) - names
+    if extra:
+        raise ConfigError(f"{path}: unknown benchmark settings {sorted(extra)}")
+    return TSDiffConfig.from_dict(d.get("model", {})), bench_cls(**d.get("benchmark", {}))
+
+
+def fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}")
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=10,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_avg": round(os.getloadavg()[0], 2),
+    }
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in ["tsdiff", *sys.argv[1:]])
