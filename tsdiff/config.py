@@ -146,9 +146,9 @@ class SampleConfig:
     clip: bool = True  # clamp clean-value estimates to the training range (+ margin)
     levels: tuple[int, ...] = (50, 90)
     batch_cells: int = 250_000  # rows × K × L per network call, to bound memory
-    # arithmetic of the network while sampling: "bfloat16" runs it under CPU/GPU
-    # autocast (about 1.3-2x faster on CPUs with AVX512-BF16/AMX, relative error ~1e-3
-    # in the estimate of x_0); the scheduler's updates stay float32 either way
+    # arithmetic of the network while sampling: "bfloat16" runs a bfloat16 copy of it
+    # (faster on CPUs with AVX512-BF16/AMX and on GPUs; its correction of the prior
+    # carries ~3 significant digits); the prior and the scheduler stay float32
     precision: str = "float32"
 
     def __post_init__(self) -> None:

@@ -170,20 +170,22 @@ class Denoiser(nn.Module):
         cond_mask (W, K, L) 1 = shown; calendar (W, 4, L).
         """
         w, k, length = cond_values.shape
+        dt = self.input_proj.weight.dtype  # the network's arithmetic (float32 or bfloat16)
         m = cond_mask.to(cond_values.dtype)
         shown = cond_values * m
-        prior = interpolate(shown, m)  # (W, K, L)
+        prior = interpolate(shown, m)  # (W, K, L), in the inputs' precision
         pos = sinusoidal(torch.arange(length, device=shown.device), self.cfg.time_emb_dim)
         time_feat = torch.cat(
-            [pos.expand(w, length, -1), calendar.transpose(1, 2).to(shown.dtype)], dim=-1
-        )  # (W, L, Dt + 4)
+            [pos.expand(w, length, -1), calendar.transpose(1, 2).to(pos.dtype)], dim=-1
+        ).to(dt)  # (W, L, Dt + 4)
         side_t = self.side_time(time_feat)[:, None]  # (W, 1, L, nb·2C)
         side_v = self.side_var(self.var_emb.weight[:k])[None, :, None]  # (1, K, 1, nb·2C)
+        m_dt = m.to(dt)[..., None]
         width = 2 * self.cfg.channels
         sides = []
         for i in range(len(self.blocks)):
             sl = slice(i * width, (i + 1) * width)
-            sides.append(side_t[..., sl] + side_v[..., sl] + m[..., None] * self.side_mask[sl])
+            sides.append(side_t[..., sl] + side_v[..., sl] + m_dt * self.side_mask[sl])
         return Conditioning(shown, m, prior, tuple(sides))
 
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor, cond: Conditioning) -> torch.Tensor:
@@ -200,17 +202,19 @@ class Denoiser(nn.Module):
         def per_row(a: torch.Tensor) -> torch.Tensor:  # (W, ...) → (W·n, ...) as a view
             return a if n == 1 else a[:, None].expand(w, n, *a.shape[1:]).flatten(0, 1)
 
+        dt = self.input_proj.weight.dtype
         m = per_row(cond.mask)
-        inp = torch.stack(
-            [per_row(cond.shown), x_t * (1 - m), per_row(cond.prior)], dim=-1
+        inp = torch.stack([per_row(cond.shown), x_t * (1 - m), per_row(cond.prior)], dim=-1).to(
+            dt
         )  # (W·n, K, L, 3)
         x = F.relu(self.input_proj(inp))  # (W·n, K, L, C)
-        step = self.step_mlp(sinusoidal(t, self.cfg.step_emb_dim))  # (W·n, C)
+        step = self.step_mlp(sinusoidal(t, self.cfg.step_emb_dim).to(dt))  # (W·n, C)
         skips = torch.zeros_like(x)
         for block, side in zip(self.blocks, cond.sides, strict=True):
             x, skip = block(x, step, side)
             skips = skips + skip
         out = self.head(skips / math.sqrt(len(self.blocks))).squeeze(-1)  # (W·n, K, L)
+        # the prior stays in the inputs' precision: a low-precision network only corrects it
         return per_row(cond.prior) + out if self.prediction == "x0" else out
 
     def forward(
