@@ -577,6 +577,16 @@ def run(
     return result
 
 
+def _calibration_line(c: dict[str, Any] | None) -> list[str]:
+    if not c or not c.get("n_cells"):
+        return []
+    return [
+        f"- calibration on {c['n_cells']} validation cells: spread x{c['spread']}, CRPS "
+        f"{c['crps_before']} → {c['crps_after']}, 90% coverage {c['cov90_before']} → "
+        f"{c['cov90_after']}"
+    ]
+
+
 def markdown(r: dict[str, Any]) -> str:
     """The results as a page: protocol, table of methods, speed, training race."""
     m = r["machine"]
@@ -590,6 +600,7 @@ def markdown(r: dict[str, Any]) -> str:
         *(f"- {k}: {v}" for k, v in r["protocol"].items()),
         f"- training: {r['train']['epochs_run']} epochs ({r['train']['steps_run']} steps) in "
         f"{r['train']['train_s']:.0f} s, best epoch {r['train']['best_epoch']}",
+        *_calibration_line(r["train"].get("calibration")),
         "",
         "| method | MAE | RMSE | CRPS | cov50 | cov90 | width50 | width90 | train s | impute s |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -619,7 +630,9 @@ def markdown(r: dict[str, Any]) -> str:
         f"| ours: {s['ours']} | {s['ours_s']} | {s['ours_crps']} |",
         f"| reference: {s['reference']} | {s['reference_s']} | {s['reference_crps']} |",
         "",
-        f"Speed-up {s['speedup']}x; CRPS relative difference {s['crps_rel_diff']:+.2%}.",
+        f"Speed-up {s['speedup']}x; CRPS relative difference {s['crps_rel_diff']:+.2%} "
+        f"(both raw; ours with its calibrated spread x{s.get('spread', 1.0)}: CRPS "
+        f"{s.get('ours_calibrated_crps')}).",
     ]
     t = r.get("training")
     if t:
