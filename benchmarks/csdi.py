@@ -439,8 +439,8 @@ def _sampler_race(
         f"{model.config.sample.eta}, all samples batched, {model.config.sample.precision}",
         "reference": f"DDPM {model.scheduler.num_steps} steps, one sample at a time, "
         f"batches of {b} windows, float32",
-        "ours_s": round(ours_s, 2),
-        "reference_s": round(ref_s, 2),
+        "ours_s": round(ours_s, 3),
+        "reference_s": round(ref_s, 3),
         "speedup": round(ref_s / ours_s, 2),
         "ours_crps": ours_crps,
         "reference_crps": ref_crps,

@@ -74,7 +74,7 @@ def _check_result(r: dict, dataset: str, out: Path) -> None:
     assert 0 <= r["methods"]["tsdiff"]["cov90"] <= 1
     s = r["sampling"]
     assert s["ours_s"] > 0 and s["reference_s"] > 0
-    assert s["speedup"] == pytest.approx(s["reference_s"] / s["ours_s"], rel=0.01)
+    assert s["speedup"] == pytest.approx(s["reference_s"] / s["ours_s"], rel=0.05)
     t = r["training"]
     assert t["ours_windows_per_s"] > 0 and t["csdi_sized_windows_per_s"] > 0
     assert t["csdi_sized_params"] > t["ours_params"]
