@@ -98,8 +98,13 @@ def _check_schemas(files: list[str], schemas: list[pa.Schema], root: Path) -> No
         except ValueError:
             return f
 
+    def kind(t: pa.DataType) -> str:
+        # writers differ in timestamp units (pandas 2 writes ns, pandas 3 and Spark us);
+        # the values mean the same and the scanner casts them to the dataset's unit
+        return f"timestamp[tz={t.tz}]" if pa.types.is_timestamp(t) else str(t)
+
     def cols(s: pa.Schema) -> dict[str, str]:
-        return {f.name: str(f.type) for f in s if not _is_index(f.name)}
+        return {f.name: kind(f.type) for f in s if not _is_index(f.name)}
 
     ref = cols(schemas[0])
     names = list(ref)

@@ -209,9 +209,10 @@ def hostile_frames(shape: ModelShape) -> dict[str, pd.DataFrame | bytes]:
     out["nan-timestamps"] = good.assign(**{t: pd.NaT})
     out["huge-values"] = good.assign(**{c: 1e308 for c in v})
     out["out-of-order"] = good.sample(frac=1.0, random_state=0)
-    out["year-9999"] = pd.concat(
-        [good, good.iloc[:1].assign(**{t: pd.Timestamp("9999-12-31 23:00")})]
-    )
+    # microsecond timestamps: year 9999 is out of range at pandas 2's default nanoseconds
+    good_us = good.astype({t: "datetime64[us]"})
+    far = pd.Series([pd.Timestamp("9999-12-31 23:00")], dtype="datetime64[us]")
+    out["year-9999"] = pd.concat([good_us, good_us.iloc[:1].assign(**{t: far.to_numpy()})])
     out["year-2200"] = pd.concat([good, good.iloc[:1].assign(**{t: pd.Timestamp("2200-01-01")})])
     out["year-1677"] = good.assign(**{t: pd.Timestamp("1677-09-22")})
     out["year-9999-text"] = good.assign(**{t: "9999-12-31T23:59:59"}).iloc[:1]

@@ -344,7 +344,7 @@ def test_spark_engine_matches_the_local_engine(
     bad = pd.DataFrame(
         {
             "series_id": "no_data",
-            "timestamp": pd.date_range("2014-05-01", periods=30, freq="h"),
+            "timestamp": pd.date_range("2014-05-01", periods=30, freq="h", unit="us"),
             "pm25": np.nan,
         }
     )

@@ -294,6 +294,15 @@ def _strings_to_datetime(col: pd.Series, name: str) -> pd.Series:
         except (ValueError, TypeError, OverflowError) as e:
             err = e
     msg = str(err).lower() if err is not None else ""
+    if "out of bounds" in msg:  # pandas 2 parses at nanoseconds, which end in 2262
+        raise TimestampError(f"timestamps in column {name!r} are out of range: {err}") from None
+    if not msg:  # pandas 2 parses mixed offsets to objects; one zone makes them datetimes
+        try:
+            with np.errstate(all="ignore"):
+                pd.to_datetime(col, utc=True, format="mixed")
+            msg = "offset"
+        except (ValueError, TypeError, OverflowError):
+            pass
     if any(s in msg for s in ("timezone", "tz-aware", "tz-naive", "utc=true", "offset")):
         raise TimestampError(
             f"time column {name!r} mixes time zones (or tz-aware with naive timestamps); "
