@@ -93,14 +93,7 @@ def plot_imputation(
         ax.scatter(t[imp], val[imp], s=10, marker="x", color="tab:red", lw=0.7, label="imputed")
         ax.set_ylabel(str(name), rotation=0, ha="right", va="center", fontsize=8)
         ax.tick_params(labelsize=7)
-    axes[0, 0].legend(fontsize=6, ncol=5, loc="upper left", bbox_to_anchor=(0, 1.35))
-    axes[-1, 0].set_xlabel(columns.time_col)
-    if title:
-        fig.suptitle(title, fontsize=9, y=0.995)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return _finish(fig, axes, columns.time_col, title, path)
 
 
 FIGURE_SUFFIXES = (".png", ".svg")
@@ -227,8 +220,13 @@ def plot_forecast(
         ax.axvline(t[0], color="grey", lw=0.6, ls=":")
         ax.set_ylabel(str(name), rotation=0, ha="right", va="center", fontsize=8)
         ax.tick_params(labelsize=7)
+    return _finish(fig, axes, columns.time_col, title, path)
+
+
+def _finish(fig: Figure, axes: np.ndarray, xlabel: str, title: str | None, path: Any) -> Figure:
+    """Legend above the first panel, time label under the last, title, optional save."""
     axes[0, 0].legend(fontsize=6, ncol=5, loc="upper left", bbox_to_anchor=(0, 1.35))
-    axes[-1, 0].set_xlabel(columns.time_col)
+    axes[-1, 0].set_xlabel(xlabel)
     if title:
         fig.suptitle(title, fontsize=9, y=0.995)
     fig.tight_layout()
