@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tsdiff.io import write_atomic, write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # pipelines/ lives next to tsdiff/, not installed
 
@@ -222,7 +224,7 @@ def child(kind: str, a: dict[str, Any]) -> dict[str, Any]:
         man = run_spark(a["input"], a["output"], a["model"], params, spark=session, progress=False)
         secs = time.perf_counter() - t0
         session.stop()
-        result = {"seconds": secs, "session_seconds": start}
+        result = {"seconds": secs, "session_seconds": start, "buckets": man["spark"]["buckets"]}
     result.update(
         rows_in=man["rows_in"],
         rows_out=man["rows_out"],
@@ -329,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_report(results: Path, r: dict[str, Any]) -> None:
     results.mkdir(parents=True, exist_ok=True)
-    (results / "pipeline.json").write_text(json.dumps(r, indent=2) + "\n")
+    write_json(r, results / "pipeline.json")
     d = r["input"]
     lines = [
         "# Batch pipelines: throughput and memory",
@@ -350,11 +352,22 @@ def write_report(results: Path, r: dict[str, Any]) -> None:
             note = f"one process, batches of {r['params']['batch_series']} series"
         else:
             start = run["session_seconds"]
-            note = f"Spark {name}, 1 torch thread per worker; session start {start:.1f} s apart"
+            note = (
+                f"Spark {name}, 1 torch thread per worker, {run.get('buckets', '?')} groups of "
+                f"series; session start {start:.1f} s apart"
+            )
         lines.append(
             f"| {name if name == 'local' else 'spark'} | {run['seconds']:.1f} | "
             f"{run['series_hours_per_s']:,} | {note} |"
         )
+    spark = {k: v for k, v in r["runs"].items() if k.startswith("local[")}
+    if "local[1]" in spark and "local[2]" in spark:
+        ratio = spark["local[2]"]["series_hours_per_s"] / spark["local[1]"]["series_hours_per_s"]
+        verdict = "met" if ratio >= 1.7 else "NOT met"
+        lines += [
+            "",
+            f"Spark local[2] / local[1] throughput: {ratio:.2f}x (target 1.7x, {verdict}).",
+        ]
     m = r["memory"]
     p = m["params"]
     lines += [
@@ -383,7 +396,7 @@ def write_report(results: Path, r: dict[str, Any]) -> None:
         f"engine grew by {big['rss_growth_mb']} MB: {verdict} the {m['budget_mb']} MB budget.",
         "",
     ]
-    (results / "pipeline.md").write_text("\n".join(lines))
+    write_atomic(results / "pipeline.md", lambda tmp: tmp.write_text("\n".join(lines)))
 
 
 if __name__ == "__main__":

@@ -354,6 +354,8 @@ def test_spark_engine_matches_the_local_engine(
     session = spark_session("local[2]", progress=False)
     try:
         man = run_spark(src, out, model_dir, PARAMS, spark=session)
+        # every series (the bad one too) in one group: the values must not depend on it
+        one = run_spark(src, tmp_path / "one", model_dir, PARAMS, spark=session, buckets=1)
         with pytest.raises(SeriesError, match="'no_data'.*NoObservedValuesError"):
             run_spark(
                 src, tmp_path / "ff", model_dir, replace(PARAMS, fail_fast=True), spark=session
@@ -374,3 +376,17 @@ def test_spark_engine_matches_the_local_engine(
 
     assert schema(out).equals(schema(reference))
     pd.testing.assert_frame_equal(read_out(out), read_out(reference), check_exact=False, atol=1e-6)
+    assert man["spark"]["buckets"] == 4  # 9 series in batches of PARAMS.batch_series, >= 2/core
+    assert one["spark"]["buckets"] == 1 and one["series_failed"] == man["series_failed"]
+    pd.testing.assert_frame_equal(
+        read_out(tmp_path / "one"), read_out(reference), check_exact=False, atol=1e-6
+    )
+
+
+def test_default_buckets_hold_about_a_batch_and_keep_every_core_busy() -> None:
+    from pipelines.spark import default_buckets
+
+    assert default_buckets(10_000, 64, 2) == 157  # ceil(10000 / 64)
+    assert default_buckets(100, 64, 8) == 16  # two per core beat two big buckets
+    assert default_buckets(3, 64, 8) == 3  # never more buckets than series
+    assert default_buckets(0, 64, 2) == 1

@@ -157,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--horizon", type=int, required=True, help="steps to forecast")
         s.add_argument("--engine", choices=["local", "spark"], default="local")
         s.add_argument("--spark-master", default="local[*]", help="Spark master (local[*])")
+        s.add_argument(
+            "--spark-buckets",
+            type=int,
+            help="Spark: groups the series are hashed into (default: ~batch-series per group)",
+        )
         s.add_argument("--levels", default=None, help="central interval levels, e.g. 50,90")
         s.add_argument("--n-samples", type=int, help="samples per cell (default from the model)")
         s.add_argument("--steps", type=int, help="reverse diffusion steps (default the model's)")
@@ -502,6 +507,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             args.model,
             params,
             master=args.spark_master,
+            buckets=args.spark_buckets,
             progress=not args.quiet,
         )
     else:
