@@ -27,9 +27,9 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from services.process import Server, bentoml_serve, free_port, server_env  # noqa: E402
 from tests.conftest import tiny_config  # noqa: E402
 from tests.fuzzing import fuzz  # noqa: E402
-from tests.servers import Server, bentoml_serve, free_port, server_env  # noqa: E402
 from tests.test_service_robustness import FUZZ_LIMITS, KEY  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"

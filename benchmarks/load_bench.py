@@ -37,7 +37,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import Server, bentoml_serve, free_port, server_env  # noqa: E402
+from services.process import Server, bentoml_serve, free_port, server_env  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 ENDPOINTS = ("/v1/impute", "/v1/impute/json", "/v1/forecast", "/v1/forecast/json")

@@ -23,8 +23,6 @@ import os
 import platform
 import shlex
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,6 +37,8 @@ import numpy as np
 import pandas as pd
 import requests
 
+from services.process import Server, ServerError, bentoml_serve, free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 WINDOW = 48
@@ -48,9 +48,7 @@ WINDOW = 48
 @contextmanager
 def local_server(model: str, log: Path, threads: int) -> Iterator[str]:
     """``bentoml serve`` on a free 127.0.0.1 port for the duration of the benchmark."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "TSDIFF_API_KEYS"}
     env.update(
         TSDIFF_MODEL_URI=model,
@@ -58,32 +56,15 @@ def local_server(model: str, log: Path, threads: int) -> Iterator[str]:
         BENTOML_DO_NOT_TRACK="true",
         TSDIFF_MAX_SAMPLES="1000",
     )
-    argv = [sys.executable, "-m", "bentoml", "serve", "services.service:TSDiffService"]
-    argv += ["--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    server = Server(bentoml_serve(port), env, port, log)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"server did not become ready; see {log}")
-            try:
-                if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        yield url
+        try:
+            server.wait_ready(timeout=180)
+        except ServerError:
+            raise SystemExit(f"server did not become ready; see {log}") from None
+        yield server.url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        server.stop(grace=30)
 
 
 def train_demo_sized(out: Path, stays: int) -> Path:

@@ -191,24 +191,46 @@ class TSDiffService:
         self.rows.labels(endpoint).observe(len(df))
         return df
 
-    def _impute(self, df: pd.DataFrame, endpoint: str, model: TSDiff, **kw: Any) -> Any:
-        check_n_samples(kw["n_samples"], self.settings)
-        kw["levels"] = parse_levels(kw["levels"])
-        out = model.impute(self._frame(df, endpoint, model), **kw)
-        frame = out[0] if isinstance(out, tuple) else out
-        self.cells.labels(endpoint).inc(_imputed_cells(frame, model))
-        return out
-
-    def _forecast(
-        self, df: pd.DataFrame, horizon: int, endpoint: str, model: TSDiff, **kw: Any
+    def _predict(
+        self,
+        endpoint: str,
+        read: Callable[[], pd.DataFrame],
+        horizon: int | None = None,
+        *,
+        as_json: bool,
+        return_samples: bool,
+        return_trajectory: bool = False,
+        trajectory_steps: int | list[int] | None = None,
+        trajectory_samples: int | None = None,
+        **kw: Any,
     ) -> Any:
-        check_n_samples(kw["n_samples"], self.settings)
-        check_horizon(horizon, self.settings)
-        kw["levels"] = parse_levels(kw["levels"])
-        out = model.forecast(self._frame(df, endpoint, model), horizon, **kw)
-        frame = out[0] if isinstance(out, tuple) else out
-        self.cells.labels(endpoint).inc(_forecast_cells(frame, model))
-        return out
+        """The body of every impute and forecast endpoint, parquet and JSON alike.
+
+        Trajectory options, the request's frame (``read``), the limits, the library call
+        (:meth:`TSDiff.forecast` with a ``horizon``, else :meth:`TSDiff.impute`) and the
+        answer: records with ``as_json``, else parquet. ``endpoint`` labels the metrics;
+        ``kw`` are ``levels``, ``n_samples``, ``steps`` and ``seed``.
+        """
+
+        def work(model: TSDiff) -> Any:
+            traj = trajectory_options(return_trajectory, trajectory_steps, trajectory_samples)
+            df = read()
+            check_n_samples(kw["n_samples"], self.settings)
+            if horizon is not None:
+                check_horizon(horizon, self.settings)
+            opts = {**kw, "levels": parse_levels(kw["levels"]), "return_samples": return_samples}
+            df = self._frame(df, endpoint, model)
+            if horizon is None:
+                out, count = model.impute(df, **traj, **opts), _imputed_cells
+            else:
+                out, count = model.forecast(df, horizon, **traj, **opts), _forecast_cells
+            frame = out[0] if isinstance(out, tuple) else out
+            self.cells.labels(endpoint).inc(count(frame, model))
+            if as_json:
+                return self._json(out, return_samples, return_trajectory)
+            return self._parquet(out)
+
+        return self._answer(work)
 
     def _json(self, out: Any, samples: bool = False, trajectory: bool = False) -> dict[str, Any]:
         parts = list(out) if isinstance(out, tuple) else [out]
@@ -270,15 +292,16 @@ class TSDiffService:
         return_samples: bool = False,
     ) -> ParquetFile:
         """Fill the missing cells of a parquet table: values, ``<var>_imputed``, bounds."""
-        kw = dict(levels=levels, n_samples=n_samples, steps=steps, seed=seed)
-
-        def work(model: TSDiff) -> Response:
-            df = read_parquet(data, self.settings)
-            return self._parquet(
-                self._impute(df, "impute", model, return_samples=return_samples, **kw)
-            )
-
-        return self._answer(work)
+        return self._predict(
+            "impute",
+            lambda: read_parquet(data, self.settings),
+            as_json=False,
+            return_samples=return_samples,
+            levels=levels,
+            n_samples=n_samples,
+            steps=steps,
+            seed=seed,
+        )
 
     @bentoml.api(route="/v1/forecast")
     def forecast(
@@ -292,15 +315,17 @@ class TSDiffService:
         return_samples: bool = False,
     ) -> ParquetFile:
         """Forecast ``horizon`` steps after each series of a parquet table."""
-        kw = dict(levels=levels, n_samples=n_samples, steps=steps, seed=seed)
-
-        def work(model: TSDiff) -> Response:
-            df = read_parquet(data, self.settings)
-            return self._parquet(
-                self._forecast(df, horizon, "forecast", model, return_samples=return_samples, **kw)
-            )
-
-        return self._answer(work)
+        return self._predict(
+            "forecast",
+            lambda: read_parquet(data, self.settings),
+            horizon,
+            as_json=False,
+            return_samples=return_samples,
+            levels=levels,
+            n_samples=n_samples,
+            steps=steps,
+            seed=seed,
+        )
 
     # ------------------------------------------------------------------ JSON API
     @bentoml.api(route="/v1/impute/json")
@@ -317,17 +342,19 @@ class TSDiffService:
         trajectory_samples: int | None = None,
     ) -> dict[str, Any]:
         """Impute rows given as JSON records; answer with records of the same columns."""
-        kw = dict(levels=levels, n_samples=n_samples, steps=steps, seed=seed)
-
-        def work(model: TSDiff) -> dict[str, Any]:
-            traj = trajectory_options(return_trajectory, trajectory_steps, trajectory_samples)
-            df = records_frame(records, self.settings)
-            out = self._impute(
-                df, "impute_json", model, return_samples=return_samples, **traj, **kw
-            )
-            return self._json(out, return_samples, return_trajectory)
-
-        return self._answer(work)
+        return self._predict(
+            "impute_json",
+            lambda: records_frame(records, self.settings),
+            as_json=True,
+            return_samples=return_samples,
+            return_trajectory=return_trajectory,
+            trajectory_steps=trajectory_steps,
+            trajectory_samples=trajectory_samples,
+            levels=levels,
+            n_samples=n_samples,
+            steps=steps,
+            seed=seed,
+        )
 
     @bentoml.api(route="/v1/forecast/json")
     def forecast_json(
@@ -344,17 +371,20 @@ class TSDiffService:
         trajectory_samples: int | None = None,
     ) -> dict[str, Any]:
         """Forecast from rows given as JSON records; answer with records."""
-        kw = dict(levels=levels, n_samples=n_samples, steps=steps, seed=seed)
-
-        def work(model: TSDiff) -> dict[str, Any]:
-            traj = trajectory_options(return_trajectory, trajectory_steps, trajectory_samples)
-            df = records_frame(records, self.settings)
-            out = self._forecast(
-                df, horizon, "forecast_json", model, return_samples=return_samples, **traj, **kw
-            )
-            return self._json(out, return_samples, return_trajectory)
-
-        return self._answer(work)
+        return self._predict(
+            "forecast_json",
+            lambda: records_frame(records, self.settings),
+            horizon,
+            as_json=True,
+            return_samples=return_samples,
+            return_trajectory=return_trajectory,
+            trajectory_steps=trajectory_steps,
+            trajectory_samples=trajectory_samples,
+            levels=levels,
+            n_samples=n_samples,
+            steps=steps,
+            seed=seed,
+        )
 
 
 TSDiffService.add_asgi_middleware(ApiGuard)

@@ -30,6 +30,9 @@ import pytest
 import requests
 
 from services.payloads import ServiceError, parse_levels, to_records, trajectory_options
+from services.process import Server, bentoml_serve
+from services.process import free_port as _free_port
+from services.process import server_env as _server_env
 from services.settings import Settings
 from tsdiff.cli import build_parser, main, serve_command
 from tsdiff.datasets import physionet_slice
@@ -37,9 +40,6 @@ from tsdiff.errors import ConfigError
 from tsdiff.model import TSDiff
 
 from .conftest import tiny_config
-from .servers import Server
-from .servers import free_port as _free_port
-from .servers import server_env as _server_env
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("key-one", "key-two")
@@ -106,8 +106,7 @@ def servers(tmp_path_factory, models) -> Iterator[dict[str, Server]]:
         TSDIFF_API_KEYS=",".join(KEYS),
         **LIMITS,
     )
-    auth_argv = [sys.executable, "-m", "bentoml", "serve", "services.service:TSDiffService"]
-    auth_argv += ["--host", "127.0.0.1", "--port", str(auth_port)]
+    auth_argv = bentoml_serve(auth_port)
     open_env = _server_env(
         d / "home-open", MLFLOW_TRACKING_URI=models["store"], TSDIFF_MODEL_NAME="pm25-svc"
     )
@@ -246,9 +245,7 @@ def test_a_model_that_cannot_load_is_never_ready(tmp_path):
     port = _free_port()
     missing = tmp_path / "no-such-model"
     env = _server_env(tmp_path / "home", TSDIFF_MODEL_URI=str(missing))
-    argv = [sys.executable, "-m", "bentoml", "serve", "services.service:TSDiffService"]
-    argv += ["--host", "127.0.0.1", "--port", str(port)]
-    server = Server(argv, env, port, tmp_path / "server.log")
+    server = Server(bentoml_serve(port), env, port, tmp_path / "server.log")
     try:
         deadline, live = time.monotonic() + 120, None
         while time.monotonic() < deadline and live != 503:

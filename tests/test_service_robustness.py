@@ -23,10 +23,12 @@ import pandas as pd
 import pytest
 import requests
 
+from services.process import Server, bentoml_serve, free_port, server_env
 from tsdiff.model import TSDiff
 
 from .fuzzing import ModelShape, fuzz, good_frame, iter_routes, parquet, records
-from .servers import ROOT, Server, bentoml_serve, free_port, server_env
+
+ROOT = Path(__file__).resolve().parents[1]
 
 KEY = "fuzz-key"
 FUZZ_LIMITS = {

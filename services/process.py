@@ -1,6 +1,7 @@
-"""Real ``bentoml serve`` processes for tests and benchmarks (no stand-ins for BentoML).
+"""Real ``bentoml serve`` processes of :class:`services.service.TSDiffService`.
 
-Shared by the service, fuzz and crash tests and by ``benchmarks/fuzz_bench.py``, so
+Started, awaited and stopped here for the service, fuzz and crash tests and for the
+benchmarks (``benchmarks/service_bench.py``, ``fuzz_bench.py``, ``load_bench.py``), so
 every one of them drives the service the way a client would: over a 127.0.0.1 socket.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import requests
 
+# The directory holding the ``services`` package: the servers' default working directory.
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -54,11 +56,12 @@ class Server:
             time.sleep(0.3)
         raise ServerError(f"server not ready after {timeout:.0f} s:\n{self.tail()}")
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 20.0) -> None:
+        """SIGTERM the process group; SIGKILL it if it is still running after ``grace`` s."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
