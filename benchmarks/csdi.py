@@ -52,6 +52,7 @@ from tsdiff.data import Panel, Series
 from tsdiff.datasets import PHYSIONET_VARIABLES, default_data_dir, load_physionet
 from tsdiff.errors import ConfigError, DataError
 from tsdiff.io import write_atomic, write_json
+from tsdiff.masks import hold_out
 from tsdiff.model import TSDiff
 
 # CSDI's published table (NeurIPS 2021, Tables 2 and 4)
@@ -284,15 +285,9 @@ def held_out_cells(
         return Cells(panel, truth, given, hidden)
     assert missing is not None
     rng = np.random.default_rng(seed)
-    given, hidden = [], []
-    for t in truth:
-        obs = np.flatnonzero(~np.isnan(t))
-        h = np.zeros(t.size, bool)
-        h[rng.choice(obs, size=int(len(obs) * missing), replace=False)] = True
-        h = h.reshape(t.shape)
-        hidden.append(h)
-        given.append(np.where(h, np.nan, t))
-    return Cells(panel, truth, given, hidden)
+    # floor: the CSDI protocol's count of held-out cells per series
+    held = [hold_out(t, missing, rng, rounding="floor") for t in truth]
+    return Cells(panel, truth, [g for g, _ in held], [h for _, h in held])
 
 
 def _flat(arrays: Sequence[np.ndarray]) -> np.ndarray:

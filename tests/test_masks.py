@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -62,3 +63,67 @@ def test_holdout_hides_exact_share_per_window():
     per = hidden.reshape(16, -1).sum(1)
     expect = (obs.reshape(16, -1).sum(1).double() * 0.1).round().long()
     assert torch.equal(per, expect)
+
+
+# ------------------------------------------------------------ hold_out (evaluation)
+
+
+def series_with_gaps(n_obs: int, shape=(3, 8), seed: int = 0) -> np.ndarray:
+    """Values shaped ``shape`` with exactly ``n_obs`` observed cells, the rest NaN."""
+    rng = np.random.default_rng(seed)
+    values = np.full(shape, np.nan)
+    values.flat[rng.permutation(values.size)[:n_obs]] = rng.normal(size=n_obs)
+    return values
+
+
+@pytest.mark.parametrize(
+    ("n_obs", "share", "expect"),
+    [
+        (7, 0.5, {"floor": 3, "ceil": 4, "round": 4}),  # 3.5
+        (5, 0.5, {"floor": 2, "ceil": 3, "round": 2}),  # 2.5: round is half to even
+        (10, 0.33, {"floor": 3, "ceil": 4, "round": 3}),  # 3.3
+        (10, 0.3, {"floor": 3, "ceil": 3, "round": 3}),  # 0.3 * 10 == 3.0 exactly
+        (1, 0.1, {"floor": 0, "ceil": 1, "round": 0}),
+    ],
+)
+@pytest.mark.parametrize("rounding", ["floor", "ceil", "round"])
+def test_hold_out_hides_the_rounded_share_of_observed_cells(n_obs, share, expect, rounding):
+    values = series_with_gaps(n_obs)
+    given, hidden = masks.hold_out(values, share, np.random.default_rng(0), rounding=rounding)
+    assert hidden.shape == given.shape == values.shape and hidden.dtype == bool
+    assert int(hidden.sum()) == expect[rounding]
+    assert not (hidden & np.isnan(values)).any()  # only observed cells are hidden
+    assert np.isnan(given[hidden]).all()
+    kept = ~hidden
+    assert np.array_equal(given[kept], values[kept], equal_nan=True)  # the rest untouched
+    assert not np.shares_memory(given, values)
+
+
+def test_hold_out_is_seeded_and_threads_one_generator_through_series():
+    values = series_with_gaps(20, shape=(4, 10))
+    a = masks.hold_out(values, 0.4, np.random.default_rng(5))[1]
+    b = masks.hold_out(values, 0.4, np.random.default_rng(5))[1]
+    c = masks.hold_out(values, 0.4, np.random.default_rng(6))[1]
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    # the draws are rng.choice over the observed cells' flat indices, without
+    # replacement: the protocol stays comparable with earlier runs of the same seed
+    rng, ref = np.random.default_rng(5), np.random.default_rng(5)
+    for _ in range(3):  # one generator, consumed series after series
+        hidden = masks.hold_out(values, 0.4, rng)[1]
+        picked = ref.choice(np.flatnonzero(~np.isnan(values)), size=8, replace=False)
+        assert np.array_equal(np.flatnonzero(hidden), np.sort(picked))
+
+
+@pytest.mark.parametrize("rounding", ["floor", "ceil", "round"])
+def test_hold_out_of_a_series_without_observations_hides_nothing(rounding):
+    values = np.full((2, 5), np.nan)
+    rng = np.random.default_rng(0)
+    given, hidden = masks.hold_out(values, 0.5, rng, rounding=rounding)
+    assert not hidden.any() and np.isnan(given).all() and given.shape == (2, 5)
+    assert rng.random() == np.random.default_rng(0).random()  # no draw was spent
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5, float("nan")])
+def test_hold_out_rejects_a_share_outside_0_1(share):
+    with pytest.raises(ValueError, match="share"):
+        masks.hold_out(series_with_gaps(5), share, np.random.default_rng(0))

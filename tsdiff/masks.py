@@ -9,12 +9,18 @@ not shown are the training targets. The strategies mirror the gaps users meet:
 - ``block``: contiguous outages of single sensors, sometimes of all of them at once;
 - ``forecast``: the window's tail hidden for every variable (forecasting is imputation);
 - ``mix``: one of the above per window, drawn with configurable weights.
+
+The last section, :func:`hold_out`, is not a training strategy: it hides a share of a
+series' observed cells for evaluation and calibration (NumPy, one series at a time).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
+from typing import Literal
 
+import numpy as np
 import torch
 
 MaskFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -119,3 +125,33 @@ def holdout_mask(observed: torch.Tensor, fraction: float, gen: torch.Generator) 
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(flat.shape[1]).expand(b, -1))
     return ((rank < n_hide[:, None]) & flat).reshape(observed.shape)
+
+
+# --------------------------------------------------------------- evaluation hold-outs
+
+Rounding = Literal["floor", "ceil", "round"]
+_ROUND: dict[str, Callable[[float], int]] = {"floor": math.floor, "ceil": math.ceil, "round": round}
+
+
+def hold_out(
+    values: np.ndarray, share: float, rng: np.random.Generator, *, rounding: Rounding = "floor"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hide ``share`` of the observed (non-NaN) cells of one series, drawn by ``rng``.
+
+    Scoring or calibrating an imputer needs cells whose truth is known: this hides
+    exactly ``rounding(share · n_observed)`` of them, without replacement, so that
+    one seeded Generator passed through a panel's series in order fixes every draw.
+    ``rounding`` is the caller's protocol: "floor" (CSDI's test sets), "ceil" (at
+    least one cell per series that has any) or "round" (Python's, half to even).
+
+    Returns ``(given, hidden)``, both shaped like ``values``: ``values`` with the
+    hidden cells set to NaN, and the hidden cells (True = held out).
+    """
+    if not 0 <= share <= 1:
+        raise ValueError(f"share must be in [0, 1], got {share}")
+    obs = np.flatnonzero(~np.isnan(values))  # (n_observed,) flat indices
+    size = _ROUND[rounding](share * len(obs))
+    hidden = np.zeros(values.size, bool)  # (values.size,)
+    hidden[rng.choice(obs, size=size, replace=False)] = True
+    hidden = hidden.reshape(values.shape)
+    return np.where(hidden, np.nan, values), hidden

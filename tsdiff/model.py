@@ -46,6 +46,7 @@ from tsdiff.data import (
 )
 from tsdiff.errors import ConfigError, DataError, ModelFileError, NotFittedError, RangeError
 from tsdiff.io import current_umask
+from tsdiff.masks import hold_out
 from tsdiff.network import Denoiser
 from tsdiff.sampling import (
     Trajectory,
@@ -274,14 +275,10 @@ class TSDiff:
         series = panel.series[: self.config.train.calibrate_max_series]
         panel = dataclasses.replace(panel, series=series)
         rng = np.random.default_rng(seed + 7)
-        masked, hidden = [], []
-        for s in series:
-            obs = np.flatnonzero(~np.isnan(s.values))
-            h = np.zeros(s.values.size, bool)
-            h[rng.choice(obs, size=int(np.ceil(missing * len(obs))), replace=False)] = True
-            h = h.reshape(s.values.shape)
-            masked.append(np.where(h, np.nan, s.values))
-            hidden.append(h)
+        # ceil: every series with an observation gives the fit at least one cell
+        held = [hold_out(s.values, missing, rng, rounding="ceil") for s in series]
+        masked = [m for m, _ in held]  # per series (K, T), NaN where hidden
+        hidden = [h for _, h in held]  # per series (K, T) bool
         opts = self._options(None, None, None, None, None, seed)
         samples = self._sample_series(panel, opts, values=masked, spread=1.0)
         norm = self.scaler.transform
@@ -772,15 +769,10 @@ class TSDiff:
         panel = self._panel(df)
         assert self.scaler is not None
         rng = np.random.default_rng(seed)
-        masked, hidden = [], []
-        for s in panel.series:
-            obs = np.flatnonzero(~np.isnan(s.values))
-            n_hide = int(round(missing * len(obs)))
-            h = np.zeros(s.values.size, bool)
-            h[rng.choice(obs, size=n_hide, replace=False)] = True
-            h = h.reshape(s.values.shape)
-            masked.append(np.where(h, np.nan, s.values))
-            hidden.append(h)
+        # round (half to even): the nearest count to the share asked for
+        held = [hold_out(s.values, missing, rng, rounding="round") for s in panel.series]
+        masked = [m for m, _ in held]  # per series (K, T), NaN where hidden
+        hidden = [h for _, h in held]  # per series (K, T) bool
         t0 = time.perf_counter()
         samples = self._sample_series(panel, opts, values=masked)
         secs = time.perf_counter() - t0
