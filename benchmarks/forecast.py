@@ -79,6 +79,8 @@ class ForecastBench:
     ets_refit: bool | int = False  # statsforecast cross_validation's refit
     baselines: bool = True
     history_steps: int | None = None  # keep only the data's last steps (smoke tests)
+    # forecast spread fitted on this many origins before the first test origin (0: none)
+    calibrate_windows: int = 28
 
     def __post_init__(self) -> None:
         if self.horizon < 1 or self.step < 1 or self.n_samples < 1:
@@ -225,8 +227,16 @@ def run(
         n_samples=bench.n_samples,
         steps=bench.steps,
         seed=seed,
+        calibrate_windows=bench.calibrate_windows,
     )
     bt_s = time.perf_counter() - t0
+    cal = bt.summary["calibration"]
+    if cal:
+        log(
+            f"forecast spread {cal['spread']} from {cal['windows']} origins "
+            f"{cal['first_origin']} .. {cal['last_origin']}: cov90 {cal['cov90_before']} → "
+            f"{cal['cov90_after']}"
+        )
     ours = {**_short(bt.summary["overall"]), "train_s": info["train_seconds"]}
     ours.update(backtest_s=round(bt_s, 1), sample_s=bt.summary["sample_seconds"])
     log(
@@ -274,6 +284,7 @@ def run(
             "n_samples": bench.n_samples,
         },
         "train": {k: info[k] for k in ("epochs_run", "steps_run", "best_epoch", "train_seconds")},
+        "calibration": {"imputation": info.get("calibration"), "forecast": cal},
         "methods": methods,
         "targets": targets(methods, dataset),
         "per_variable": per_variable,
@@ -307,6 +318,18 @@ def targets(methods: dict[str, Any], dataset: str) -> dict[str, Any]:
     return out
 
 
+def _calibration_lines(cal: dict[str, Any] | None) -> list[str]:
+    if not cal:
+        return ["- tsdiff forecast spread: not calibrated (the imputation spread is used)"]
+    return [
+        f"- tsdiff forecast spread {cal['spread']}, fitted on {cal['windows']} origins "
+        f"{cal['first_origin']} .. {cal['last_origin']} (horizons ending by the first test "
+        f"origin; not trained on when inside the validation tail): CRPS {cal['crps_before']} "
+        f"→ {cal['crps_after']}, cov50 {cal['cov50_before']} → {cal['cov50_after']}, cov90 "
+        f"{cal['cov90_before']} → {cal['cov90_after']} (normalised units)"
+    ]
+
+
 def markdown(r: dict[str, Any]) -> str:
     """The results as a page: protocol, table of methods, targets."""
     m, p = r["machine"], r["protocol"]
@@ -323,6 +346,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"- tsdiff: trained on the {p['train_steps']} h up to the first origin for "
         f"{r['train']['train_seconds']:.0f} s ({r['train']['epochs_run']} epochs), context "
         f"{p['context']} h, {p['n_samples']} samples",
+        *_calibration_lines(r.get("calibration", {}).get("forecast")),
         "- baselines: statsforecast cross_validation with the same cut-offs, levels 10..90 "
         "→ 19 quantiles; AutoETS refit "
         f"{r['profile_settings']['benchmark']['ets_refit']}",

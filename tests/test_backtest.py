@@ -187,3 +187,53 @@ def test_forecast_benchmark_tiny_end_to_end(tmp_path) -> None:
     written = json.loads((tmp_path / "forecast-etth1-tiny.json").read_text())
     assert written["methods"] == r["methods"]
     assert (tmp_path / "forecast-etth1-tiny.md").read_text().startswith("# Forecasting: etth1")
+    cal = r["calibration"]["forecast"]  # fitted on 2 origins before the first test origin
+    assert cal["windows"] == 2 and cal["last_origin"] < r["protocol"]["first_origin"]
+    assert "forecast spread" in (tmp_path / "forecast-etth1-tiny.md").read_text()
+
+
+def test_calibration_origins_see_nothing_after_the_first_test_origin(fitted, pm25) -> None:
+    """Forecast calibration fits on earlier origins whose horizons end by the first test
+    origin: changing every value after it leaves the fitted factor untouched."""
+    times = pd.DatetimeIndex(pm25["timestamp"])
+    pos = cutoffs(len(times), H, STEP, N)
+    later = pm25.copy()
+    station = [c for c in pm25.columns if c != "timestamp"]
+    later.loc[later["timestamp"] > times[pos[0]], station] *= 3.0
+    kw = {"horizon": H, "step": STEP, "windows": N, "seed": 2, "calibrate_windows": 4}
+    base = backtest(fitted, pm25, **kw).summary
+    hit = backtest(fitted, later, **kw).summary
+    assert base["calibration"] == hit["calibration"]
+    cal = base["calibration"]
+    assert cal["windows"] == 4 and pd.Timestamp(cal["last_origin"]) == times[pos[0] - H]
+    assert base["spread"] == cal["spread"] and fitted.forecast_spread is None  # not mutated
+    assert cal["crps_after"] <= cal["crps_before"]
+    # the test forecasts themselves did see the change (the check can fail)
+    assert base["overall"]["mae"] != hit["overall"]["mae"]
+
+
+def test_calibrate_forecast_is_saved_and_widens_forecasts_about_the_same_median(
+    fitted, pm25, tmp_path
+) -> None:
+    from tsdiff.backtest import calibrate_forecast
+    from tsdiff.model import TSDiff
+
+    model = TSDiff.load(fitted.save(tmp_path / "m"))
+    info = calibrate_forecast(model, pm25, horizon=H, step=STEP, windows=N, seed=2)
+    assert model.forecast_spread == info["spread"] and info["n_cells"] > 0
+    assert info["crps_after"] <= info["crps_before"]
+    model.forecast_spread = 1.0  # known factors, to check how forecasts use them
+    narrow = model.forecast(pm25, horizon=H, seed=5)
+    model.forecast_spread = 3.0
+    again = TSDiff.load(model.save(tmp_path / "m2"))
+    assert again.forecast_spread == 3.0 and again.spread == fitted.spread
+    wide = again.forecast(pm25, horizon=H, seed=5)
+    var = [c for c in pm25.columns if c != "timestamp"][0]
+    np.testing.assert_allclose(wide[var], narrow[var], rtol=1e-5)  # the median
+    w_narrow = (narrow[f"{var}_hi_90"] - narrow[f"{var}_lo_90"]).sum()
+    w_wide = (wide[f"{var}_hi_90"] - wide[f"{var}_lo_90"]).sum()
+    assert 2.5 * w_narrow < w_wide < 3.5 * w_narrow
+    # imputation keeps its own factor
+    np.testing.assert_array_equal(
+        again.impute(pm25.iloc[:100], seed=1)[var], fitted.impute(pm25.iloc[:100], seed=1)[var]
+    )

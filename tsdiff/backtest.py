@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from tsdiff import metrics
+from tsdiff.calibration import fit_spread
 from tsdiff.data import Panel, Series, future_index
 from tsdiff.errors import DataError, RangeError
 from tsdiff.model import TSDiff, _past_index
@@ -91,6 +92,8 @@ def backtest(
     eta: float | None = None,
     seed: int = 0,
     return_samples: bool = False,
+    calibrate_windows: int = 0,
+    spread: float | None = None,
 ) -> BacktestResult:
     """Forecast ``horizon`` steps from ``windows`` origins every ``step`` steps per series.
 
@@ -98,17 +101,141 @@ def backtest(
     (fewer at the start of a series: the rest is padded as missing) and on the
     calendar of its horizon, which is known in advance. Variables are forecast jointly,
     so the samples carry the cross-variable structure that CRPS-sum scores.
+
+    ``calibrate_windows`` > 0 first fits the forecast spread (see
+    :func:`calibrate_forecast`) on that many earlier origins, ``step`` apart, whose
+    horizons all end at or before each series' first test origin: the fit sees only what
+    the first forecast may see. The factor is used for this backtest and reported in
+    the summary; ``model`` is not changed. Else ``spread`` (default the model's
+    forecast spread) scales the samples.
     """
+    _check_horizon(model, horizon)
+    levels = sorted({int(v) for v in levels})
+    if not levels or not all(1 <= v <= 99 for v in levels):
+        raise RangeError(f"levels must be integers in 1..99, got {levels}")
+    if isinstance(calibrate_windows, bool) or calibrate_windows < 0:
+        raise RangeError(f"calibrate_windows must be an integer >= 0, got {calibrate_windows!r}")
+    panel = model.panel(df)
+    opts = {"n_samples": n_samples, "steps": steps, "sampler": sampler, "eta": eta, "seed": seed}
+    calibration = None
+    if calibrate_windows:
+        # each series up to its first test origin: the calibration's last horizon ends there
+        before = []
+        for s in panel.series:
+            c0 = int(cutoffs(len(s.index), horizon, step, windows)[0])
+            before.append(Series(s.key, s.index[: c0 + 1], s.values[:, : c0 + 1]))
+        cal_panel = dataclasses.replace(panel, series=before)
+        calibration = _fit_forecast_spread(
+            model, cal_panel, horizon, step, int(calibrate_windows), opts
+        )
+        spread = calibration["spread"]
+    run = _forecast_origins(model, panel, horizon, step, windows, opts, spread)
+    frame = forecast_table(panel, run.where, run.index, run.samples, run.truth, levels)
+    summary = summarize_samples(run.samples, run.truth, panel.variables, levels)
+    summary = {
+        "horizon": int(horizon),
+        "step": int(step),
+        "windows": int(windows),
+        "context": model.window - horizon,
+        "n_series": len(panel.series),
+        "n_forecasts": len(run.where),
+        "first_origin": str(min(w[2] for w in run.where)),
+        "last_origin": str(max(w[2] for w in run.where)),
+        "n_samples": int(run.samples.shape[1]),
+        "steps": int(steps if steps is not None else model.config.sample.steps),
+        "seed": int(seed),
+        "levels": levels,
+        "spread": run.spread,
+        "calibration": calibration,
+        "sample_seconds": round(run.seconds, 3),
+        **summary,
+    }
+    if not return_samples:
+        return BacktestResult(frame, summary, run.where)
+    return BacktestResult(
+        frame,
+        summary,
+        run.where,
+        run.samples,
+        _samples_table(panel, run.where, run.index, run.samples),
+    )
+
+
+def calibrate_forecast(
+    model: TSDiff,
+    df: pd.DataFrame,
+    *,
+    horizon: int,
+    step: int,
+    windows: int,
+    n_samples: int | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Fit ``model.forecast_spread`` on the last ``windows`` forecast origins of ``df``.
+
+    ``df`` should be data the model was not trained on (its validation tail, or the
+    weeks before the forecasts that matter): forecasts from each origin are sampled
+    uncalibrated and the factor minimising CRPS on their truths is kept (see
+    :mod:`tsdiff.calibration`). Saved with the model; ``forecast`` and backtests use it.
+    """
+    _check_horizon(model, horizon)
+    opts = {"n_samples": n_samples, "steps": steps, "sampler": None, "eta": None, "seed": seed}
+    info = _fit_forecast_spread(model, model.panel(df), horizon, step, windows, opts)
+    model.forecast_spread = info["spread"]
+    return info
+
+
+def _check_horizon(model: TSDiff, horizon: int) -> None:
     model._require_fitted()
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)):
+        raise RangeError(f"horizon must be an integer, got {horizon!r}")
     if not 1 <= horizon <= model.window - 1:
         raise RangeError(
             f"horizon must be in 1..{model.window - 1} (the model's window minus one), "
             f"got {horizon}"
         )
-    levels = sorted({int(v) for v in levels})
-    if not levels or not all(1 <= v <= 99 for v in levels):
-        raise RangeError(f"levels must be integers in 1..99, got {levels}")
-    panel = model.panel(df)
+
+
+def _fit_forecast_spread(
+    model: TSDiff, panel: Panel, horizon: int, step: int, windows: int, opts: dict[str, Any]
+) -> dict[str, Any]:
+    run = _forecast_origins(model, panel, horizon, step, windows, opts, spread=1.0)
+    n = run.samples.shape[1]
+    # in the model's normalised units: CRPS divides by sum |y| over all cells, so a
+    # variable in large units would otherwise decide the factor alone
+    assert model.scaler is not None
+    smp = model.scaler.transform(run.samples).transpose(1, 0, 2, 3).reshape(n, -1)  # (n, W·K·H)
+    y = model.scaler.transform(run.truth).reshape(-1)  # (W·K·H,), NaN where not observed
+    info = fit_spread(smp, y).to_dict()
+    info.update(
+        windows=len(run.where),
+        first_origin=str(min(x[2] for x in run.where)),
+        last_origin=str(max(x[2] for x in run.where)),
+    )
+    return info
+
+
+@dataclass
+class _Origins:
+    samples: np.ndarray  # (W, n, K, H), original units
+    truth: np.ndarray  # (W, K, H), NaN where not observed
+    where: list[tuple[Any, int, Any]]  # (series key, cut-off position, cut-off time)
+    index: list[pd.Index]  # per forecast, its H timestamps
+    spread: float
+    seconds: float
+
+
+def _forecast_origins(
+    model: TSDiff,
+    panel: Panel,
+    horizon: int,
+    step: int,
+    windows: int,
+    opts: dict[str, Any],
+    spread: float | None,
+) -> _Origins:
+    """Sample the forecasts of every (series, origin) pair in one sampler call."""
     assert model.freq is not None
     context = model.window - horizon
     ext: list[Series] = []
@@ -128,41 +255,18 @@ def backtest(
             ext.append(Series((s.key, c), idx.append(fut), v))  # (K, window)
             truth.append(s.values[:, c + 1 : c + 1 + horizon])
             where.append((s.key, c, s.index[c]))
+    if spread is None:
+        spread = model.task_spread("forecast")
     t0 = time.perf_counter()
-    drawn = model.sample(
-        dataclasses.replace(panel, series=ext),
-        n_samples=n_samples,
-        steps=steps,
-        sampler=sampler,
-        eta=eta,
-        seed=seed,
-    )
+    drawn = model.sample(dataclasses.replace(panel, series=ext), spread=spread, **opts)
     seconds = time.perf_counter() - t0
-    samples = np.stack([d[:, :, context:] for d in drawn])  # (W, n, K, H)
-    tru = np.stack(truth)  # (W, K, H)
-    index = [e.index[context:] for e in ext]
-    frame = forecast_table(panel, where, index, samples, tru, levels)
-    summary = summarize_samples(samples, tru, panel.variables, levels)
-    summary = {
-        "horizon": int(horizon),
-        "step": int(step),
-        "windows": int(windows),
-        "context": context,
-        "n_series": len(panel.series),
-        "n_forecasts": len(where),
-        "first_origin": str(min(w[2] for w in where)),
-        "last_origin": str(max(w[2] for w in where)),
-        "n_samples": int(samples.shape[1]),
-        "steps": int(steps if steps is not None else model.config.sample.steps),
-        "seed": int(seed),
-        "levels": levels,
-        "sample_seconds": round(seconds, 3),
-        **summary,
-    }
-    if not return_samples:
-        return BacktestResult(frame, summary, where)
-    return BacktestResult(
-        frame, summary, where, samples, _samples_table(panel, where, index, samples)
+    return _Origins(
+        samples=np.stack([d[:, :, context:] for d in drawn]),
+        truth=np.stack(truth),
+        where=where,
+        index=[e.index[context:] for e in ext],
+        spread=float(spread),
+        seconds=seconds,
     )
 
 

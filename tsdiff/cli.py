@@ -114,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--out", required=True, help="forecasts with their truth (.parquet)")
     bt.add_argument("--summary-out", help="metrics JSON (default: --out with .json)")
     bt.add_argument("--samples-out", help="also write the raw samples to this .parquet")
+    bt.add_argument(
+        "--calibrate-windows",
+        type=int,
+        default=0,
+        help="first fit the forecast spread on this many earlier origins (0: the model's)",
+    )
     _sampling_args(bt)
     bt.set_defaults(func=cmd_backtest)
 
@@ -389,6 +395,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         windows=args.windows,
         levels=kw.pop("levels") or (50, 90),
         return_samples=bool(args.samples_out),
+        calibrate_windows=args.calibrate_windows,
         **kw,
     )
     summary_out = args.summary_out or str(Path(args.out).with_suffix(".json"))

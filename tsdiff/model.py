@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from tsdiff import __version__, baselines, metrics
+from tsdiff.calibration import fit_spread
 from tsdiff.config import TSDiffConfig
 from tsdiff.data import (
     Columns,
@@ -115,6 +116,8 @@ class TSDiff:
         self.history: list[dict[str, Any]] = []
         self.value_range: tuple[list[float], list[float]] | None = None  # normalised (lo, hi)
         self.spread = 1.0  # calibration factor of the samples' spread (see calibrate)
+        # the same for forecasts (tsdiff.backtest.calibrate_forecast); None: use spread
+        self.forecast_spread: float | None = None
         self.info: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -250,7 +253,7 @@ class TSDiff:
         self.net.eval()
         self.history = result.history
         self.info = self._fit_info(panel, train_set, val_set, result, time.perf_counter() - t0)
-        self.spread = 1.0
+        self.spread, self.forecast_spread = 1.0, None
         if cfg.train.calibrate and val_series:
             val_panel = dataclasses.replace(panel, series=val_series)
             self.info["calibration"] = self._calibrate(val_panel, seed=cfg.train.seed)
@@ -287,22 +290,9 @@ class TSDiff:
         msk = np.concatenate([h.reshape(-1) for h in hidden])
         if not msk.any():
             return {"spread": 1.0, "n_cells": 0}
-        smp, tru = smp[:, msk], tru[msk]  # (n, m), (m,)
-        med = np.median(smp, axis=0)
-        factors = np.round(2.0 ** np.linspace(-1, 2.5, 29), 4)  # 0.5 .. 5.7
-        ones = np.ones_like(tru, dtype=bool)
-        crps = [metrics.crps_quantile(med + f * (smp - med), tru, ones) for f in factors]
-        best = int(np.argmin(crps))
-        self.spread = float(factors[best])
-        scaled = med + self.spread * (smp - med)
-        return {
-            "spread": self.spread,
-            "n_cells": int(msk.sum()),
-            "crps_before": round(float(crps[list(factors).index(1.0)]), 5),
-            "crps_after": round(float(crps[best]), 5),
-            "cov90_before": round(metrics.coverage(smp, tru, ones, 90), 4),
-            "cov90_after": round(metrics.coverage(scaled, tru, ones, 90), 4),
-        }
+        fit = fit_spread(smp[:, msk], tru[msk])  # (n, m), (m,)
+        self.spread = fit.spread
+        return fit.to_dict()
 
     def _split(
         self, series: list[Series], valid_df: pd.DataFrame | None
@@ -390,6 +380,12 @@ class TSDiff:
         """``df`` checked against the model and put on its grid (what ``sample`` takes)."""
         return self._panel(df)
 
+    def task_spread(self, task: str) -> float:
+        """The calibration factor samples get for ``task`` ("impute" or "forecast")."""
+        if task == "forecast" and self.forecast_spread is not None:
+            return self.forecast_spread
+        return self.spread
+
     def sample(
         self,
         panel: Panel,
@@ -400,20 +396,24 @@ class TSDiff:
         sampler: str | None = None,
         eta: float | None = None,
         seed: int = 0,
+        spread: float | None = None,
     ) -> list[np.ndarray]:
         """Raw samples per series of ``panel`` → list of (n, K, T) in original units.
 
         For evaluations and benchmarks that score samples themselves: ``values``
         replaces the series' (K, T) arrays, e.g. with held-out cells set to NaN.
         Cells observed in what the model is given carry their values in every sample.
+        ``spread`` overrides the imputation spread (1.0: uncalibrated samples).
         """
+        if spread is not None and not (np.isfinite(spread) and spread > 0):
+            raise RangeError(f"spread must be a finite number > 0, got {spread!r}")
         opts = self._options(n_samples, steps, sampler, eta, None, seed)
         if values is not None:
             values = [np.asarray(v, dtype=np.float64) for v in values]
             shapes = [s.values.shape for s in panel.series]
             if [v.shape for v in values] != shapes:
                 raise DataError(f"values must match the panel's series shapes {shapes[:3]}...")
-        return self._sample_series(panel, opts, values=values)
+        return self._sample_series(panel, opts, values=values, spread=spread)
 
     def _sample_series(
         self,
@@ -645,7 +645,9 @@ class TSDiff:
             ext.append(Series(s.key, idx, v))
             pads.append(max(pad, 0))
         ext_panel = dataclasses.replace(panel, series=ext)
-        drawn = self._sample_series(ext_panel, opts, record=record)
+        drawn = self._sample_series(
+            ext_panel, opts, record=record, spread=self.task_spread("forecast")
+        )
         if record is not None:
             drawn, traj = drawn
         samples = [smp[:, :, context:] for smp in drawn]
@@ -841,6 +843,7 @@ class TSDiff:
                 "scaler": self.scaler.to_dict(),
                 "value_range": self.value_range,
                 "spread": self.spread,
+                "forecast_spread": self.forecast_spread,
                 "history": self.history,
                 "info": self.info,
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -884,6 +887,8 @@ class TSDiff:
             vr = meta.get("value_range")
             model.value_range = (list(vr[0]), list(vr[1])) if vr else None
             model.spread = float(meta.get("spread", 1.0))
+            fs = meta.get("forecast_spread")
+            model.forecast_spread = None if fs is None else float(fs)
             model.history = list(meta.get("history", []))
             model.info = dict(meta.get("info", {}))
             net = Denoiser(config.network, len(model.variables), config.diffusion.prediction)
