@@ -4,7 +4,9 @@ Measures, on a generated hive-partitioned input of PM2.5 station series:
 
 * throughput (series-hours per second) of the local engine and of the Spark engine
   with ``local[1]`` and ``local[2]`` (session start-up reported apart), same input,
-  same sampling settings;
+  same sampling settings, for each network size of ``--networks``: ``tiny`` (16
+  channels, 1 block: a few ms of compute per series, so Spark's fixed and per-row costs
+  show) and ``demo`` (the demo profile's 32 channels, 3 blocks: what is deployed);
 * peak RSS of the local engine on an input whose in-memory size exceeds a memory
   budget (and on a quarter of it): the engine holds one batch of series and the row
   groups it touches, so its RSS growth above the baseline (interpreter, torch, model)
@@ -64,7 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-samples", type=int, default=8)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--masters", default="local[1],local[2]", help="Spark masters ('' = none)")
-    p.add_argument("--model", help="model directory (default: train a tiny one, ~5 s)")
+    p.add_argument(
+        "--networks", default="tiny,demo", help=f"throughput model sizes: {','.join(NETWORKS)}"
+    )
     p.add_argument("--workdir", help="where inputs and outputs go (default: a temp dir)")
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     p.add_argument("--child", help=argparse.SUPPRESS)  # internal: one measurement
@@ -128,8 +132,15 @@ def generate(
     }
 
 
-def train_model(data: Path, out: Path) -> Path:
-    """A tiny univariate model (the benchmark measures plumbing, not accuracy)."""
+NETWORKS = {
+    "tiny": {"channels": 16, "blocks": 1, "heads": 2, "step_emb_dim": 32, "time_emb_dim": 16},
+    "demo": {"channels": 32, "blocks": 3, "heads": 2},  # as tsdiff/profiles/demo.json
+}
+
+
+def train_model(data: Path, out: Path, network: str = "tiny") -> Path:
+    """A univariate model of the given size, trained 1 epoch (the benchmark measures
+    cost, not accuracy)."""
     import pyarrow.dataset as ds
 
     from tsdiff.config import TSDiffConfig
@@ -140,7 +151,7 @@ def train_model(data: Path, out: Path) -> Path:
     df = df[df["series_id"].isin(sorted(df["series_id"].unique())[:8])]
     cfg = TSDiffConfig().replace(
         data={"window": 24},
-        network={"channels": 16, "blocks": 1, "heads": 2, "step_emb_dim": 32, "time_emb_dim": 16},
+        network=NETWORKS[network],
         train={"epochs": 1, "batch_size": 16},
     )
     return TSDiff(cfg).fit(df.iloc[:4000], progress=False).save(out)
@@ -261,10 +272,15 @@ def main(argv: list[str] | None = None) -> int:
         for name, n in sizes.items()
     }
     budget = args.budget_mb
-    model = args.model or str(train_model(work / "input", work / "model"))
+    networks = [n for n in args.networks.split(",") if n]
+    unknown = sorted(set(networks) - set(NETWORKS))
+    if unknown:
+        raise SystemExit(f"unknown network sizes {unknown}; choose from {sorted(NETWORKS)}")
+    models = {n: str(train_model(work / "input", work / f"model-{n}", n)) for n in networks}
+    if "tiny" not in models:  # the memory runs use the tiny model
+        models["tiny"] = str(train_model(work / "input", work / "model-tiny", "tiny"))
     common = {
         "input": str(work / "input"),
-        "model": model,
         "n_samples": args.n_samples,
         "steps": args.steps,
         "batch_series": args.batch_series,
@@ -272,14 +288,16 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     series_hours = args.series * args.hours
     runs: dict[str, Any] = {}
-    shutil.rmtree(work / "out-local", ignore_errors=True)
-    runs["local"] = measure("local", {**common, "output": str(work / "out-local")})
-    for master in [m for m in args.masters.split(",") if m]:
-        out = work / f"out-{master.replace('[', '').replace(']', '')}"
-        shutil.rmtree(out, ignore_errors=True)
-        runs[master] = measure(master, {**common, "output": str(out), "threads": 1})
-    for r in runs.values():
-        r["series_hours_per_s"] = round(series_hours / r["seconds"], 1)
+    for net in networks:
+        engines = {"local": 2, **{m: 1 for m in args.masters.split(",") if m}}
+        for engine, threads in engines.items():
+            out = work / f"out-{net}-{engine.replace('[', '').replace(']', '')}"
+            shutil.rmtree(out, ignore_errors=True)
+            a = {**common, "model": models[net], "output": str(out), "threads": threads}
+            run = measure(engine, a)
+            run.update(network=net, engine=engine)
+            run["series_hours_per_s"] = round(series_hours / run["seconds"], 1)
+            runs[f"{net}/{engine}"] = run
     mem_runs = {}
     for name, n in sizes.items():
         shutil.rmtree(work / f"out-mem-{name}", ignore_errors=True)
@@ -287,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             "local",
             {
                 **common,
+                "model": models["tiny"],
                 "input": str(work / f"input-mem-{name}"),
                 "output": str(work / f"out-mem-{name}"),
                 "n_samples": 1,
@@ -306,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
         },
         "input": data,
-        "params": {k: v for k, v in common.items() if k not in ("input", "model")},
+        "params": {k: v for k, v in common.items() if k != "input"},
+        "networks": {n: NETWORKS[n] for n in networks},
         "runs": runs,
         "memory": {
             "params": {
@@ -341,33 +361,36 @@ def write_report(results: Path, r: dict[str, Any]) -> None:
         "",
         f"Input: {d['series']} series x {d['hours']} hours = {d['rows']:,} rows in "
         f"{d['files']} hive partitions ({d['on_disk_mb']} MB parquet, {d['in_memory_mb']} MB "
-        f"as pandas), from {d['source']}. Tiny univariate model (window 24), "
-        f"{r['params']['n_samples']} samples x {r['params']['steps']} steps, seed 0.",
+        f"as pandas), from {d['source']}. Univariate models (window 24) of each size "
+        f"below, {r['params']['n_samples']} samples x {r['params']['steps']} steps, seed 0; "
+        "the local engine runs 2 torch threads, each Spark worker 1.",
         "",
-        "| engine | seconds | series-hours/s | notes |",
-        "|---|---|---|---|",
+        "| network | engine | seconds | series-hours/s | notes |",
+        "|---|---|---|---|---|",
     ]
-    for name, run in r["runs"].items():
-        if name == "local":
+    for run in r["runs"].values():
+        net, engine = run["network"], run["engine"]
+        if engine == "local":
             note = f"one process, batches of {r['params']['batch_series']} series"
         else:
-            start = run["session_seconds"]
             note = (
-                f"Spark {name}, 1 torch thread per worker, {run.get('buckets', '?')} groups of "
-                f"series; session start {start:.1f} s apart"
+                f"Spark {engine}, {run['buckets']} groups of series; session start "
+                f"{run['session_seconds']:.1f} s apart"
             )
         lines.append(
-            f"| {name if name == 'local' else 'spark'} | {run['seconds']:.1f} | "
+            f"| {net} | {engine if engine == 'local' else 'spark'} | {run['seconds']:.1f} | "
             f"{run['series_hours_per_s']:,} | {note} |"
         )
-    spark = {k: v for k, v in r["runs"].items() if k.startswith("local[")}
-    if "local[1]" in spark and "local[2]" in spark:
-        ratio = spark["local[2]"]["series_hours_per_s"] / spark["local[1]"]["series_hours_per_s"]
-        verdict = "met" if ratio >= 1.7 else "NOT met"
-        lines += [
-            "",
-            f"Spark local[2] / local[1] throughput: {ratio:.2f}x (target 1.7x, {verdict}).",
-        ]
+    lines.append("")
+    for net, size in r["networks"].items():
+        one, two = r["runs"].get(f"{net}/local[1]"), r["runs"].get(f"{net}/local[2]")
+        if one and two:
+            ratio = two["series_hours_per_s"] / one["series_hours_per_s"]
+            verdict = "met" if ratio >= 1.7 else "NOT met"
+            lines.append(
+                f"- {net} network ({size['channels']} channels, {size['blocks']} blocks): "
+                f"Spark local[2] / local[1] = {ratio:.2f}x (target 1.7x, {verdict})"
+            )
     m = r["memory"]
     p = m["params"]
     lines += [

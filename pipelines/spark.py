@@ -41,7 +41,7 @@ from pipelines.common import (
     process_series,
     write_manifest,
 )
-from pipelines.dataset import count_rows, open_input
+from pipelines.dataset import count_rows, open_input, scan_series
 from tsdiff.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -275,8 +275,8 @@ def run_spark(
         }
         sdf = session.read.parquet(str(inp.path)).select(*names)
         schema = _spark_schema(sdf.schema, columns, inp.partition_cols, m.columns.var_col)
-        if buckets is None:
-            n_ids = sdf.select(id_col).distinct().count()
+        if buckets is None:  # the id column alone, read here: cheaper than a Spark job
+            n_ids = len(scan_series(inp, id_col).rows)
             n_buckets = default_buckets(n_ids, params.batch_series, _parallelism(session))
         elif buckets < 1:
             raise ConfigError(f"buckets must be >= 1, got {buckets}")
@@ -284,6 +284,9 @@ def run_spark(
             n_buckets = int(buckets)
         manifest["spark"]["buckets"] = n_buckets
         keyed = sdf.withColumn(BUCKET_COL, F.pmod(F.xxhash64(F.col(id_col)), F.lit(n_buckets)))
+        # one shuffle partition per bucket (hash collisions aside), not shuffle_partitions:
+        # many small tasks let the scheduler balance uneven buckets across the cores
+        keyed = keyed.repartition(n_buckets, BUCKET_COL)
 
         def run_group(pdf: pd.DataFrame) -> pd.DataFrame:  # typed, so Spark needs no guess
             return apply_group(task, pdf)
@@ -291,7 +294,14 @@ def run_spark(
         result = keyed.groupBy(BUCKET_COL).applyInPandas(run_group, schema)
         result = result.persist(StorageLevel.MEMORY_AND_DISK)
         try:
+            result.count()  # computes every bucket (one task each, in parallel) into the cache
             ok = result.filter(F.col(ERROR_COL).isNull()).drop(ERROR_COL)
+            # the cached rows regrouped for the write: one file per output partition, not
+            # one per bucket and partition (hundreds of small files, slow to write)
+            if inp.partition_cols:
+                ok = ok.repartition(*inp.partition_cols)
+            else:
+                ok = ok.coalesce(_parallelism(session))
             writer = ok.write.mode("overwrite")
             if inp.partition_cols:
                 writer = writer.partitionBy(*inp.partition_cols)
