@@ -388,7 +388,7 @@ def write_report(results: Path, r: dict[str, Any]) -> None:
             ratio = two["series_hours_per_s"] / one["series_hours_per_s"]
             verdict = "met" if ratio >= 1.7 else "NOT met"
             lines.append(
-                f"- {net} network ({size['channels']} channels, {size['blocks']} blocks): "
+                f"- {net} network ({size['channels']} channels, {size['blocks']} block(s)): "
                 f"Spark local[2] / local[1] = {ratio:.2f}x (target 1.7x, {verdict})"
             )
     m = r["memory"]
