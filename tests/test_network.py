@@ -63,6 +63,19 @@ def test_interpolate_matches_numpy():
                 assert np.allclose(out[b, k], expect)
 
 
+def test_seasonal_prior_repeats_the_last_season_after_the_last_shown_value():
+    v = torch.arange(10, dtype=torch.float64).view(1, 1, 10) * 10  # 0, 10, .., 90
+    m = torch.zeros(1, 1, 10, dtype=torch.bool)
+    m[..., [1, 2, 3, 5]] = True  # shown: 10, 20, 30 and 50; gap at 4; tail 6..9
+    flat = interpolate(v * m, m).flatten().tolist()
+    seasonal = interpolate(v * m, m, season=3).flatten().tolist()
+    assert flat == [10, 10, 20, 30, 40, 50, 50, 50, 50, 50]
+    # before and between shown values: unchanged; the tail repeats 3 steps back, and
+    # its later part repeats the tail itself (8 ← 5, 9 ← 6 ← 3)
+    assert seasonal == [10, 10, 20, 30, 40, 50, 30, 40, 50, 30]
+    assert interpolate(v * m, m, season=10).flatten().tolist() == flat  # longer than L
+
+
 def test_sampler_keeps_shown_cells_and_is_batch_independent():
     net = trained_like(4)
     sch = NoiseScheduler(DiffusionConfig())

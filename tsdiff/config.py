@@ -69,9 +69,13 @@ class NetworkConfig:
     time_emb_dim: int = 64  # sinusoidal position-in-window embedding
     var_emb_dim: int = 16  # learned per-variable embedding
     dropout: float = 0.0
+    # > 0: cells after a variable's last shown value start from its value `season` steps
+    # earlier (seasonal naive) instead of the last value; a prior the network corrects
+    season: int = 0
 
     def __post_init__(self) -> None:
         _check(self.channels >= 4 and self.blocks >= 1, "channels >= 4 and blocks >= 1 required")
+        _check(self.season >= 0, "season must be >= 0 (0: no seasonal prior)")
         _check(self.channels % self.heads == 0, "channels must be divisible by heads")
         for name in ("step_emb_dim", "time_emb_dim"):
             _check(getattr(self, name) % 2 == 0, f"{name} must be even")

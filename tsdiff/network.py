@@ -40,12 +40,15 @@ class Conditioning:
     sides: tuple[torch.Tensor, ...]
 
 
-def interpolate(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def interpolate(values: torch.Tensor, mask: torch.Tensor, season: int = 0) -> torch.Tensor:
     """Linear interpolation along time of the shown cells, per variable → (B, K, L).
 
     Flat beyond the first/last shown value; 0 (the training mean, after scaling) for a
     variable with nothing shown. A cheap prior the network refines (as in PriSTI),
     which makes short training runs start from interpolation quality, not from zero.
+    With ``season`` > 0, cells after the last shown value (a forecast, a sensor that
+    stopped) take the prior of the cell one season earlier when there is one: seasonal
+    naive, the forecast to beat on daily-cycle data, instead of a flat line.
     """
     b, k, length = values.shape
     m = mask.bool()
@@ -60,7 +63,14 @@ def interpolate(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     w = ((idx - prev).to(values.dtype) / span).clamp(0, 1)
     both = vp + w * (vn - vp)
     out = torch.where(has_p & has_n, both, torch.where(has_p, vp, vn))
-    return torch.where(has_p | has_n, out, torch.zeros_like(out))
+    out = torch.where(has_p | has_n, out, torch.zeros_like(out))
+    if 0 < season < length:
+        trailing = has_p & ~has_n  # (B, K, L): after the last shown value
+        cols = list(out.unbind(-1))
+        for t in range(season, length):  # in order, so a long tail repeats the season
+            cols[t] = torch.where(trailing[..., t], cols[t - season], cols[t])
+        out = torch.stack(cols, dim=-1)
+    return out
 
 
 def sinusoidal(pos: torch.Tensor, dim: int) -> torch.Tensor:
@@ -173,7 +183,7 @@ class Denoiser(nn.Module):
         dt = self.input_proj.weight.dtype  # the network's arithmetic (float32 or bfloat16)
         m = cond_mask.to(cond_values.dtype)
         shown = cond_values * m
-        prior = interpolate(shown, m)  # (W, K, L), in the inputs' precision
+        prior = interpolate(shown, m, self.cfg.season)  # (W, K, L), the inputs' precision
         pos = sinusoidal(torch.arange(length, device=shown.device), self.cfg.time_emb_dim)
         time_feat = torch.cat(
             [pos.expand(w, length, -1), calendar.transpose(1, 2).to(pos.dtype)], dim=-1
