@@ -147,6 +147,8 @@ def test_summary_matches_metrics_recomputed_from_the_parquet(fitted, pm25, tmp_p
         ["--horizon", "24"],
         ["--horizon", "6", "--windows", "500"],
         ["--horizon", "6", "--step", "0"],
+        ["--horizon", "6", "--calibrate-windows", "-1"],
+        ["--horizon", "6", "--calibrate-windows", "400"],  # more origins than history
     ],
 )
 def test_cli_bad_input_exits_2(fitted, pm25, tmp_path, extra, capsys) -> None:
@@ -237,3 +239,24 @@ def test_calibrate_forecast_is_saved_and_widens_forecasts_about_the_same_median(
     np.testing.assert_array_equal(
         again.impute(pm25.iloc[:100], seed=1)[var], fitted.impute(pm25.iloc[:100], seed=1)[var]
     )
+
+
+def test_cli_calibrates_on_earlier_origins_and_reports_it(fitted, pm25, tmp_path) -> None:
+    model_dir = tmp_path / "model"
+    fitted.save(model_dir)
+    data = tmp_path / "data.parquet"
+    pm25.to_parquet(data)
+    out = tmp_path / "bt.parquet"
+    argv = ["backtest", str(model_dir), str(data), "--horizon", str(H), "--step", str(STEP)]
+    argv += ["--windows", str(N), "--out", str(out), "--n-samples", "8", "--seed", "5"]
+    assert main([*argv, "--calibrate-windows", "3"]) == 0
+    summary = json.loads(out.with_suffix(".json").read_text())
+    cal = summary["calibration"]
+    assert cal["windows"] == 3 and summary["spread"] == cal["spread"]
+    assert pd.Timestamp(cal["last_origin"]) < pd.Timestamp(summary["first_origin"])
+    width = summary["overall"]["width90"]
+    assert main(argv) == 0  # uncalibrated: the model's spread, no calibration entry
+    plain = json.loads(out.with_suffix(".json").read_text())
+    assert plain["calibration"] is None and plain["spread"] == fitted.spread
+    assert plain["overall"]["mae"] == pytest.approx(summary["overall"]["mae"], rel=1e-6)
+    assert (width > plain["overall"]["width90"]) == (cal["spread"] > fitted.spread)
