@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--minutes", type=float, default=4.0, help="training budget (default 4)")
     d.add_argument("--test-stays", type=int, default=40, help="held-out stays to impute")
     d.add_argument("--n-samples", type=int, default=16)
-    d.add_argument("--steps", type=int, default=5)
+    d.add_argument("--steps", type=int, help="reverse diffusion steps (default the model's)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--quiet", action="store_true")
     d.add_argument("--register", default="physionet-demo", help="registered model name")

@@ -28,7 +28,7 @@ def run_demo(
     minutes: float = 4.0,
     test_stays: int = 40,
     n_samples: int = 16,
-    steps: int = 5,
+    steps: int | None = None,
     seed: int = 0,
     progress: bool = True,
     register: str | None = DEMO_MODEL_NAME,
