@@ -260,3 +260,25 @@ def test_cli_calibrates_on_earlier_origins_and_reports_it(fitted, pm25, tmp_path
     assert plain["calibration"] is None and plain["spread"] == fitted.spread
     assert plain["overall"]["mae"] == pytest.approx(summary["overall"]["mae"], rel=1e-6)
     assert (width > plain["overall"]["width90"]) == (cal["spread"] > fitted.spread)
+
+
+def test_cli_calibrate_forecast_writes_a_model_whose_forecasts_use_it(
+    fitted, pm25, tmp_path
+) -> None:
+    from tsdiff.model import TSDiff
+
+    model_dir = tmp_path / "model"
+    fitted.save(model_dir)
+    data = tmp_path / "held_out.parquet"
+    pm25.to_parquet(data)
+    out = tmp_path / "calibrated"
+    argv = ["calibrate-forecast", str(model_dir), str(data), "--horizon", str(H)]
+    assert main([*argv, "--windows", "4", "--n-samples", "8", "--out", str(out)]) == 0
+    calibrated = TSDiff.load(out)
+    info = calibrated.info["forecast_calibration"]
+    assert calibrated.forecast_spread == info["spread"] and info["windows"] == 4
+    assert calibrated.spread == fitted.spread  # imputation keeps its own factor
+    # a horizon the model cannot forecast: exit 2, nothing written
+    bad = tmp_path / "bad"
+    assert main([*argv[:3], "--horizon", "99", "--out", str(bad)]) == 2
+    assert not bad.exists()

@@ -1,5 +1,5 @@
-"""``tsdiff`` command line: train, impute, forecast, backtest, evaluate, models, demo, serve,
-pipeline, plot.
+"""``tsdiff`` command line: train, impute, forecast, backtest, calibrate-forecast, evaluate,
+models, demo, serve, pipeline, plot.
 
 Every command reads and writes parquet. Bad input exits non-zero with one line on
 stderr naming the problem (exit 2 for input and option errors, 1 for anything else),
@@ -122,6 +122,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _sampling_args(bt)
     bt.set_defaults(func=cmd_backtest)
+
+    c = sub.add_parser(
+        "calibrate-forecast",
+        help="fit the forecast interval spread on rolling origins of held-out data",
+    )
+    c.add_argument("model", help="model directory or models:/NAME@ALIAS, models:/NAME/V")
+    c.add_argument("data", help="data the model was not trained on (.parquet); origins at its end")
+    c.add_argument("--horizon", type=int, required=True, help="steps forecast from each origin")
+    c.add_argument("--step", type=int, help="steps between origins (default: the horizon)")
+    c.add_argument("--windows", type=int, default=28, help="origins per series (28)")
+    c.add_argument("--n-samples", type=int, help="samples per forecast (default the model's)")
+    c.add_argument("--steps", type=int, help="reverse diffusion steps (default the model's)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", required=True, help="directory for the calibrated model")
+    c.set_defaults(func=cmd_calibrate_forecast)
 
     e = sub.add_parser("evaluate", help="hide observed cells, impute them, print metrics (JSON)")
     e.add_argument("model")
@@ -453,6 +468,27 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     plt.close(fig)
     print(json.dumps({"out": str(args.out), "kind": args.kind}))
+    return 0
+
+
+def cmd_calibrate_forecast(args: argparse.Namespace) -> int:
+    from tsdiff.backtest import calibrate_forecast
+
+    model = _load_model(args.model)
+    df = read_frame(args.data)
+    info = calibrate_forecast(
+        model,
+        df,
+        horizon=args.horizon,
+        step=args.step or args.horizon,
+        windows=args.windows,
+        n_samples=args.n_samples,
+        steps=args.steps,
+        seed=args.seed,
+    )
+    model.info["forecast_calibration"] = info
+    model.save(args.out)
+    print(json.dumps({"out": str(args.out), **info}, indent=2))
     return 0
 
 
