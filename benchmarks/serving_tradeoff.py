@@ -36,22 +36,13 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import commit, fmt, log, machine  # noqa: E402
 from benchmarks.service_bench import window_payload  # noqa: E402
 from tsdiff.config import TSDiffConfig  # noqa: E402
-from tsdiff.datasets import physionet_slice  # noqa: E402
+from tsdiff.demo import demo_split  # noqa: E402
 from tsdiff.io import write_atomic, write_json  # noqa: E402
 from tsdiff.model import TSDiff  # noqa: E402
 
 PROFILE = ROOT / "tsdiff" / "profiles" / "demo.json"
 NETWORKS = {"3 blocks": {"blocks": 3}, "2 blocks": {"blocks": 2}}
 TARGET_P95 = 1.0
-
-
-def split(seed: int, test_stays: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The demo's split: ``test_stays`` stays drawn with ``seed`` are held out."""
-    df = physionet_slice()
-    ids = np.sort(df["series_id"].unique())
-    rng = np.random.default_rng(seed)
-    test = set(rng.choice(ids, size=min(test_stays, len(ids) // 5), replace=False).tolist())
-    return df[~df["series_id"].isin(test)], df[df["series_id"].isin(test)]
 
 
 def latency(model: TSDiff, steps: int, n_samples: int, calls: int) -> dict[str, float]:
@@ -79,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serving"))
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    train, test = split(0, a.test_stays)
+    train, test = demo_split(0, a.test_stays)
     rows: list[dict[str, Any]] = []
     trained: dict[str, Any] = {}
     for name in a.networks:

@@ -294,7 +294,9 @@ def run_spark(
         result = keyed.groupBy(BUCKET_COL).applyInPandas(run_group, schema)
         result = result.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            result.count()  # computes every bucket (one task each, in parallel) into the cache
+            # every bucket computed (one task each) and cached before anything is written:
+            # a --fail-fast error stops the job here, with no partial output on disk
+            result.count()
             ok = result.filter(F.col(ERROR_COL).isNull()).drop(ERROR_COL)
             # the cached rows regrouped for the write: one file per output partition, not
             # one per bucket and partition (hundreds of small files, slow to write)

@@ -109,7 +109,8 @@ def backtest(
     the summary; ``model`` is not changed. Else ``spread`` (default the model's
     forecast spread) scales the samples.
     """
-    _check_horizon(model, horizon)
+    model._require_fitted()
+    horizon = model.check_horizon(horizon)
     levels = sorted({int(v) for v in levels})
     if not levels or not all(1 <= v <= 99 for v in levels):
         raise RangeError(f"levels must be integers in 1..99, got {levels}")
@@ -179,22 +180,12 @@ def calibrate_forecast(
     uncalibrated and the factor minimising CRPS on their truths is kept (see
     :mod:`tsdiff.calibration`). Saved with the model; ``forecast`` and backtests use it.
     """
-    _check_horizon(model, horizon)
+    model._require_fitted()
+    horizon = model.check_horizon(horizon)
     opts = {"n_samples": n_samples, "steps": steps, "sampler": None, "eta": None, "seed": seed}
     info = _fit_forecast_spread(model, model.panel(df), horizon, step, windows, opts)
     model.forecast_spread = info["spread"]
     return info
-
-
-def _check_horizon(model: TSDiff, horizon: int) -> None:
-    model._require_fitted()
-    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)):
-        raise RangeError(f"horizon must be an integer, got {horizon!r}")
-    if not 1 <= horizon <= model.window - 1:
-        raise RangeError(
-            f"horizon must be in 1..{model.window - 1} (the model's window minus one), "
-            f"got {horizon}"
-        )
 
 
 def _fit_forecast_spread(

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from tsdiff.config import TSDiffConfig
 from tsdiff.datasets import physionet_slice
@@ -20,6 +21,16 @@ from tsdiff.plot import plot_imputation
 DEMO_VITALS = ("HR", "MAP", "SysABP", "DiasABP", "RespRate", "Temp", "GCS", "SaO2")
 DEMO_MODEL_NAME = "physionet-demo"
 PROFILE = Path(__file__).parent / "profiles" / "demo.json"
+
+
+def demo_split(seed: int = 0, test_stays: int = 40) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test) of the PhysioNet slice: ``test_stays`` stays (at most a fifth)
+    drawn with ``seed`` are held out whole."""
+    df = physionet_slice()
+    ids = np.sort(df["series_id"].unique())
+    rng = np.random.default_rng(seed)
+    test_ids = set(rng.choice(ids, size=min(test_stays, len(ids) // 5), replace=False).tolist())
+    return df[~df["series_id"].isin(test_ids)], df[df["series_id"].isin(test_ids)]
 
 
 def run_demo(
@@ -36,13 +47,9 @@ def run_demo(
     """Train (time-boxed), evaluate against baselines on hidden cells, impute, plot."""
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    df = physionet_slice()
-    ids = np.sort(df["series_id"].unique())
-    rng = np.random.default_rng(seed)
-    test_ids = set(rng.choice(ids, size=min(test_stays, len(ids) // 5), replace=False).tolist())
-    test = df[df["series_id"].isin(test_ids)]
-    train = df[~df["series_id"].isin(test_ids)]
-    print(f"PhysioNet slice: {len(ids) - len(test_ids)} training stays, {len(test_ids)} held out")
+    train, test = demo_split(seed, test_stays)
+    n_train, n_test = train["series_id"].nunique(), test["series_id"].nunique()
+    print(f"PhysioNet slice: {n_train} training stays, {n_test} held out")
 
     cfg = TSDiffConfig.from_file(PROFILE).replace(train={"seed": seed, "max_minutes": minutes})
     model_dir = out / "model"

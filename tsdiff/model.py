@@ -380,6 +380,17 @@ class TSDiff:
         """``df`` checked against the model and put on its grid (what ``sample`` takes)."""
         return self._panel(df)
 
+    def check_horizon(self, horizon: Any) -> int:
+        """``horizon`` as an int, or :class:`RangeError`: it must leave one step of context."""
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)):
+            raise RangeError(f"horizon must be an integer, got {horizon!r}")
+        if not 1 <= horizon <= self.window - 1:
+            raise RangeError(
+                f"horizon must be in 1..{self.window - 1} (window {self.window} minus at least "
+                f"one step of context), got {horizon}"
+            )
+        return int(horizon)
+
     def task_spread(self, task: str) -> float:
         """The calibration factor samples get for ``task`` ("impute" or "forecast")."""
         if task == "forecast" and self.forecast_spread is not None:
@@ -618,14 +629,7 @@ class TSDiff:
         """
         opts = self._options(n_samples, steps, sampler, eta, levels, seed)
         record = self._record(return_trajectory, trajectory_steps, trajectory_samples)
-        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)):
-            raise RangeError(f"horizon must be an integer, got {horizon!r}")
-        if not 1 <= horizon <= self.window - 1:
-            raise RangeError(
-                f"horizon must be in 1..{self.window - 1} (window {self.window} minus at least "
-                f"one step of context), got {horizon}"
-            )
-        horizon = int(horizon)
+        horizon = self.check_horizon(horizon)
         panel = self._panel(df)
         assert self.freq is not None
         context = self.window - horizon
