@@ -205,6 +205,8 @@ def run_spark(
     from tsdiff.registry import load_model
 
     _quiet()
+    if buckets is not None and (isinstance(buckets, bool) or int(buckets) < 1):
+        raise ConfigError(f"buckets must be an integer >= 1, got {buckets!r}")
     if isinstance(model, TSDiff):
         raise ConfigError("the Spark engine loads the model in its workers: pass its path or URI")
     text = str(model)
@@ -278,8 +280,6 @@ def run_spark(
         if buckets is None:  # the id column alone, read here: cheaper than a Spark job
             n_ids = len(scan_series(inp, id_col).rows)
             n_buckets = default_buckets(n_ids, params.batch_series, _parallelism(session))
-        elif buckets < 1:
-            raise ConfigError(f"buckets must be >= 1, got {buckets}")
         else:
             n_buckets = int(buckets)
         manifest["spark"]["buckets"] = n_buckets

@@ -32,6 +32,7 @@ from pipelines import (
 )
 from pipelines.common import CRASH_ENV
 from tsdiff.cli import main
+from tsdiff.errors import ConfigError
 from tsdiff.model import TSDiff
 
 from .conftest import tiny_config
@@ -390,3 +391,12 @@ def test_default_buckets_hold_about_a_batch_and_keep_every_core_busy() -> None:
     assert default_buckets(100, 64, 8) == 16  # two per core beat two big buckets
     assert default_buckets(3, 64, 8) == 3  # never more buckets than series
     assert default_buckets(0, 64, 2) == 1
+
+
+def test_spark_bad_bucket_count_is_refused_before_any_work(tmp_path: Path) -> None:
+    pytest.importorskip("pyspark")
+    from pipelines.spark import run_spark
+
+    with pytest.raises(ConfigError, match="buckets must be an integer >= 1"):
+        run_spark(tmp_path / "in", tmp_path / "out", tmp_path / "model", buckets=0)
+    assert not (tmp_path / "out").exists()
