@@ -64,15 +64,22 @@ def log(msg: str) -> None:
 
 
 def commit() -> str:
-    try:
+    """The short commit measured, with ``+changes`` when tracked code differs from it."""
+
+    def git(*args: str) -> str:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            timeout=10,
+            ["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=10
         )
-        return out.stdout.strip() or "unknown"
+        return out.stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        if not head:
+            return "unknown"
+        changed = git(
+            "status", "--porcelain", "--untracked-files=no", "--", ":/tsdiff", ":/benchmarks"
+        )
+        return head + ("+changes" if changed else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 

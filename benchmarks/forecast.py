@@ -281,6 +281,7 @@ def run(
             "step": bench.step,
             "train_steps": len(train),
             "context": bt.summary["context"],
+            "lags": bt.summary["lags"],
             "n_samples": bench.n_samples,
         },
         "train": {k: info[k] for k in ("epochs_run", "steps_run", "best_epoch", "train_seconds")},
@@ -330,6 +331,12 @@ def _calibration_lines(cal: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _lag_text(lags: list[int] | None) -> str:
+    if not lags:
+        return " (the window before the horizon)"
+    return f" (lags {', '.join(map(str, lags))} h reach before the window)"
+
+
 def markdown(r: dict[str, Any]) -> str:
     """The results as a page: protocol, table of methods, targets."""
     m, p = r["machine"], r["protocol"]
@@ -345,7 +352,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"{p['last_origin']}, horizon {p['horizon']} h",
         f"- tsdiff: trained on the {p['train_steps']} h up to the first origin for "
         f"{r['train']['train_seconds']:.0f} s ({r['train']['epochs_run']} epochs), context "
-        f"{p['context']} h, {p['n_samples']} samples",
+        f"{p['context']} h{_lag_text(p.get('lags'))}, {p['n_samples']} samples",
         *_calibration_lines(r.get("calibration", {}).get("forecast")),
         "- baselines: statsforecast cross_validation with the same cut-offs, levels 10..90 "
         "→ 19 quantiles; AutoETS refit "

@@ -45,6 +45,9 @@ def test_unknown_keys_are_rejected_by_name(tmp_path):
         ("train", {"masking": "everything"}, "masking"),
         ("sample", {"levels": (0, 50)}, "levels"),
         ("sample", {"sampler": "euler"}, "sampler"),
+        ("network", {"lags": (0, 24)}, "lags"),
+        ("network", {"lags": (24, 24)}, "lags"),
+        ("network", {"lags": (24.0,)}, "lags"),
     ],
 )
 def test_invalid_values_raise_config_error(section, changes, needle):
@@ -64,3 +67,10 @@ def test_unparseable_file_names_itself(tmp_path):
     with pytest.raises(ConfigError, match="bad.json"):
         TSDiffConfig.from_file(path)
     assert json.loads(TSDiffConfig().to_json())["sample"]["levels"] == [50, 90]
+
+
+def test_lags_round_trip_and_set_the_history_read_before_each_window():
+    cfg = TSDiffConfig().replace(network={"lags": [24, 168, 48]})
+    assert cfg.network.lags == (24, 168, 48) and cfg.network.history_steps == 168
+    assert TSDiffConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    assert TSDiffConfig().network.history_steps == 0

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from tsdiff.config import DiffusionConfig, NetworkConfig
@@ -136,3 +137,78 @@ def test_bfloat16_sampling_is_close_to_float32_and_keeps_shown_cells():
     assert torch.equal(bf16[shown], v[:, None].expand_as(bf16)[shown])
     assert (bf16 - f32).abs().max() < 0.1  # same trajectory up to bf16 rounding
     assert not torch.equal(bf16, f32)  # and the option really changes the arithmetic
+
+
+LAGGED = NetworkConfig(
+    channels=16, blocks=2, heads=2, step_emb_dim=16, time_emb_dim=8, lags=(3, 12)
+)
+
+
+def lagged_net(k: int = 4) -> Denoiser:
+    torch.manual_seed(0)
+    net = Denoiser(LAGGED, k)
+    with torch.no_grad():
+        for p in net.head.parameters():
+            p.normal_(0, 0.3)
+    return net.eval()
+
+
+def history_inputs(b=3, k=4, h=12, seed=5):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(b, k, h, generator=g), torch.rand(b, k, h, generator=g) < 0.6
+
+
+def test_lags_read_shown_history_and_nothing_hidden():
+    """Lags reach 12 steps before a 10-step window: the shown history changes the
+    output, history cells that are not shown and hidden window cells do not."""
+    net = lagged_net()
+    x, v, m, t, cal = inputs()
+    hv, hm = history_inputs()
+    with torch.no_grad():
+        base = net(x, v, m, t, cal, hv, hm)
+        assert not torch.allclose(net(x, v, m, t, cal, hv + hm * 1.0, hm), base)
+        torch.testing.assert_close(net(x, v, m, t, cal, torch.where(hm, hv, hv + 100), hm), base)
+        torch.testing.assert_close(net(x, torch.where(m, v, v + 100), m, t, cal, hv, hm), base)
+        # no history at all reads as a history with nothing shown
+        nothing = torch.zeros_like(hm)
+        torch.testing.assert_close(net(x, v, m, t, cal), net(x, v, m, t, cal, hv, nothing))
+
+
+def test_a_lag_before_the_history_start_is_refused():
+    net = lagged_net()
+    x, v, m, t, cal = inputs()
+    hv, hm = history_inputs(h=11)  # the longest lag needs 12 steps
+    with pytest.raises(ValueError, match="history must be"):
+        net(x, v, m, t, cal, hv, hm)
+
+
+def test_lagged_condition_once_then_denoise_equals_forward_per_row():
+    net = lagged_net()
+    x, v, m, t, cal = inputs(b=2)
+    hv, hm = history_inputs(b=2)
+    n = 3
+    rows_x = torch.randn(2 * n, 4, 10, generator=torch.Generator().manual_seed(1))
+    rows_t = t.repeat_interleave(n)
+
+    def rep(a: torch.Tensor) -> torch.Tensor:
+        return a.repeat_interleave(n, 0)
+
+    with torch.no_grad():
+        split = net.denoise(rows_x, rows_t, net.condition(v, m, cal, hv, hm))
+        full = net(rows_x, rep(v), rep(m), rows_t, rep(cal), rep(hv), rep(hm))
+    torch.testing.assert_close(split, full, rtol=1e-5, atol=1e-6)
+
+
+def test_sampler_passes_each_window_its_history():
+    """A window's samples depend on its own history, whichever batch it is drawn in."""
+    net = lagged_net()
+    sch = NoiseScheduler(DiffusionConfig())
+    _, v, m, _, cal = inputs()
+    hv, hm = history_inputs()
+    both = sample_windows(net, sch, WindowBatch(v, m, cal, [1, 2, 3], hv, hm), n_samples=2, steps=3)
+    alone = sample_windows(
+        net, sch, WindowBatch(v[1:2], m[1:2], cal[1:2], [2], hv[1:2], hm[1:2]), n_samples=2, steps=3
+    )
+    torch.testing.assert_close(both[1:2], alone)
+    blind = sample_windows(net, sch, WindowBatch(v, m, cal, [1, 2, 3]), n_samples=2, steps=3)
+    assert not torch.allclose(both, blind)

@@ -17,7 +17,9 @@ def windows(n=24, k=3, length=12, seed=0) -> Windows:
     t = torch.arange(length).float()
     base = torch.sin(t / 2)[None, None] * torch.randn(n, k, 1, generator=g)
     observed = torch.rand(n, k, length, generator=g) < 0.7
-    return Windows(torch.where(observed, base, 0.0), observed, torch.zeros(n, 4, length))
+    values = torch.where(observed, base, 0.0)
+    empty = torch.zeros(n, k, 0)  # no lags: no history
+    return Windows(values, observed, torch.zeros(n, 4, length), empty, empty.bool())
 
 
 def test_min_snr_weights():

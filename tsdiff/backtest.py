@@ -27,9 +27,9 @@ import pandas as pd
 
 from tsdiff import metrics
 from tsdiff.calibration import fit_spread
-from tsdiff.data import Panel, Series, future_index
+from tsdiff.data import Panel, Series
 from tsdiff.errors import DataError, RangeError
-from tsdiff.model import TSDiff, _past_index
+from tsdiff.model import TSDiff
 
 ORIGIN_COL = "origin"
 STEP_COL = "step"
@@ -97,9 +97,10 @@ def backtest(
 ) -> BacktestResult:
     """Forecast ``horizon`` steps from ``windows`` origins every ``step`` steps per series.
 
-    Each forecast conditions on the ``window - horizon`` grid steps up to its origin
-    (fewer at the start of a series: the rest is padded as missing) and on the
-    calendar of its horizon, which is known in advance. Variables are forecast jointly,
+    Each forecast conditions on the ``window - horizon`` grid steps up to its origin,
+    on the ``history_steps`` before them that a model with lags reads (fewer at the
+    start of a series: the rest is padded as missing) and on the calendar of its
+    horizon, which is known in advance. Variables are forecast jointly,
     so the samples carry the cross-variable structure that CRPS-sum scores.
 
     ``calibrate_windows`` > 0 first fits the forecast spread (see
@@ -137,7 +138,8 @@ def backtest(
         "horizon": int(horizon),
         "step": int(step),
         "windows": int(windows),
-        "context": model.window - horizon,
+        "context": model.history_steps + model.window - horizon,  # steps read per forecast
+        "lags": list(model.config.network.lags),
         "n_series": len(panel.series),
         "n_forecasts": len(run.where),
         "first_origin": str(min(w[2] for w in run.where)),
@@ -227,35 +229,29 @@ def _forecast_origins(
     spread: float | None,
 ) -> _Origins:
     """Sample the forecasts of every (series, origin) pair in one sampler call."""
-    assert model.freq is not None
-    context = model.window - horizon
+    context, lead = model.window - horizon, model.history_steps
     ext: list[Series] = []
     truth: list[np.ndarray] = []  # per window (K, H)
     where: list[tuple[Any, int, Any]] = []
     for s in panel.series:
         for c in cutoffs(len(s.index), horizon, step, windows):
             c = int(c)
-            lo = c + 1 - context
-            seen = s.values[:, max(lo, 0) : c + 1]  # (K, <= context): nothing after the origin
-            idx = s.index[max(lo, 0) : c + 1]
-            if lo < 0:  # short history: missing cells in front, calendar of the real steps
-                idx = _past_index(s.index, model.freq, -lo).append(idx)
-                seen = np.concatenate([np.full((seen.shape[0], -lo), np.nan), seen], axis=1)
-            fut = future_index(idx, model.freq, horizon)  # the grid's next steps, by calendar
-            v = np.concatenate([seen, np.full((seen.shape[0], horizon), np.nan)], axis=1)
-            ext.append(Series((s.key, c), idx.append(fut), v))  # (K, window)
+            e, _ = model.origin_window(s, c, horizon)  # nothing after the origin
+            ext.append(Series((s.key, c), e.index, e.values))  # (K, history + window)
             truth.append(s.values[:, c + 1 : c + 1 + horizon])
             where.append((s.key, c, s.index[c]))
     if spread is None:
         spread = model.task_spread("forecast")
     t0 = time.perf_counter()
-    drawn = model.sample(dataclasses.replace(panel, series=ext), spread=spread, **opts)
+    drawn = model.sample(
+        dataclasses.replace(panel, series=ext), spread=spread, lead=lead, **opts
+    )  # each (n, K, window)
     seconds = time.perf_counter() - t0
     return _Origins(
         samples=np.stack([d[:, :, context:] for d in drawn]),
         truth=np.stack(truth),
         where=where,
-        index=[e.index[context:] for e in ext],
+        index=[e.index[lead + context :] for e in ext],
         spread=float(spread),
         seconds=seconds,
     )

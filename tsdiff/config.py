@@ -72,13 +72,28 @@ class NetworkConfig:
     # > 0: cells after a variable's last shown value start from its value `season` steps
     # earlier (seasonal naive) instead of the last value; a prior the network corrects
     season: int = 0
+    # steps back at which each cell also sees its variable's shown value (e.g. 24, 48, ..
+    # 168 for a week of hourly days); lags may reach before the window, so the model
+    # reads max(lags) steps of history before every window: its context is longer than
+    # the window it imputes
+    lags: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         _check(self.channels >= 4 and self.blocks >= 1, "channels >= 4 and blocks >= 1 required")
         _check(self.season >= 0, "season must be >= 0 (0: no seasonal prior)")
+        _check(
+            all(isinstance(g, int) and not isinstance(g, bool) and g >= 1 for g in self.lags)
+            and len(set(self.lags)) == len(self.lags),
+            f"lags must be distinct integers >= 1, got {list(self.lags)}",
+        )
         _check(self.channels % self.heads == 0, "channels must be divisible by heads")
         for name in ("step_emb_dim", "time_emb_dim"):
             _check(getattr(self, name) % 2 == 0, f"{name} must be even")
+
+    @property
+    def history_steps(self) -> int:
+        """Steps before each window the network reads (for its lags): 0 without lags."""
+        return max(self.lags, default=0)
 
 
 @dataclass(frozen=True)

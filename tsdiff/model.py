@@ -66,6 +66,22 @@ META_FILE = "model.json"
 
 
 @dataclass(frozen=True)
+class SeriesWindows:
+    """Normalised windows of one series (see ``TSDiff._series_windows``).
+
+    values (W, K, L) NaN where missing; valid (W, L) False past the series' end;
+    calendar (W, 4, L); starts (W,); history (W, K, H) the H steps before each window
+    (NaN where missing or before the series' first step).
+    """
+
+    values: np.ndarray
+    valid: np.ndarray
+    calendar: np.ndarray
+    starts: np.ndarray
+    history: np.ndarray
+
+
+@dataclass(frozen=True)
 class SampleOptions:
     """Per-call sampling options, resolved against the config's defaults."""
 
@@ -184,19 +200,30 @@ class TSDiff:
             raise RangeError(f"levels must be integers in 1..99, got {list(opts.levels)}")
         return opts
 
-    def _series_windows(
-        self, series: Series, stride: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Normalised windows of a series: values (W,K,L), valid (W,L), calendar (W,4,L)."""
+    @property
+    def history_steps(self) -> int:
+        """Steps before each window the network reads (its longest lag; 0 without lags)."""
+        return self.config.network.history_steps
+
+    def _series_windows(self, series: Series, stride: int, lead: int = 0) -> SeriesWindows:
+        """Windows tiling ``series`` after its first ``lead`` steps, each with its history.
+
+        The first ``lead`` steps are context only: windows start at or after them (starts
+        count from ``lead``) and read them as history.
+        """
         assert self.scaler is not None and self.freq is not None
-        length = len(series.index)
-        starts = window_starts(length, self.window, stride)
-        values, valid = extract_windows(self.scaler.transform(series.values), self.window, starts)
-        index = series.index
+        h, length = self.history_steps, len(series.index) - lead
+        starts = window_starts(length, self.window, stride)  # (W,) relative to lead
+        x = self.scaler.transform(series.values)  # (K, lead + length)
+        if lead < h:  # too little history before the first window: NaN in front
+            x = np.concatenate([np.full((x.shape[0], h - lead), np.nan), x], axis=1)
+        off = max(lead - h, 0)  # x[:, off + s] is h steps before relative start s
+        ext, valid = extract_windows(x[:, off:], h + self.window, starts)  # (W, K, H + L)
+        index = series.index[lead:]
         if length < self.window:  # padding cells get the calendar of the steps they stand for
             index = index.append(future_index(index, self.freq, self.window - length))
         cal, _ = extract_windows(calendar_features(index), self.window, starts)
-        return values, valid, cal, starts
+        return SeriesWindows(ext[..., h:], valid[:, h:], cal, starts, ext[..., :h])
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -329,25 +356,30 @@ class TSDiff:
         )
 
     def _windows(self, series: list[Series]) -> Windows:
-        vals, obs, cals = [], [], []
+        vals, obs, cals, hist = [], [], [], []
         for s in series:
-            v, valid, cal, _ = self._series_windows(s, self.config.data.training_stride)
-            observed = ~np.isnan(v) & valid[:, None, :]
+            sw = self._series_windows(s, self.config.data.training_stride)
+            observed = ~np.isnan(sw.values) & sw.valid[:, None, :]
             keep = observed.any(axis=(1, 2))
-            vals.append(np.nan_to_num(v[keep]))
+            vals.append(sw.values[keep])
             obs.append(observed[keep])
-            cals.append(cal[keep])
-        k, length = len(self.variables), self.window
+            cals.append(sw.calendar[keep])
+            hist.append(sw.history[keep])
+        k, length, h = len(self.variables), self.window, self.history_steps
         if not vals:
-            vals, obs, cals = (
+            vals, obs, cals, hist = (
                 [np.zeros((0, k, length))],
                 [np.zeros((0, k, length), bool)],
                 [np.zeros((0, 4, length))],
+                [np.zeros((0, k, h))],
             )
+        history = np.concatenate(hist)  # (N, K, H)
         return Windows(
-            torch.from_numpy(np.concatenate(vals)).float(),
+            torch.from_numpy(np.nan_to_num(np.concatenate(vals))).float(),
             torch.from_numpy(np.concatenate(obs)),
             torch.from_numpy(np.concatenate(cals)).float(),
+            torch.from_numpy(np.nan_to_num(history)).float(),
+            torch.from_numpy(~np.isnan(history)),
         )
 
     def _fit_info(
@@ -408,23 +440,30 @@ class TSDiff:
         eta: float | None = None,
         seed: int = 0,
         spread: float | None = None,
+        lead: int = 0,
     ) -> list[np.ndarray]:
-        """Raw samples per series of ``panel`` → list of (n, K, T) in original units.
+        """Raw samples per series of ``panel`` → list of (n, K, T - lead), original units.
 
         For evaluations and benchmarks that score samples themselves: ``values``
         replaces the series' (K, T) arrays, e.g. with held-out cells set to NaN.
         Cells observed in what the model is given carry their values in every sample.
         ``spread`` overrides the imputation spread (1.0: uncalibrated samples).
+        The first ``lead`` steps of every series are context only: a model with lags
+        reads them as history; they are neither imputed nor returned.
         """
         if spread is not None and not (np.isfinite(spread) and spread > 0):
             raise RangeError(f"spread must be a finite number > 0, got {spread!r}")
+        if isinstance(lead, bool) or not isinstance(lead, (int, np.integer)) or lead < 0:
+            raise RangeError(f"lead must be an integer >= 0, got {lead!r}")
+        if any(len(s.index) <= lead for s in panel.series):
+            raise DataError(f"every series must be longer than lead={lead}")
         opts = self._options(n_samples, steps, sampler, eta, None, seed)
         if values is not None:
             values = [np.asarray(v, dtype=np.float64) for v in values]
             shapes = [s.values.shape for s in panel.series]
             if [v.shape for v in values] != shapes:
                 raise DataError(f"values must match the panel's series shapes {shapes[:3]}...")
-        return self._sample_series(panel, opts, values=values, spread=spread)
+        return self._sample_series(panel, opts, values=values, spread=spread, lead=int(lead))
 
     def _sample_series(
         self,
@@ -433,10 +472,12 @@ class TSDiff:
         values: list[np.ndarray] | None = None,
         record: TrajectoryOptions | None = None,
         spread: float | None = None,
+        lead: int = 0,
     ) -> Any:
-        """Samples for every series of ``panel`` → list of (n, K, T), original units.
+        """Samples for every series of ``panel`` → list of (n, K, T - lead), original units.
 
         ``values`` overrides the panel's (K, T) arrays (evaluation hides cells this way).
+        The first ``lead`` steps are history only (see :meth:`sample`).
         Windows with nothing to impute are not sampled. With ``record`` the answer is
         ``(samples, SeriesTrajectory)``: the reverse process' states, see :meth:`_trajectory`.
         """
@@ -444,25 +485,31 @@ class TSDiff:
         vals = values if values is not None else [s.values for s in panel.series]
         stride = self.config.data.inference_stride
         per_series = []
-        todo_v, todo_m, todo_c, seeds, where = [], [], [], [], []
+        todo_v, todo_m, todo_c, todo_h, seeds, where = [], [], [], [], [], []
         for si, (s, v) in enumerate(zip(panel.series, vals, strict=True)):
-            win, valid, cal, starts = self._series_windows(Series(s.key, s.index, v), stride)
-            observed = ~np.isnan(win) & valid[:, None, :]  # (W, K, L)
-            need = (~observed & valid[:, None, :]).any(axis=(1, 2))
-            per_series.append((win, starts, len(s.index)))
+            sw = self._series_windows(Series(s.key, s.index, v), stride, lead)
+            valid = sw.valid[:, None, :]
+            observed = ~np.isnan(sw.values) & valid  # (W, K, L)
+            need = (~observed & valid).any(axis=(1, 2))
+            per_series.append((sw.values, sw.starts, len(s.index) - lead))
             for wi in np.flatnonzero(need):
-                todo_v.append(np.nan_to_num(win[wi]))
+                todo_v.append(np.nan_to_num(sw.values[wi]))
                 todo_m.append(observed[wi])
-                todo_c.append(cal[wi])
-                seeds.append(_window_seed(opts.seed, s.key, int(starts[wi])))
+                todo_c.append(sw.calendar[wi])
+                todo_h.append(sw.history[wi])
+                seeds.append(_window_seed(opts.seed, s.key, int(sw.starts[wi])))
                 where.append((si, wi))
+        vals = [v[:, lead:] for v in vals]  # what is returned: after the lead
         drawn = None
         if where:
+            history = np.stack(todo_h)  # (W_todo, K, H)
             batch = WindowBatch(
                 torch.from_numpy(np.stack(todo_v)).float(),
                 torch.from_numpy(np.stack(todo_m)),
                 torch.from_numpy(np.stack(todo_c)).float(),
                 seeds,
+                torch.from_numpy(np.nan_to_num(history)).float(),
+                torch.from_numpy(~np.isnan(history)),
             )
             result = sample_windows(
                 self.net,
@@ -621,7 +668,8 @@ class TSDiff:
         """Forecast ``horizon`` steps after each series' last timestamp.
 
         The model imputes a window whose last ``horizon`` steps are masked, conditioned
-        on the ``window - horizon`` steps before. Output: per variable the median,
+        on the ``window - horizon`` steps before and, with lags, on the
+        ``history_steps`` before those (see :meth:`origin_window`). Output: per variable the median,
         the mean and the bounds of the requested central intervals. ``return_samples``
         and ``return_trajectory`` add frames as in :meth:`impute`; the trajectory covers
         the whole window the model saw (the context, observed cells fixed, then the
@@ -632,28 +680,17 @@ class TSDiff:
         horizon = self.check_horizon(horizon)
         panel = self._panel(df)
         assert self.freq is not None
-        context = self.window - horizon
-        # each series becomes one window: its last `context` grid steps, then the future
-        ext, pads = [], []
-        for s in panel.series:
-            fut = future_index(s.index, self.freq, horizon)
-            v = s.values[:, -context:]
-            pad = context - v.shape[1]
-            if pad > 0:  # short history: missing cells in front, calendar of real steps
-                before = _past_index(s.index, self.freq, pad)
-                idx = before.append(s.index).append(fut)
-                v = np.concatenate([np.full((v.shape[0], pad), np.nan), v], axis=1)
-            else:
-                idx = s.index[-context:].append(fut)
-            v = np.concatenate([v, np.full((v.shape[0], horizon), np.nan)], axis=1)
-            ext.append(Series(s.key, idx, v))
-            pads.append(max(pad, 0))
-        ext_panel = dataclasses.replace(panel, series=ext)
+        context, lead = self.window - horizon, self.history_steps
+        # each series becomes one window after its last grid step (and its history)
+        made = [self.origin_window(s, len(s.index) - 1, horizon) for s in panel.series]
+        ext_panel = dataclasses.replace(panel, series=[e for e, _ in made])
         drawn = self._sample_series(
-            ext_panel, opts, record=record, spread=self.task_spread("forecast")
+            ext_panel, opts, record=record, spread=self.task_spread("forecast"), lead=lead
         )
         if record is not None:
             drawn, traj = drawn
+        ext = [Series(e.key, e.index[lead:], e.values[:, lead:]) for e, _ in made]  # windows
+        pads = [p for _, p in made]
         samples = [smp[:, :, context:] for smp in drawn]
         index = [s.index[context:] for s in ext]
         frame = forecast_frame(
@@ -678,6 +715,28 @@ class TSDiff:
                 )
             )
         return (frame, *extra) if extra else frame
+
+    def origin_window(self, series: Series, origin: int, horizon: int) -> tuple[Series, int]:
+        """What a forecast from position ``origin`` of ``series`` is sampled from.
+
+        The ``history + window - horizon`` grid steps up to and including ``origin``
+        (nothing after it), then ``horizon`` empty future steps: (K, history + window).
+        A short past is padded in front with missing cells that carry the calendar of
+        the steps they stand for. Also returns how many padded steps fall inside the
+        window (after the history), which trajectories leave out.
+        """
+        assert self.freq is not None
+        k = series.values.shape[0]
+        span = self.history_steps + self.window - horizon  # steps up to the origin
+        lo = origin + 1 - span
+        seen = series.values[:, max(lo, 0) : origin + 1]  # (K, <= span)
+        idx = series.index[max(lo, 0) : origin + 1]
+        if lo < 0:  # short history: missing cells in front, calendar of the real steps
+            idx = _past_index(series.index, self.freq, -lo).append(idx)
+            seen = np.concatenate([np.full((k, -lo), np.nan), seen], axis=1)
+        fut = future_index(idx, self.freq, horizon)  # the grid's next steps, by calendar
+        v = np.concatenate([seen, np.full((k, horizon), np.nan)], axis=1)
+        return Series(series.key, idx.append(fut), v), max(-lo - self.history_steps, 0)
 
     def forward_process(
         self,

@@ -7,7 +7,10 @@ projection is a plain ``Linear`` and attention uses ``scaled_dot_product_attenti
 
 Layouts: inputs and output ``(B, K, L)``; inside ``(B, K, L, C)``.
 Input channels per cell: the shown observations, the noisy values of the hidden
-cells, and a linear interpolation of the shown values along time. Side information:
+cells, a linear interpolation of the shown values along time and, with
+``NetworkConfig.lags``, the variable's shown value at each lag with its mask. Lags
+may reach before the window into ``history`` (W, K, H), the H = max(lags) steps the
+caller passes along: the context is longer than the window. Side information:
 position in the window (sinusoidal), a learned embedding per
 variable, calendar features (hour of day, day of week; zeros for numeric time) and
 the conditioning mask. The diffusion step enters as a sinusoidal embedding + MLP.
@@ -31,13 +34,15 @@ N_CALENDAR = 4  # sin/cos hour of day, sin/cos day of week
 class Conditioning:
     """The network's view of the observations of W windows (see ``Denoiser.condition``).
 
-    shown, mask, prior (W, K, L); sides: per block (W, K, L, 2C) side information.
+    shown, mask, prior (W, K, L); sides: per block (W, K, L, 2C) side information;
+    lagged (W, K, L, C): the embedded lag features, None without lags.
     """
 
     shown: torch.Tensor
     mask: torch.Tensor
     prior: torch.Tensor
     sides: tuple[torch.Tensor, ...]
+    lagged: torch.Tensor | None = None
 
 
 def interpolate(values: torch.Tensor, mask: torch.Tensor, season: int = 0) -> torch.Tensor:
@@ -154,6 +159,8 @@ class Denoiser(nn.Module):
         self.prediction = prediction
         c, nb = cfg.channels, cfg.blocks
         self.input_proj = nn.Linear(3, c)
+        # lag values and their masks, embedded once per window and added to the input
+        self.lag_proj = nn.Linear(2 * len(cfg.lags), c) if cfg.lags else None
         self.step_mlp = nn.Sequential(
             nn.Linear(cfg.step_emb_dim, c), nn.SiLU(), nn.Linear(c, c), nn.SiLU()
         )
@@ -169,7 +176,12 @@ class Denoiser(nn.Module):
         nn.init.normal_(self.side_mask, std=0.02)
 
     def condition(
-        self, cond_values: torch.Tensor, cond_mask: torch.Tensor, calendar: torch.Tensor
+        self,
+        cond_values: torch.Tensor,
+        cond_mask: torch.Tensor,
+        calendar: torch.Tensor,
+        history: torch.Tensor | None = None,
+        history_mask: torch.Tensor | None = None,
     ) -> Conditioning:
         """Everything that depends on the observations only, not on x_t or t.
 
@@ -177,13 +189,21 @@ class Denoiser(nn.Module):
         and every sample of that window.
 
         cond_values (W, K, L) normalised observations (any value where the mask is 0);
-        cond_mask (W, K, L) 1 = shown; calendar (W, 4, L).
+        cond_mask (W, K, L) 1 = shown; calendar (W, 4, L); history, history_mask
+        (W, K, H): the H = ``cfg.history_steps`` steps before each window, shown where the
+        mask is 1 (None: nothing known there).
         """
         w, k, length = cond_values.shape
+        h = self.cfg.history_steps
         dt = self.input_proj.weight.dtype  # the network's arithmetic (float32 or bfloat16)
         m = cond_mask.to(cond_values.dtype)
         shown = cond_values * m
-        prior = interpolate(shown, m, self.cfg.season)  # (W, K, L), the inputs' precision
+        ext_m, ext = m, shown  # (W, K, H + L): the history, then the window
+        if h:
+            hm, hv = self._history(history, history_mask, (w, k, h), shown)
+            ext_m, ext = torch.cat([hm, m], dim=-1), torch.cat([hv * hm, shown], dim=-1)
+        # the prior interpolates across the window's start from the history
+        prior = interpolate(ext, ext_m, self.cfg.season)[..., h:]  # (W, K, L), inputs' dtype
         pos = sinusoidal(torch.arange(length, device=shown.device), self.cfg.time_emb_dim)
         time_feat = torch.cat(
             [pos.expand(w, length, -1), calendar.transpose(1, 2).to(pos.dtype)], dim=-1
@@ -196,7 +216,32 @@ class Denoiser(nn.Module):
         for i in range(len(self.blocks)):
             sl = slice(i * width, (i + 1) * width)
             sides.append(side_t[..., sl] + side_v[..., sl] + m_dt * self.side_mask[sl])
-        return Conditioning(shown, m, prior, tuple(sides))
+        lagged = None
+        if self.lag_proj is not None:
+            # cell t at lag d reads position H + t - d of [history | window], shown cells only
+            starts = [h - d for d in self.cfg.lags]
+            feats = [ext[..., c : c + length] for c in starts]
+            feats += [ext_m[..., c : c + length] for c in starts]
+            lagged = self.lag_proj(torch.stack(feats, dim=-1).to(dt))  # (W, K, L, C)
+        return Conditioning(shown, m, prior, tuple(sides), lagged)
+
+    @staticmethod
+    def _history(
+        history: torch.Tensor | None,
+        history_mask: torch.Tensor | None,
+        shape: tuple[int, int, int],
+        like: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mask, values) of the history, each ``shape`` = (W, K, H), in ``like``'s dtype."""
+        if history is None or history_mask is None:
+            zeros = like.new_zeros(shape)
+            return zeros, zeros
+        if tuple(history.shape) != shape or tuple(history_mask.shape) != shape:
+            raise ValueError(
+                f"history must be (W, K, H) = {shape} for lags up to {shape[-1]}, "
+                f"got {tuple(history.shape)} and mask {tuple(history_mask.shape)}"
+            )
+        return history_mask.to(like.dtype), history.to(like.dtype)
 
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor, cond: Conditioning) -> torch.Tensor:
         """Predict x_0 (or ε) for ``x_t`` (W·n, K, L): n samples per conditioned window.
@@ -217,7 +262,10 @@ class Denoiser(nn.Module):
         inp = torch.stack([per_row(cond.shown), x_t * (1 - m), per_row(cond.prior)], dim=-1).to(
             dt
         )  # (W·n, K, L, 3)
-        x = F.relu(self.input_proj(inp))  # (W·n, K, L, C)
+        x = self.input_proj(inp)  # (W·n, K, L, C)
+        if cond.lagged is not None:  # per window, shared by its n samples
+            x = (x.view(w, n, k, length, -1) + cond.lagged[:, None]).view(rows, k, length, -1)
+        x = F.relu(x)
         step = self.step_mlp(sinusoidal(t, self.cfg.step_emb_dim).to(dt))  # (W·n, C)
         skips = torch.zeros_like(x)
         for block, side in zip(self.blocks, cond.sides, strict=True):
@@ -234,6 +282,8 @@ class Denoiser(nn.Module):
         cond_mask: torch.Tensor,
         t: torch.Tensor,
         calendar: torch.Tensor,
+        history: torch.Tensor | None = None,
+        history_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict x_0 (or ε) on every cell; callers use it where ``cond_mask`` is 0.
 
@@ -243,6 +293,8 @@ class Denoiser(nn.Module):
 
         x_t (B, K, L) noisy values; cond_values (B, K, L) normalised observations (any
         value where the mask is 0); cond_mask (B, K, L) 1 = shown; t (B,) step indices;
-        calendar (B, 4, L). Returns (B, K, L).
+        calendar (B, 4, L); history, history_mask (B, K, H) see :meth:`condition`.
+        Returns (B, K, L).
         """
-        return self.denoise(x_t, t, self.condition(cond_values, cond_mask, calendar))
+        cond = self.condition(cond_values, cond_mask, calendar, history, history_mask)
+        return self.denoise(x_t, t, cond)

@@ -26,13 +26,16 @@ class WindowBatch:
 
     values (W, K, L) float32, anything where not observed; cond_mask (W, K, L) bool,
     True = observed and shown to the model; calendar (W, 4, L); seeds (W,) one noise
-    seed per window.
+    seed per window; history, history_mask (W, K, H): the steps before each window
+    that a network with lags reads (None: nothing known before the windows).
     """
 
     values: torch.Tensor
     cond_mask: torch.Tensor
     calendar: torch.Tensor
     seeds: list[int]
+    history: torch.Tensor | None = None
+    history_mask: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.values.shape[0]
@@ -210,7 +213,8 @@ def _sample_chunk(
         return torch.cat([torch.randn(n, k, length, generator=g) for g in gens])
 
     # the observations' share of the network runs once per window, not per step/sample
-    cond = net.condition(batch.values[lo:hi], batch.cond_mask[lo:hi], batch.calendar[lo:hi])
+    hist = [None if a is None else a[lo:hi] for a in (batch.history, batch.history_mask)]
+    cond = net.condition(batch.values[lo:hi], batch.cond_mask[lo:hi], batch.calendar[lo:hi], *hist)
     rows = (hi - lo) * n
     x = noise()  # (R, K, L)
     save(0, x)

@@ -35,17 +35,27 @@ EpochCallback = Callable[[dict[str, Any]], None]
 @dataclass
 class Windows:
     """Training windows, normalised. values (N, K, L) float32 with 0 where unobserved;
-    observed (N, K, L) bool; calendar (N, 4, L) float32."""
+    observed (N, K, L) bool; calendar (N, 4, L) float32; history (N, K, H) float32 and
+    history_observed (N, K, H) bool: the H steps before each window (H = 0 without lags),
+    shown in full, as the past before a forecast origin is."""
 
     values: torch.Tensor
     observed: torch.Tensor
     calendar: torch.Tensor
+    history: torch.Tensor
+    history_observed: torch.Tensor
 
     def __len__(self) -> int:
         return self.values.shape[0]
 
     def subset(self, idx: torch.Tensor) -> Windows:
-        return Windows(self.values[idx], self.observed[idx], self.calendar[idx])
+        return Windows(
+            self.values[idx],
+            self.observed[idx],
+            self.calendar[idx],
+            self.history[idx],
+            self.history_observed[idx],
+        )
 
 
 @dataclass
@@ -232,7 +242,7 @@ def _loss(
     t = torch.randint(0, scheduler.num_steps, (x0.shape[0],), generator=gen)
     noise = torch.randn(x0.shape, generator=gen)
     x_t = scheduler.add_noise(x0, noise, t)
-    out = net(x_t, x0, cond, t, batch.calendar)
+    out = net(x_t, x0, cond, t, batch.calendar, batch.history, batch.history_observed)
     err = (out - (x0 if net.prediction == "x0" else noise)) ** 2 * target
     return (err * weight[t].view(-1, 1, 1)).sum() / target.sum().clamp(min=1)
 
@@ -295,7 +305,8 @@ def validation_crps(
     if hidden.sum() == 0:
         hidden = b.observed & ~random_mask(b.observed, gen)
         cond = b.observed & ~hidden
-    batch = WindowBatch(b.values, cond, b.calendar, [seed + i for i in range(len(b))])
+    seeds = [seed + i for i in range(len(b))]
+    batch = WindowBatch(b.values, cond, b.calendar, seeds, b.history, b.history_observed)
     s = sample_windows(
         net, scheduler, batch, n_samples=n_samples, steps=steps, eta=1.0, clip=clip
     )  # (W, n, K, L)
