@@ -192,6 +192,8 @@ def test_forecast_benchmark_tiny_end_to_end(tmp_path) -> None:
     cal = r["calibration"]["forecast"]  # fitted on 2 origins before the first test origin
     assert cal["windows"] == 2 and cal["last_origin"] < r["protocol"]["first_origin"]
     assert "forecast spread" in (tmp_path / "forecast-etth1-tiny.md").read_text()
+    # the tiny profile's lags reach 48 h before its 30 h window: 54 h read per forecast
+    assert r["protocol"]["lags"] == [24, 48] and r["protocol"]["context"] == 48 + 30 - 24
 
 
 def test_calibration_origins_see_nothing_after_the_first_test_origin(fitted, pm25) -> None:
