@@ -195,6 +195,7 @@ def run(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train on the history before the first origin, backtest, score beside baselines."""
+    measured = commit()  # the code this run loads, whatever is committed while it runs
     name, path, cfg, bench = load_profile(dataset, profile_name)
     df = load_dataset(dataset, data_dir)
     if bench.history_steps:
@@ -268,7 +269,7 @@ def run(
         "dataset": dataset,
         "profile": name,
         "command": command or "",
-        "commit": commit(),
+        "commit": measured,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "protocol": {
