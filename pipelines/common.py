@@ -321,6 +321,7 @@ def model_info(model: TSDiff, uri: str) -> dict[str, Any]:
         "variables": list(model.variables),
         "freq": model.freq.to_str() if model.freq is not None else None,
         "window": model.window,
+        "history_steps": model.history_steps,
         "tsdiff_version": __version__,
     }
     if uri.startswith("models:/"):

@@ -253,7 +253,7 @@ class TSDiffService:
         return {k: self.origin.get(k) for k in keys}
 
     def describe(self) -> dict[str, Any]:
-        """Name, version, alias, run, variables, window, frequency, metrics and limits."""
+        """Name, version, alias, run, variables, window, history, frequency, metrics, limits."""
         model = self._ready()
         assert model.freq is not None
         s = model.config.sample
@@ -262,6 +262,9 @@ class TSDiffService:
             **self.origin,
             "variables": list(model.variables),
             "window": model.window,
+            # steps before the window a model with lags reads: send window - horizon +
+            # history_steps steps of history for a forecast to use all it can
+            "history_steps": model.history_steps,
             "frequency": model.freq.to_str(),
             "time_kind": model.freq.kind,
             "columns": {

@@ -269,7 +269,7 @@ def test_model_info_from_a_directory(auth, client, physio_model):
     info = client.get(f"{auth.url}/v1/model", timeout=10).json()
     assert info["name"] == "physionet" and info["version"] is None
     assert info["variables"] == physio_model.variables and len(info["variables"]) == 35
-    assert info["window"] == 48
+    assert info["window"] == 48 and info["history_steps"] == 0
     assert info["frequency"] == physio_model.freq.to_str() == "60"
     assert info["metrics"]["val_loss"] == pytest.approx(physio_model.info["final"]["val_loss"])
     assert info["limits"]["max_samples"] == 16 and info["limits"]["max_horizon_model"] == 47
