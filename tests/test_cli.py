@@ -173,3 +173,33 @@ def test_console_script_help():
     assert r.returncode == 0
     for cmd in ("train", "impute", "forecast", "evaluate", "demo"):
         assert cmd in r.stdout
+
+
+def test_train_with_lags_reads_history_and_bad_lags_exit_2(workdir, capsys):
+    base = ["train", str(workdir / "train.parquet"), "--config", str(workdir / "cfg.json")]
+    out = workdir / "lagged"
+    rc = main([*base, "--out", str(out), "--lags", "24,48", "--epochs", "1", "--quiet"])
+    assert rc == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["network"]["lags"] == [24, 48]
+    fc = workdir / "lagged_fc.parquet"
+    assert (
+        main(
+            [
+                "forecast",
+                str(out),
+                str(workdir / "test.parquet"),
+                "--horizon",
+                "6",
+                "--out",
+                str(fc),
+            ]
+        )
+        == 0
+    )
+    assert len(pd.read_parquet(fc)) == 6
+    for bad in ("0,24", "24,24", "a,b"):
+        never = workdir / f"never_{bad.replace(',', '_')}"
+        rc = main([*base, "--out", str(never), "--lags", bad, "--epochs", "1", "--quiet"])
+        assert rc == 2 and "lags" in capsys.readouterr().err
+        assert not never.exists()

@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--freq", help="grid step, e.g. 1h, 15min, or 60 for numeric time")
     t.add_argument("--agg", choices=["last", "mean"], help="how values in one grid step combine")
     t.add_argument("--window", type=int, help="window length in grid steps (default 48)")
+    t.add_argument(
+        "--lags",
+        help="comma-separated steps back each cell also sees, e.g. 24,48,168; lags may "
+        "reach before the window, so the model reads max(lags) steps of history",
+    )
     t.add_argument("--epochs", type=int, help="maximum epochs")
     t.add_argument("--batch-size", type=int)
     t.add_argument("--max-minutes", type=float, help="wall-clock training budget")
@@ -265,13 +270,17 @@ def _sampling_args(s: argparse.ArgumentParser) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
-def _levels(text: str | None) -> list[int] | None:
+def _int_list(text: str | None, flag: str) -> list[int] | None:
     if text is None:
         return None
     try:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError as e:
-        raise ConfigError(f"--levels must be comma-separated integers, got {text!r}") from e
+        raise ConfigError(f"{flag} must be comma-separated integers, got {text!r}") from e
+
+
+def _levels(text: str | None) -> list[int] | None:
+    return _int_list(text, "--levels")
 
 
 def _load_model(uri: str) -> Any:
@@ -320,7 +329,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         }.items()
         if v is not None
     }
-    cfg = cfg.replace(data=data, train=train)
+    lags = _int_list(args.lags, "--lags")
+    cfg = cfg.replace(data=data, train=train, network={} if lags is None else {"lags": lags})
     df = read_frame(args.data)
     valid = read_frame(args.valid) if args.valid else None
     checkpoint = args.checkpoint or f"{str(args.out).rstrip('/')}.ckpt"
