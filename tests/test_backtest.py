@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,14 @@ H, STEP, N = 6, 12, 5
 @pytest.fixture(scope="module")
 def result(fitted, pm25):
     return backtest(fitted, pm25, horizon=H, step=STEP, windows=N, seed=3, return_samples=True)
+
+
+def _saved(fitted, pm25, tmp_path) -> tuple[Path, Path]:
+    """The model and the data as the CLI reads them: a model directory and a parquet."""
+    model_dir, data = tmp_path / "model", tmp_path / "data.parquet"
+    fitted.save(model_dir)
+    pm25.to_parquet(data)
+    return model_dir, data
 
 
 def test_cutoffs_end_the_last_window_at_the_data_end() -> None:
@@ -106,10 +115,7 @@ def _hand(part: pd.DataFrame) -> dict[str, float]:
 
 
 def test_summary_matches_metrics_recomputed_from_the_parquet(fitted, pm25, tmp_path) -> None:
-    model_dir = tmp_path / "model"
-    fitted.save(model_dir)
-    data = tmp_path / "data.parquet"
-    pm25.to_parquet(data)
+    model_dir, data = _saved(fitted, pm25, tmp_path)
     out = tmp_path / "bt.parquet"
     smp_out = tmp_path / "samples.parquet"
     argv = ["backtest", str(model_dir), str(data), "--horizon", str(H), "--step", str(STEP)]
@@ -152,10 +158,7 @@ def test_summary_matches_metrics_recomputed_from_the_parquet(fitted, pm25, tmp_p
     ],
 )
 def test_cli_bad_input_exits_2(fitted, pm25, tmp_path, extra, capsys) -> None:
-    model_dir = tmp_path / "model"
-    fitted.save(model_dir)
-    data = tmp_path / "data.parquet"
-    pm25.to_parquet(data)
+    model_dir, data = _saved(fitted, pm25, tmp_path)
     args = {"--horizon": "6", "--step": "12", "--windows": "3"}
     for flag, value in zip(extra[::2], extra[1::2], strict=True):
         args[flag] = value
@@ -244,10 +247,7 @@ def test_calibrate_forecast_is_saved_and_widens_forecasts_about_the_same_median(
 
 
 def test_cli_calibrates_on_earlier_origins_and_reports_it(fitted, pm25, tmp_path) -> None:
-    model_dir = tmp_path / "model"
-    fitted.save(model_dir)
-    data = tmp_path / "data.parquet"
-    pm25.to_parquet(data)
+    model_dir, data = _saved(fitted, pm25, tmp_path)
     out = tmp_path / "bt.parquet"
     argv = ["backtest", str(model_dir), str(data), "--horizon", str(H), "--step", str(STEP)]
     argv += ["--windows", str(N), "--out", str(out), "--n-samples", "8", "--seed", "5"]
@@ -269,10 +269,7 @@ def test_cli_calibrate_forecast_writes_a_model_whose_forecasts_use_it(
 ) -> None:
     from tsdiff.model import TSDiff
 
-    model_dir = tmp_path / "model"
-    fitted.save(model_dir)
-    data = tmp_path / "held_out.parquet"
-    pm25.to_parquet(data)
+    model_dir, data = _saved(fitted, pm25, tmp_path)  # data held out from the model
     out = tmp_path / "calibrated"
     argv = ["calibrate-forecast", str(model_dir), str(data), "--horizon", str(H)]
     assert main([*argv, "--windows", "4", "--n-samples", "8", "--out", str(out)]) == 0

@@ -237,7 +237,7 @@ def _forecast_origins(
         for c in cutoffs(len(s.index), horizon, step, windows):
             c = int(c)
             e, _ = model.origin_window(s, c, horizon)  # nothing after the origin
-            ext.append(Series((s.key, c), e.index, e.values))  # (K, history + window)
+            ext.append(dataclasses.replace(e, key=(s.key, c)))  # (K, history + window)
             truth.append(s.values[:, c + 1 : c + 1 + horizon])
             where.append((s.key, c, s.index[c]))
     if spread is None:
