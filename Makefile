@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[dev,spark]"
+	$(PY) -m pip install -q -e ".[dev,spark,bench]"
 	touch $@
 
 venv: $(VENV)/.installed

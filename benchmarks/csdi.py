@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks import peers
 from benchmarks.common import (
     RESULTS,
     fmt,
@@ -83,6 +84,7 @@ class BenchConfig:
     knn_neighbors: int = 5
     iterative_max_iter: int = 10
     iterative_features: int | None = 100  # IterativeImputer's n_nearest_features
+    peers: bool = True  # train PyPOTS SAITS for our training time, on the same cells
     max_train_series: int | None = None  # caps for smoke tests of the harness
     max_test_series: int | None = None
 
@@ -371,6 +373,69 @@ def baseline_scores(
     return results
 
 
+def _windows_z(model: TSDiff, df: pd.DataFrame) -> np.ndarray:
+    """``df``'s series, z-scored and cut into consecutive windows (M, K, L); all-empty
+    windows dropped: what a window-based peer trains on."""
+    assert model.scaler is not None
+    z = [model.scaler.transform(s.values) for s in model.panel(df).series]
+    w = np.concatenate([_chunks(v, model.window) for v in z])
+    return w[~np.isnan(w).all(axis=(1, 2))]
+
+
+def peer_scores(
+    model: TSDiff,
+    cells: Cells,
+    train_df: pd.DataFrame,
+    valid_df: pd.DataFrame,
+    minutes: float,
+    normalized: bool,
+    seed: int,
+) -> dict[str, dict[str, Any]]:
+    """PyPOTS SAITS trained for ``minutes`` on the same z-scored training data, scored on
+    the same cells; ``{"saits": {"missing": why}}`` when PyPOTS is not installed."""
+    why = peers.missing_reason()
+    if why:
+        log(f"  saits     {why}")
+        return {"saits": {"missing": why}}
+    assert model.scaler is not None
+    sc, length = model.scaler, model.window
+    given_z = [sc.transform(g) for g in cells.given]
+    test_w = [_chunks(v, length) for v in given_z]
+    run = peers.run_saits(
+        _windows_z(model, train_df),
+        _windows_z(model, valid_df) if len(valid_df) else None,
+        np.concatenate(test_w),
+        minutes=minutes,
+        seed=seed,
+    )
+    pred, at = [], 0
+    for v, w in zip(given_z, test_w, strict=True):
+        part = run.imputation[at : at + len(w)]  # (n, K, L)
+        at += len(w)
+        full = part.transpose(1, 0, 2).reshape(v.shape[0], -1)[:, : v.shape[1]]
+        pred.append(sc.inverse(np.where(np.isnan(v), full, v))[None])  # (1, K, T)
+    s = score(model, cells, pred, normalized)
+    log(
+        f"  saits     MAE {s['mae']:.4f}  CRPS {s['crps']:.4f}  ({run.epochs} epochs, "
+        f"{run.train_s:.0f} s training, {run.impute_s:.1f} s imputing)"
+    )
+    return {
+        "saits": {
+            "mae": s["mae"],
+            "rmse": s["rmse"],
+            "crps": s["crps"],
+            "cov50": None,
+            "cov90": None,
+            "width50": None,
+            "width90": None,
+            "train_s": run.train_s,
+            "impute_s": run.impute_s,
+            "epochs": run.epochs,
+            "settings": run.settings,
+        }
+    }
+
+
 # --------------------------------------------------------------------------- speed
 
 
@@ -532,6 +597,9 @@ def run(
         f"{ours['cov50']:.3f}  cov90 {ours['cov90']:.3f}  ({impute_s:.0f} s)",
     )
     methods = {"tsdiff": ours, **baseline_scores(model, cells, task.train, bench, norm)}
+    if bench.peers:  # the peer a user would pick, for the same wall-clock training time
+        minutes = info["train_seconds"] / 60
+        methods.update(peer_scores(model, cells, task.train, task.valid, minutes, norm, seed))
 
     log("sampler speed: ours vs the reference procedure")
     sampling = sampler_race(model, cells, bench, norm)
@@ -601,6 +669,11 @@ def markdown(r: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in r["methods"].items():
+        if "missing" in s:
+            lines.append(f"| {name} | {s['missing']} | | | | | | | | |")
+            continue
+        if "epochs" in s:
+            name = f"{name} ({s['epochs']} epochs)"
         lines.append(
             f"| {name} | {fmt(s['mae'])} | {fmt(s['rmse'])} | {fmt(s['crps'])} | "
             f"{fmt(s['cov50'])} | {fmt(s['cov90'])} | {fmt(s['width50'])} | "
@@ -615,7 +688,8 @@ def markdown(r: dict[str, Any]) -> str:
     s = r["sampling"]
     lines += [
         "",
-        "Point baselines: CRPS of a point forecast (all quantiles at the point).",
+        "Point baselines and SAITS: CRPS of a point forecast (all quantiles at the point). "
+        "SAITS (PyPOTS) trains on the same z-scored windows for our model's training time.",
         "",
         f"## Sampling speed ({s['windows']} windows, {s['samples']} samples each, "
         f"{s['n_cells']} cells)",

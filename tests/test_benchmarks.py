@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import csdi
+from benchmarks import csdi, peers
 from benchmarks.common import PROFILES
 from tsdiff.cli import main
 from tsdiff.datasets import PHYSIONET_VARIABLES, default_data_dir, physionet_slice
@@ -67,8 +67,16 @@ def test_every_profile_loads_and_unknown_settings_are_refused(tmp_path):
 
 def _check_result(r: dict, dataset: str, out: Path) -> None:
     assert r["dataset"] == dataset and r["profile"] == "tiny"
-    assert set(r["methods"]) == METHODS
+    assert set(r["methods"]) == METHODS | {"saits"}
+    saits = r["methods"]["saits"]
+    if peers.missing_reason() is None:  # the peer trained for our training time
+        assert METRIC_KEYS | {"epochs"} <= set(saits) and saits["epochs"] >= 1
+        assert np.isfinite(saits["mae"]) and saits["mae"] > 0 and saits["train_s"] > 0
+    else:
+        assert "pip install" in saits["missing"]
     for name, m in r["methods"].items():
+        if name == "saits":
+            continue
         assert METRIC_KEYS <= set(m), name
         assert np.isfinite(m["mae"]) and np.isfinite(m["crps"]) and m["mae"] > 0
     assert 0 <= r["methods"]["tsdiff"]["cov90"] <= 1

@@ -244,7 +244,7 @@ def _forecast_origins(
         spread = model.task_spread("forecast")
     t0 = time.perf_counter()
     drawn = model.sample(
-        dataclasses.replace(panel, series=ext), spread=spread, lead=lead, **opts
+        dataclasses.replace(panel, series=ext), spread=spread, lead=lead, gate=False, **opts
     )  # each (n, K, window)
     seconds = time.perf_counter() - t0
     return _Origins(

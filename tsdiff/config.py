@@ -77,15 +77,30 @@ class NetworkConfig:
     # reads max(lags) steps of history before every window: its context is longer than
     # the window it imputes
     lags: tuple[int, ...] = ()
+    # the prior the denoiser refines: 0 layers = linear interpolation (+ seasonal naive);
+    # > 0 = a deterministic transformer over time steps (one token per step, all
+    # variables in it) that corrects the interpolation and is trained first to impute
+    # on its own (train.prior_*). The diffusion then only models what it leaves.
+    prior_layers: int = 0
+    prior_dim: int = 128
+    prior_heads: int = 4
+    prior_dropout: float = 0.1
 
     def __post_init__(self) -> None:
         _check(self.channels >= 4 and self.blocks >= 1, "channels >= 4 and blocks >= 1 required")
+        _check(self.prior_layers >= 0, "prior_layers must be >= 0 (0: interpolation prior)")
+        _check(
+            self.prior_heads >= 1 and self.prior_dim % self.prior_heads == 0,
+            f"prior_dim ({self.prior_dim}) must be a multiple of prior_heads >= 1",
+        )
+        _check(0 <= self.prior_dropout < 1, "prior_dropout must be in [0, 1)")
         _check(self.season >= 0, "season must be >= 0 (0: no seasonal prior)")
         _check(
             all(isinstance(g, int) and not isinstance(g, bool) and g >= 1 for g in self.lags)
             and len(set(self.lags)) == len(self.lags),
             f"lags must be distinct integers >= 1, got {list(self.lags)}",
         )
+        _check(self.heads >= 1, f"heads must be >= 1, got {self.heads}")
         _check(self.channels % self.heads == 0, "channels must be divisible by heads")
         for name in ("step_emb_dim", "time_emb_dim"):
             _check(getattr(self, name) % 2 == 0, f"{name} must be even")
@@ -142,6 +157,13 @@ class TrainConfig:
     # that minimises CRPS on held-out validation cells (see TSDiff.calibrate)
     calibrate: bool = True
     calibrate_max_series: int = 64  # validation series sampled for it
+    # a learned prior (network.prior_layers > 0) trains alone first, for at most this
+    # share of the time budget (or prior_epochs), keeping its best validation MAE and
+    # stopping after prior_patience epochs without improvement; then it is frozen
+    prior_fraction: float = 0.3
+    prior_epochs: int = 100
+    prior_patience: int = 5
+    prior_lr: float = 1e-3
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -152,6 +174,9 @@ class TrainConfig:
         _check(0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)")
         _check(0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)")
         _check(self.max_minutes is None or self.max_minutes > 0, "max_minutes must be > 0")
+        _check(0 < self.prior_fraction < 1, "prior_fraction must be in (0, 1)")
+        _check(self.prior_epochs >= 1 and self.prior_patience >= 1, "prior_epochs/patience >= 1")
+        _check(self.prior_lr > 0, "prior_lr must be > 0")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from tsdiff import __version__, baselines, metrics
-from tsdiff.calibration import fit_spread
+from tsdiff.calibration import fit_gate, fit_spread, gate_shift
 from tsdiff.config import TSDiffConfig
 from tsdiff.data import (
     Columns,
@@ -49,9 +49,11 @@ from tsdiff.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from tsdiff.io import current_umask
 from tsdiff.masks import hold_out
 from tsdiff.network import Denoiser
+from tsdiff.prior_training import train_prior
 from tsdiff.sampling import (
     Trajectory,
     WindowBatch,
+    prior_windows,
     record_indices,
     reverse_steps,
     sample_windows,
@@ -134,6 +136,9 @@ class TSDiff:
         self.spread = 1.0  # calibration factor of the samples' spread (see calibrate)
         # the same for forecasts (tsdiff.backtest.calibrate_forecast); None: use spread
         self.forecast_spread: float | None = None
+        # per-variable weight of the model's median against linear interpolation in
+        # imputations, chosen on validation cells (see calibrate); None: the model alone
+        self.gate: list[float] | None = None
         self.info: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -264,12 +269,28 @@ class TSDiff:
             torch.manual_seed(cfg.train.seed)
             self.net = Denoiser(cfg.network, len(self.variables), cfg.diffusion.prediction)
         t0 = time.perf_counter()
+        train_cfg = cfg.train
+        if self.net.prior_net is not None:
+            budget = cfg.train.max_minutes
+            prior = train_prior(
+                self.net,
+                train_set,
+                val_set,
+                cfg.train,
+                minutes=budget * cfg.train.prior_fraction if budget else None,
+                checkpoint=f"{checkpoint}.prior" if checkpoint else None,
+                resume=resume,
+                progress=progress,
+            )
+            if budget:  # the denoiser gets what the prior left of the budget
+                left = max(budget - prior.seconds / 60, 0.05 * budget)
+                train_cfg = dataclasses.replace(cfg.train, max_minutes=left)
         best, result = train(
             self.net,
             self.scheduler,
             train_set,
             val_set,
-            cfg.train,
+            train_cfg,
             checkpoint=checkpoint,
             resume=resume,
             progress=progress,
@@ -280,7 +301,9 @@ class TSDiff:
         self.net.eval()
         self.history = result.history
         self.info = self._fit_info(panel, train_set, val_set, result, time.perf_counter() - t0)
-        self.spread, self.forecast_spread = 1.0, None
+        if self.net.prior_net is not None:
+            self.info["prior"] = prior.to_dict()
+        self.spread, self.forecast_spread, self.gate = 1.0, None, None
         if cfg.train.calibrate and val_series:
             val_panel = dataclasses.replace(panel, series=val_series)
             self.info["calibration"] = self._calibrate(val_panel, seed=cfg.train.seed)
@@ -310,6 +333,7 @@ class TSDiff:
         masked = [m for m, _ in held]  # per series (K, T), NaN where hidden
         hidden = [h for _, h in held]  # per series (K, T) bool
         opts = self._options(None, None, None, None, None, seed)
+        self.gate = None
         samples = self._sample_series(panel, opts, values=masked, spread=1.0)
         norm = self.scaler.transform
         smp = np.concatenate([norm(x).reshape(x.shape[0], -1) for x in samples], axis=1)
@@ -317,9 +341,16 @@ class TSDiff:
         msk = np.concatenate([h.reshape(-1) for h in hidden])
         if not msk.any():
             return {"spread": 1.0, "n_cells": 0}
-        fit = fit_spread(smp[:, msk], tru[msk])  # (n, m), (m,)
+        k = len(self.variables)
+        lin = np.concatenate([p.reshape(-1) for p in self._prior_series(panel, masked)])
+        var = np.concatenate([np.repeat(np.arange(k), m.shape[1]) for m in masked])
+        gate = fit_gate(np.median(smp[:, msk], axis=0), lin[msk], tru[msk], var[msk], k)
+        g = np.asarray(gate.gate)[var[msk]]
+        smp = smp[:, msk] + ((1 - g) * (lin[msk] - np.median(smp[:, msk], axis=0)))[None]
+        self.gate = list(gate.gate) if min(gate.gate) < 1 else None
+        fit = fit_spread(smp, tru[msk])  # (n, m), (m,)
         self.spread = fit.spread
-        return fit.to_dict()
+        return {**fit.to_dict(), "gate": gate.to_dict()}
 
     def _split(
         self, series: list[Series], valid_df: pd.DataFrame | None
@@ -441,6 +472,7 @@ class TSDiff:
         seed: int = 0,
         spread: float | None = None,
         lead: int = 0,
+        gate: bool = True,
     ) -> list[np.ndarray]:
         """Raw samples per series of ``panel`` → list of (n, K, T - lead), original units.
 
@@ -449,7 +481,8 @@ class TSDiff:
         Cells observed in what the model is given carry their values in every sample.
         ``spread`` overrides the imputation spread (1.0: uncalibrated samples).
         The first ``lead`` steps of every series are context only: a model with lags
-        reads them as history; they are neither imputed nor returned.
+        reads them as history; they are neither imputed nor returned. ``gate``: recentre
+        imputed cells by the model's gate (see :meth:`calibrate`); forecasts pass False.
         """
         if spread is not None and not (np.isfinite(spread) and spread > 0):
             raise RangeError(f"spread must be a finite number > 0, got {spread!r}")
@@ -463,26 +496,18 @@ class TSDiff:
             shapes = [s.values.shape for s in panel.series]
             if [v.shape for v in values] != shapes:
                 raise DataError(f"values must match the panel's series shapes {shapes[:3]}...")
-        return self._sample_series(panel, opts, values=values, spread=spread, lead=int(lead))
+        return self._sample_series(
+            panel, opts, values=values, spread=spread, lead=int(lead), gate=gate
+        )
 
-    def _sample_series(
-        self,
-        panel: Panel,
-        opts: SampleOptions,
-        values: list[np.ndarray] | None = None,
-        record: TrajectoryOptions | None = None,
-        spread: float | None = None,
-        lead: int = 0,
-    ) -> Any:
-        """Samples for every series of ``panel`` → list of (n, K, T - lead), original units.
+    def _collect(
+        self, panel: Panel, vals: list[np.ndarray], lead: int, seed: int
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray, int]], WindowBatch | None, list[tuple]]:
+        """The windows of every series, and a batch of those with something to impute.
 
-        ``values`` overrides the panel's (K, T) arrays (evaluation hides cells this way).
-        The first ``lead`` steps are history only (see :meth:`sample`).
-        Windows with nothing to impute are not sampled. With ``record`` the answer is
-        ``(samples, SeriesTrajectory)``: the reverse process' states, see :meth:`_trajectory`.
+        Returns per series (values (W, K, L), starts, length after the lead), the batch
+        (None when nothing is missing) and each batch row's (series, window) position.
         """
-        assert self.net is not None and self.scaler is not None
-        vals = values if values is not None else [s.values for s in panel.series]
         stride = self.config.data.inference_stride
         per_series = []
         todo_v, todo_m, todo_c, todo_h, seeds, where = [], [], [], [], [], []
@@ -497,20 +522,78 @@ class TSDiff:
                 todo_m.append(observed[wi])
                 todo_c.append(sw.calendar[wi])
                 todo_h.append(sw.history[wi])
-                seeds.append(_window_seed(opts.seed, s.key, int(sw.starts[wi])))
+                seeds.append(_window_seed(seed, s.key, int(sw.starts[wi])))
                 where.append((si, wi))
-        vals = [v[:, lead:] for v in vals]  # what is returned: after the lead
+        if not where:
+            return per_series, None, where
+        history = np.stack(todo_h)  # (W_todo, K, H)
+        batch = WindowBatch(
+            torch.from_numpy(np.stack(todo_v)).float(),
+            torch.from_numpy(np.stack(todo_m)),
+            torch.from_numpy(np.stack(todo_c)).float(),
+            seeds,
+            torch.from_numpy(np.nan_to_num(history)).float(),
+            torch.from_numpy(~np.isnan(history)),
+        )
+        return per_series, batch, where
+
+    def _stitch(
+        self,
+        per_series: list[tuple[np.ndarray, np.ndarray, int]],
+        where: list[tuple],
+        drawn: np.ndarray | None,
+    ) -> list[np.ndarray]:
+        """Per-window draws (W_todo, n, K, L) → per series (n, K, T), normalised; windows
+        not drawn are fully observed and carry their data."""
+        lookup = {key: i for i, key in enumerate(where)}
+        n = drawn.shape[1] if drawn is not None else 1
+        out = []
+        for si, (win, starts, length) in enumerate(per_series):
+            full = np.repeat(np.nan_to_num(win)[:, None], n, axis=1)
+            for wi in range(len(starts)):
+                j = lookup.get((si, wi))
+                if j is not None:
+                    full[wi] = drawn[j]
+            out.append(stitch(full, starts, length).astype(np.float64))  # (n, K, T)
+        return out
+
+    def _prior_series(
+        self, panel: Panel, values: list[np.ndarray] | None = None, lead: int = 0
+    ) -> list[np.ndarray]:
+        """The network's prior (what its samples refine) per series → (K, T − lead),
+        normalised: the learned prior's point imputation, or the interpolation."""
+        assert self.net is not None
+        vals = values if values is not None else [s.values for s in panel.series]
+        per_series, batch, where = self._collect(panel, vals, lead, 0)
         drawn = None
-        if where:
-            history = np.stack(todo_h)  # (W_todo, K, H)
-            batch = WindowBatch(
-                torch.from_numpy(np.stack(todo_v)).float(),
-                torch.from_numpy(np.stack(todo_m)),
-                torch.from_numpy(np.stack(todo_c)).float(),
-                seeds,
-                torch.from_numpy(np.nan_to_num(history)).float(),
-                torch.from_numpy(~np.isnan(history)),
-            )
+        if batch is not None:
+            drawn = prior_windows(self.net, batch, self.config.sample.batch_cells).numpy()
+            drawn = drawn[:, None]  # (W_todo, 1, K, L)
+        return [p[0] for p in self._stitch(per_series, where, drawn)]
+
+    def _sample_series(
+        self,
+        panel: Panel,
+        opts: SampleOptions,
+        values: list[np.ndarray] | None = None,
+        record: TrajectoryOptions | None = None,
+        spread: float | None = None,
+        lead: int = 0,
+        gate: bool = True,
+    ) -> Any:
+        """Samples for every series of ``panel`` → list of (n, K, T - lead), original units.
+
+        ``values`` overrides the panel's (K, T) arrays (evaluation hides cells this way).
+        The first ``lead`` steps are history only (see :meth:`sample`).
+        Windows with nothing to impute are not sampled. With ``record`` the answer is
+        ``(samples, SeriesTrajectory)``: the reverse process' states, see :meth:`_trajectory`.
+        ``gate``: recentre the samples by the model's gate (see :meth:`calibrate`).
+        """
+        assert self.net is not None and self.scaler is not None
+        vals = values if values is not None else [s.values for s in panel.series]
+        per_series, batch, where = self._collect(panel, vals, lead, opts.seed)
+        drawn, priors = None, None
+        if batch is not None:
             result = sample_windows(
                 self.net,
                 self.scheduler,
@@ -532,24 +615,27 @@ class TSDiff:
             if record is not None:
                 result, traj = result
             drawn = result.numpy()  # (W_todo, n, K, L)
-        lookup = {key: i for i, key in enumerate(where)}
+            if gate and self.gate is not None:
+                cells = self.config.sample.batch_cells
+                priors = prior_windows(self.net, batch, cells).numpy()[:, None]
+        vals = [v[:, lead:] for v in vals]  # what is returned: after the lead
+        stitched = self._stitch(per_series, where, drawn)  # per series (n, K, T) normalised
+        shifts = None  # per series (K, T): what the gate adds to every sample
+        if priors is not None:
+            assert self.gate is not None
+            g = np.asarray(self.gate)
+            bases = self._stitch(per_series, where, priors)
+            shifts = [gate_shift(x, b[0], g) for x, b in zip(stitched, bases, strict=True)]
+            stitched = [x + d[None] for x, d in zip(stitched, shifts, strict=True)]
         out = []
-        for si, (win, starts, length) in enumerate(per_series):
-            # windows not sampled are fully observed: their "samples" are the data
-            full = np.repeat(np.nan_to_num(win)[:, None], opts.n_samples, axis=1)
-            for wi in range(len(starts)):
-                j = lookup.get((si, wi))
-                if j is not None:
-                    full[wi] = drawn[j]
-            stitched = stitch(full, starts, length)  # (n, K, T) normalised
-            samples = self.scaler.inverse(stitched.astype(np.float64))
-            v = vals[si]
-            obs = ~np.isnan(v)
-            samples = np.where(obs[None], v[None], samples)  # observed: bit-identical
+        for x, v in zip(stitched, vals, strict=True):
+            samples = self.scaler.inverse(x)
+            samples = np.where(~np.isnan(v)[None], v[None], samples)  # observed: bit-identical
             out.append(samples)
         if record is not None:
+            lookup = {key: i for i, key in enumerate(where)}
             return out, self._trajectory(
-                record, opts, per_series, vals, lookup, traj if where else None
+                record, opts, per_series, vals, lookup, traj if where else None, shifts
             )
         return out
 
@@ -561,6 +647,7 @@ class TSDiff:
         vals: list[np.ndarray],
         lookup: dict[tuple[int, int], int],
         traj: Trajectory | None,
+        shifts: list[np.ndarray] | None = None,
     ) -> SeriesTrajectory:
         """Window states → per-series (S, m, K, T) in original units, stitched like samples.
 
@@ -578,6 +665,8 @@ class TSDiff:
             steps, levels = traj.steps, traj.noise_std
             states_w = traj.states.numpy()  # (W_todo, S, m, K, L)
         m = min(record.samples, opts.n_samples)
+        n_states = len(reverse_steps(self.scheduler, opts.sampler, opts.steps)) + 1
+        final = [i for i, st in enumerate(steps) if st == n_states - 1]  # the result, if kept
         out = []
         for si, (win, starts, length) in enumerate(per_series):
             full = np.broadcast_to(
@@ -587,7 +676,10 @@ class TSDiff:
                 j = lookup.get((si, wi))
                 if j is not None and states_w is not None:
                     full[wi] = states_w[j]
-            states = self.scaler.inverse(stitch(full, starts, length).astype(np.float64))
+            states = stitch(full, starts, length).astype(np.float64)  # (S, m, K, T)
+            if shifts is not None and final:  # the result carries the gate, as the samples
+                states[final] += shifts[si][None, None]
+            states = self.scaler.inverse(states)
             v = vals[si]
             out.append(np.where(np.isnan(v)[None, None], states, v[None, None]))  # (S, m, K, T)
         return SeriesTrajectory(out, list(steps), list(levels))
@@ -685,7 +777,12 @@ class TSDiff:
         made = [self.origin_window(s, len(s.index) - 1, horizon) for s in panel.series]
         ext_panel = dataclasses.replace(panel, series=[e for e, _ in made])
         drawn = self._sample_series(
-            ext_panel, opts, record=record, spread=self.task_spread("forecast"), lead=lead
+            ext_panel,
+            opts,
+            record=record,
+            spread=self.task_spread("forecast"),
+            lead=lead,
+            gate=False,
         )
         if record is not None:
             drawn, traj = drawn
@@ -907,6 +1004,7 @@ class TSDiff:
                 "value_range": self.value_range,
                 "spread": self.spread,
                 "forecast_spread": self.forecast_spread,
+                "gate": self.gate,
                 "history": self.history,
                 "info": self.info,
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -937,7 +1035,11 @@ class TSDiff:
                 f"{p} is not a saved tsdiff model (missing: {', '.join(missing) or 'directory'})"
             )
         try:
-            config = TSDiffConfig.from_dict(json.loads((p / CONFIG_FILE).read_text()))
+            raw = json.loads((p / CONFIG_FILE).read_text())
+            if isinstance(raw, dict) and isinstance(raw.get("network"), dict):
+                # models saved before the learned prior existed used the interpolation
+                raw["network"].setdefault("prior_layers", 0)
+            config = TSDiffConfig.from_dict(raw)
             meta = json.loads((p / META_FILE).read_text())
             if meta.get("format_version") != FORMAT_VERSION:
                 raise ModelFileError(
@@ -952,6 +1054,8 @@ class TSDiff:
             model.spread = float(meta.get("spread", 1.0))
             fs = meta.get("forecast_spread")
             model.forecast_spread = None if fs is None else float(fs)
+            g = meta.get("gate")
+            model.gate = None if g is None else [float(x) for x in g]
             model.history = list(meta.get("history", []))
             model.info = dict(meta.get("info", {}))
             net = Denoiser(config.network, len(model.variables), config.diffusion.prediction)

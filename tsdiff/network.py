@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tsdiff.config import NetworkConfig
+from tsdiff.layers import AxialAttention, sinusoidal
+from tsdiff.prior import PriorNet
 
 N_CALENDAR = 4  # sin/cos hour of day, sin/cos day of week
 
@@ -43,6 +45,22 @@ class Conditioning:
     prior: torch.Tensor
     sides: tuple[torch.Tensor, ...]
     lagged: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class _View:
+    """What the prior and the side information are built from (see ``Denoiser._view``).
+
+    shown, mask, prior (W, K, L); ext, ext_mask (W, K, H + L): history then window;
+    time_feat (W, L, Dt + 4) in the network's dtype.
+    """
+
+    shown: torch.Tensor
+    mask: torch.Tensor
+    ext: torch.Tensor
+    ext_mask: torch.Tensor
+    prior: torch.Tensor
+    time_feat: torch.Tensor
 
 
 def interpolate(values: torch.Tensor, mask: torch.Tensor, season: int = 0) -> torch.Tensor:
@@ -76,43 +94,6 @@ def interpolate(values: torch.Tensor, mask: torch.Tensor, season: int = 0) -> to
             cols[t] = torch.where(trailing[..., t], cols[t - season], cols[t])
         out = torch.stack(cols, dim=-1)
     return out
-
-
-def sinusoidal(pos: torch.Tensor, dim: int) -> torch.Tensor:
-    """Transformer position encoding of ``pos`` (any shape) → ``(*pos.shape, dim)``."""
-    half = dim // 2
-    freqs = torch.exp(
-        -math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=pos.device) / half
-    )
-    ang = pos.float()[..., None] * freqs
-    return torch.cat([ang.sin(), ang.cos()], dim=-1)
-
-
-class AxialAttention(nn.Module):
-    """Pre-norm transformer layer over the middle axis of ``(N, S, C)``."""
-
-    def __init__(self, channels: int, heads: int, ff_mult: int, dropout: float) -> None:
-        super().__init__()
-        self.heads = heads
-        self.dropout = dropout
-        self.norm1 = nn.LayerNorm(channels)
-        self.qkv = nn.Linear(channels, 3 * channels)
-        self.proj = nn.Linear(channels, channels)
-        self.norm2 = nn.LayerNorm(channels)
-        self.ff = nn.Sequential(
-            nn.Linear(channels, ff_mult * channels),
-            nn.GELU(),
-            nn.Linear(ff_mult * channels, channels),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, s, c = x.shape
-        qkv = self.qkv(self.norm1(x)).view(n, s, 3, self.heads, c // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (N, H, S, d)
-        p = self.dropout if self.training else 0.0
-        a = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (N, H, S, d)
-        x = x + self.proj(a.transpose(1, 2).reshape(n, s, c))
-        return x + self.ff(self.norm2(x))
 
 
 class ResidualBlock(nn.Module):
@@ -174,6 +155,19 @@ class Denoiser(nn.Module):
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
         nn.init.normal_(self.side_mask, std=0.02)
+        # a learned prior (None: the interpolation is the prior)
+        time_dim = cfg.time_emb_dim + N_CALENDAR
+        self.prior_net = PriorNet(cfg, n_vars, time_dim) if cfg.prior_layers else None
+
+    def train(self, mode: bool = True) -> Denoiser:
+        """As ``nn.Module.train``, but a frozen learned prior stays in eval mode (no
+        dropout): the denoiser learns to refine the prior it will see when sampling."""
+        super().train(mode)
+        if self.prior_net is not None and not any(
+            p.requires_grad for p in self.prior_net.parameters()
+        ):
+            self.prior_net.eval()
+        return self
 
     def condition(
         self,
@@ -193,6 +187,46 @@ class Denoiser(nn.Module):
         (W, K, H): the H = ``cfg.history_steps`` steps before each window, shown where the
         mask is 1 (None: nothing known there).
         """
+        v = self._view(cond_values, cond_mask, calendar, history, history_mask)
+        k, length, h = v.shown.shape[1], v.shown.shape[2], self.cfg.history_steps
+        dt = self.input_proj.weight.dtype
+        side_t = self.side_time(v.time_feat)[:, None]  # (W, 1, L, nb·2C)
+        side_v = self.side_var(self.var_emb.weight[:k])[None, :, None]  # (1, K, 1, nb·2C)
+        m_dt = v.mask.to(dt)[..., None]
+        width = 2 * self.cfg.channels
+        sides = []
+        for i in range(len(self.blocks)):
+            sl = slice(i * width, (i + 1) * width)
+            sides.append(side_t[..., sl] + side_v[..., sl] + m_dt * self.side_mask[sl])
+        lagged = None
+        if self.lag_proj is not None:
+            # cell t at lag d reads position H + t - d of [history | window], shown cells only
+            starts = [h - d for d in self.cfg.lags]
+            feats = [v.ext[..., c : c + length] for c in starts]
+            feats += [v.ext_mask[..., c : c + length] for c in starts]
+            lagged = self.lag_proj(torch.stack(feats, dim=-1).to(dt))  # (W, K, L, C)
+        return Conditioning(v.shown, v.mask, v.prior, tuple(sides), lagged)
+
+    def prior(
+        self,
+        cond_values: torch.Tensor,
+        cond_mask: torch.Tensor,
+        calendar: torch.Tensor,
+        history: torch.Tensor | None = None,
+        history_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The prior alone (W, K, L), arguments as :meth:`condition`: what training the
+        learned prior needs, without the denoiser's side information."""
+        return self._view(cond_values, cond_mask, calendar, history, history_mask).prior
+
+    def _view(
+        self,
+        cond_values: torch.Tensor,
+        cond_mask: torch.Tensor,
+        calendar: torch.Tensor,
+        history: torch.Tensor | None,
+        history_mask: torch.Tensor | None,
+    ) -> _View:
         w, k, length = cond_values.shape
         h = self.cfg.history_steps
         dt = self.input_proj.weight.dtype  # the network's arithmetic (float32 or bfloat16)
@@ -208,22 +242,11 @@ class Denoiser(nn.Module):
         time_feat = torch.cat(
             [pos.expand(w, length, -1), calendar.transpose(1, 2).to(pos.dtype)], dim=-1
         ).to(dt)  # (W, L, Dt + 4)
-        side_t = self.side_time(time_feat)[:, None]  # (W, 1, L, nb·2C)
-        side_v = self.side_var(self.var_emb.weight[:k])[None, :, None]  # (1, K, 1, nb·2C)
-        m_dt = m.to(dt)[..., None]
-        width = 2 * self.cfg.channels
-        sides = []
-        for i in range(len(self.blocks)):
-            sl = slice(i * width, (i + 1) * width)
-            sides.append(side_t[..., sl] + side_v[..., sl] + m_dt * self.side_mask[sl])
-        lagged = None
-        if self.lag_proj is not None:
-            # cell t at lag d reads position H + t - d of [history | window], shown cells only
-            starts = [h - d for d in self.cfg.lags]
-            feats = [ext[..., c : c + length] for c in starts]
-            feats += [ext_m[..., c : c + length] for c in starts]
-            lagged = self.lag_proj(torch.stack(feats, dim=-1).to(dt))  # (W, K, L, C)
-        return Conditioning(shown, m, prior, tuple(sides), lagged)
+        if self.prior_net is not None:
+            # the learned correction stays in the network's precision, the prior in the inputs'
+            corr = self.prior_net(shown.to(dt), m.to(dt), prior.to(dt), time_feat)
+            prior = prior + corr.to(prior.dtype)  # (W, K, L)
+        return _View(shown, m, ext, ext_m, prior, time_feat)
 
     @staticmethod
     def _history(

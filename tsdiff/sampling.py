@@ -180,6 +180,30 @@ def sample_windows(
     return out, Trajectory(traj, keep, [level[i] for i in keep])
 
 
+def prior_windows(net: Denoiser, batch: WindowBatch, batch_cells: int = 250_000) -> torch.Tensor:
+    """The network's prior of every window → (W, K, L), normalised, float32: the point
+    imputation its samples refine (the learned prior, or the interpolation)."""
+    w, k, length = batch.values.shape
+    per_chunk = max(1, batch_cells // max(1, k * length))
+    out = torch.empty(w, k, length)
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.inference_mode():
+            for lo in range(0, w, per_chunk):
+                hi = min(w, lo + per_chunk)
+                hist = [
+                    None if a is None else a[lo:hi] for a in (batch.history, batch.history_mask)
+                ]
+                p = net.prior(
+                    batch.values[lo:hi], batch.cond_mask[lo:hi], batch.calendar[lo:hi], *hist
+                )
+                out[lo:hi] = torch.where(batch.cond_mask[lo:hi], batch.values[lo:hi], p.float())
+    finally:
+        net.train(was_training)
+    return out
+
+
 def _sample_chunk(
     net: Denoiser,
     scheduler: NoiseScheduler,

@@ -1,0 +1,147 @@
+"""Short paired design runs: one variant per process, the same held-out cells for all.
+
+``python -m benchmarks.design physionet --method tsdiff --profile quick --set
+network.prior_layers=2 --minutes 5 --test-series 200 --out runs/a.json`` trains one
+variant for a fixed wall-clock budget and scores it, beside linear interpolation, on the
+CSDI protocol's held-out cells of the first ``--test-series`` test series;
+``--method saits`` trains PyPOTS SAITS for the same budget on the same data. Start two
+processes at once (``--threads 1`` each) so that both see the same machine, then
+compare their JSON files: the model design is decided on these before long runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks.common import commit, log, machine
+from benchmarks.csdi import (
+    _cap,
+    _chunks,
+    held_out_cells,
+    load_profile,
+    peer_scores,
+    physionet_task,
+    pm25_task,
+    score,
+)
+from tsdiff import baselines
+from tsdiff.io import write_json
+from tsdiff.model import TSDiff
+
+
+def _override(d: dict[str, Any], assignment: str) -> None:
+    """``section.field=value`` (value parsed as JSON when it parses) into a config dict."""
+    key, _, raw = assignment.partition("=")
+    section, _, name = key.partition(".")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    d.setdefault(section, {})[name] = value
+
+
+def _prior_alone(model: TSDiff, cells: Any, norm: bool) -> dict[str, Any] | None:
+    """The learned prior's own point imputation of the cells (numeric time only: the
+    calendar inputs are zero), to see what the diffusion adds to it."""
+    net, sc = model.net, model.scaler
+    if net is None or net.prior_net is None or sc is None or model.history_steps:
+        return None
+    z = [sc.transform(g) for g in cells.given]
+    wins = [_chunks(v, model.window) for v in z]
+    x = np.concatenate(wins)  # (N, K, L)
+    obs = ~np.isnan(x)
+    with torch.inference_mode():
+        p = net.prior(
+            torch.from_numpy(np.nan_to_num(x)).float(),
+            torch.from_numpy(obs),
+            torch.zeros(len(x), 4, model.window),
+        ).numpy().astype(np.float64)
+    pred, at = [], 0
+    for v, w in zip(z, wins, strict=True):
+        part = p[at : at + len(w)]
+        at += len(w)
+        full = part.transpose(1, 0, 2).reshape(v.shape[0], -1)[:, : v.shape[1]]
+        pred.append(sc.inverse(np.where(np.isnan(v), full, v))[None])
+    return score(model, cells, pred, norm)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.design")
+    ap.add_argument("family", choices=["physionet", "pm25"])
+    ap.add_argument("--method", choices=["tsdiff", "saits"], default="tsdiff")
+    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--set", action="append", default=[], help="section.field=value")
+    ap.add_argument("--minutes", type=float, default=5.0)
+    ap.add_argument("--test-series", type=int, default=200)
+    ap.add_argument("--samples", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+
+    prof = load_profile(a.family, a.profile)
+    task = physionet_task(0.1, seed=a.seed) if a.family == "physionet" else pm25_task()
+    task.test = _cap(task.test, a.test_series)
+    if task.test_input is not None:
+        task.test_input = _cap(task.test_input, a.test_series)
+    d = prof.model.to_dict()
+    for s in a.set:
+        _override(d, s)
+    if a.method == "saits":  # a model only to lay out the grid and the scaler: one step
+        d.setdefault("train", {}).update(calibrate=False, val_crps_every=0, epochs=1)
+        minutes = 0.01
+    else:
+        minutes = a.minutes
+    d["train"] = {**d.get("train", {}), "seed": a.seed, "max_minutes": minutes}
+    cfg = type(prof.model).from_dict(d)
+    t0 = time.perf_counter()
+    model = TSDiff(cfg).fit(task.train, valid_df=task.valid, freq=task.freq, progress=False)
+    fit_s = time.perf_counter() - t0
+    cells = held_out_cells(model, task.test, task.test_input, task.missing, a.seed)
+    norm = task.normalized_metrics
+    sc = model.scaler
+    assert sc is not None
+    lin = [sc.inverse(baselines.linear_impute(sc.transform(g), np.zeros(len(g))))[None]
+           for g in cells.given]
+    result: dict[str, Any] = {
+        "family": a.family,
+        "method": a.method,
+        "sets": a.set,
+        "profile": prof.name,
+        "minutes": a.minutes,
+        "n_cells": cells.n_cells,
+        "commit": commit(),
+        "machine": machine(),
+        "linear": score(model, cells, lin, norm),
+    }
+    if a.method == "saits":
+        row = peer_scores(model, cells, task.train, task.valid, a.minutes, norm, a.seed)
+        result["scores"] = row["saits"]
+    else:
+        t0 = time.perf_counter()
+        samples = model.sample(
+            cells.panel, values=cells.given, n_samples=a.samples, steps=a.steps, seed=a.seed
+        )
+        result["scores"] = score(model, cells, samples, norm)
+        result["scores"]["impute_s"] = round(time.perf_counter() - t0, 2)
+        result["prior_alone"] = _prior_alone(model, cells, norm)
+        result["train"] = {k: v for k, v in model.info.items() if k != "final"}
+        result["fit_s"] = round(fit_s, 1)
+    s = result["scores"]
+    log(f"{a.method} {a.set}: MAE {s.get('mae')} CRPS {s.get('crps')} "
+        f"(linear MAE {result['linear']['mae']}) on {cells.n_cells} cells")
+    write_json(result, Path(a.out))
+    return result
+
+
+if __name__ == "__main__":
+    main()
