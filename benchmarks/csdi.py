@@ -50,6 +50,7 @@ from benchmarks.common import commit as current_commit
 from tsdiff import baselines, metrics
 from tsdiff.config import TSDiffConfig
 from tsdiff.data import Panel, Series
+from tsdiff.data.windows import extract_windows, window_starts
 from tsdiff.datasets import PHYSIONET_VARIABLES, default_data_dir, load_physionet
 from tsdiff.errors import ConfigError, DataError
 from tsdiff.io import write_atomic, write_json
@@ -178,6 +179,9 @@ def physionet_task(
         raise ConfigError(f"missing must be in (0, 1), got {missing}")
     grid = physionet_grid(raw if raw is not None else load_physionet(data_dir))
     tr, va, te = fold_split(np.sort(grid["series_id"].unique()), fold, seed)
+    # minutes since admission, as the raw data and `tsdiff impute` users have them: a
+    # model trained here (hourly grid, freq 60) takes raw PhysioNet stays as they are
+    grid = grid.assign(timestamp=grid["timestamp"] * 60.0)
     pick = grid["series_id"]
     pct = int(round(missing * 100))
     return Task(
@@ -188,7 +192,7 @@ def physionet_task(
         test_input=None,
         missing=missing,
         normalized_metrics=True,
-        freq=1.0,
+        freq=60.0,
         protocol={
             "data": "PhysioNet 2012 set-a, 35 variables x 48 hourly steps (last value per hour)",
             "split": f"fold {fold} of 5, seed {seed}: {len(tr)} train / {len(va)} valid / "
@@ -374,11 +378,19 @@ def baseline_scores(
 
 
 def _windows_z(model: TSDiff, df: pd.DataFrame) -> np.ndarray:
-    """``df``'s series, z-scored and cut into consecutive windows (M, K, L); all-empty
-    windows dropped: what a window-based peer trains on."""
+    """``df``'s series, z-scored and cut into windows (M, K, L) at our model's training
+    stride, all-empty ones dropped: a window-based peer trains on the same windows."""
     assert model.scaler is not None
-    z = [model.scaler.transform(s.values) for s in model.panel(df).series]
-    w = np.concatenate([_chunks(v, model.window) for v in z])
+    length, stride = model.window, model.config.data.training_stride
+    out = []
+    for s in model.panel(df).series:
+        v = model.scaler.transform(s.values)  # (K, T)
+        if v.shape[1] < length:
+            out.append(_chunks(v, length))
+            continue
+        w, _ = extract_windows(v, length, window_starts(v.shape[1], length, stride))
+        out.append(w)
+    w = np.concatenate(out)
     return w[~np.isnan(w).all(axis=(1, 2))]
 
 
@@ -556,8 +568,10 @@ def run(
     out_dir: str | Path = RESULTS,
     command: str | None = None,
     progress: bool = True,
+    save_model: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run one benchmark end to end and write its JSON and markdown results."""
+    """Run one benchmark end to end and write its JSON and markdown results;
+    ``save_model``: also keep the trained model there (before the slower comparisons)."""
     commit = current_commit()  # the code that runs, even if the tree moves on meanwhile
     profile = load_profile(family, profile_name)
     bench = profile.bench
@@ -579,6 +593,14 @@ def run(
     model = TSDiff(cfg).fit(task.train, valid_df=task.valid, freq=task.freq, progress=progress)
     info = model.info
     log(f"trained {info['epochs_run']} epochs in {info['train_seconds']:.0f} s")
+    if save_model:  # with the split, so that users (and the demo) know what it never saw
+        test_ids = pd.unique(task.test["series_id"]).tolist()
+        model.info["data"] = {
+            "dataset": task.dataset,
+            "protocol": task.protocol,
+            "test_series": test_ids,
+        }
+        log(f"model saved to {model.save(save_model)}")
 
     cells = held_out_cells(model, task.test, task.test_input, task.missing, seed)
     log(

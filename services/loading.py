@@ -19,10 +19,11 @@ def load_with_origin(uri: str) -> tuple[TSDiff, dict[str, Any]]:
     the version reported is the one served even if the alias moves meanwhile. A model
     directory reports its folder name, or the registry origin saved when it was bundled.
     """
+    from tsdiff.pretrained import locate
     from tsdiff.registry import list_models, load_model, parse_model_uri
 
     if not uri.startswith("models:/"):
-        path = Path(uri).expanduser().resolve()
+        path = locate(Path(uri).expanduser()).resolve()  # a folder, or a shipped model's name
         model = load_model(path)
         origin: dict[str, Any] = {
             "name": path.name,

@@ -199,9 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--quiet", action="store_true", help="no progress bar")
         s.set_defaults(func=cmd_pipeline, task=name, horizon=None)
 
-    d = sub.add_parser("demo", help="train on a PhysioNet slice, impute held-out stays, plot")
+    d = sub.add_parser("demo", help="impute held-out ICU stays with the shipped vitals model, plot")
     d.add_argument("--out", default="demo_out", help="output directory (default demo_out)")
-    d.add_argument("--minutes", type=float, default=4.0, help="training budget (default 4)")
+    d.add_argument(
+        "--train", action="store_true", help="train a model on the slice first (minutes)"
+    )
+    d.add_argument("--minutes", type=float, default=4.0, help="--train budget (default 4)")
     d.add_argument("--test-stays", type=int, default=40, help="held-out stays to impute")
     d.add_argument("--n-samples", type=int, default=16)
     d.add_argument("--steps", type=int, help="reverse diffusion steps (default the model's)")
@@ -222,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--data-dir", help="folder with the data (default ../shared/data)")
     b.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--save-model", help="also save the trained model to this folder")
     b.set_defaults(func=cmd_benchmark)
 
     pp = sub.add_parser("plot", help="draw impute, forecast or trajectory outputs (PNG/SVG)")
@@ -579,6 +583,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     run_demo(
         out=Path(args.out),
+        train=args.train,
         minutes=args.minutes,
         test_stays=args.test_stays,
         n_samples=args.n_samples,
@@ -604,6 +609,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         out_dir=args.out or csdi.RESULTS,
         command=command_line(),
         progress=not args.quiet,
+        save_model=args.save_model,
     )
     return 0
 

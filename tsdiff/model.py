@@ -49,6 +49,7 @@ from tsdiff.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from tsdiff.io import current_umask
 from tsdiff.masks import hold_out
 from tsdiff.network import Denoiser
+from tsdiff.pretrained import locate, shipped
 from tsdiff.prior_training import train_prior
 from tsdiff.sampling import (
     Trajectory,
@@ -1025,14 +1026,17 @@ class TSDiff:
 
     @classmethod
     def load(cls, path: str | Path) -> TSDiff:
-        """Rebuild a model from its own saved config; no pickle is involved."""
+        """Rebuild a model from its own saved config; no pickle is involved. ``path`` may
+        also be the short name of a shipped model (see :mod:`tsdiff.pretrained`)."""
         from safetensors.torch import load_file
 
-        p = Path(path)
+        p = locate(path)
         missing = [f for f in (WEIGHTS_FILE, CONFIG_FILE, META_FILE) if not (p / f).is_file()]
         if not p.is_dir() or missing:
+            known = ", ".join(shipped()) or "none"
             raise ModelFileError(
-                f"{p} is not a saved tsdiff model (missing: {', '.join(missing) or 'directory'})"
+                f"{p} is not a saved tsdiff model (missing: {', '.join(missing) or 'directory'}; "
+                f"shipped models: {known})"
             )
         try:
             raw = json.loads((p / CONFIG_FILE).read_text())
