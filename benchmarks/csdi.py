@@ -362,17 +362,7 @@ def baseline_scores(
         secs = time.perf_counter() - t0
         pred = [sc.inverse(p)[None] for p in pred_z]  # (1, K, T): a point "sample"
         s = score(model, cells, pred, normalized)
-        results[name] = {
-            "mae": s["mae"],
-            "rmse": s["rmse"],
-            "crps": s["crps"],
-            "cov50": None,
-            "cov90": None,
-            "width50": None,
-            "width90": None,
-            "train_s": 0.0,
-            "impute_s": round(secs, 2),
-        }
+        results[name] = _point_row(s, 0.0, round(secs, 2))
         log(f"  {name:<9} MAE {s['mae']:.4f}  CRPS {s['crps']:.4f}  ({secs:.1f} s)")
     return results
 
@@ -431,20 +421,19 @@ def peer_scores(
         f"  saits     MAE {s['mae']:.4f}  CRPS {s['crps']:.4f}  ({run.epochs} epochs, "
         f"{run.train_s:.0f} s training, {run.impute_s:.1f} s imputing)"
     )
+    row = _point_row(s, run.train_s, run.impute_s)
+    return {"saits": {**row, "epochs": run.epochs, "settings": run.settings}}
+
+
+def _point_row(s: dict[str, Any], train_s: float, impute_s: float) -> dict[str, Any]:
+    """A point method's row of the results table: no intervals, so no coverage."""
     return {
-        "saits": {
-            "mae": s["mae"],
-            "rmse": s["rmse"],
-            "crps": s["crps"],
-            "cov50": None,
-            "cov90": None,
-            "width50": None,
-            "width90": None,
-            "train_s": run.train_s,
-            "impute_s": run.impute_s,
-            "epochs": run.epochs,
-            "settings": run.settings,
-        }
+        "mae": s["mae"],
+        "rmse": s["rmse"],
+        "crps": s["crps"],
+        **dict.fromkeys(("cov50", "cov90", "width50", "width90")),
+        "train_s": train_s,
+        "impute_s": impute_s,
     }
 
 

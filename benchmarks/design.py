@@ -53,6 +53,8 @@ def _prior_alone(model: TSDiff, cells: Any, norm: bool) -> dict[str, Any] | None
     net, sc = model.net, model.scaler
     if net is None or net.prior_net is None or sc is None or model.history_steps:
         return None
+    if model.freq is None or model.freq.kind != "numeric":  # calendar inputs not rebuilt here
+        return None
     z = [sc.transform(g) for g in cells.given]
     wins = [_chunks(v, model.window) for v in z]
     x = np.concatenate(wins)  # (N, K, L)
@@ -161,7 +163,8 @@ def summarize(paths: list[str], out: str) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
-        s, pa = r["scores"], r.get("prior_alone") or {}
+        s = r["scores"]
+        pa = (r.get("prior_alone") or {}) if r["family"] == "physionet" else {}
         settings = ", ".join(x.split(".", 1)[1] for x in r["sets"]) or r["profile"]
         if r["method"] == "saits":
             settings = f"{s.get('epochs')} epochs"

@@ -11,9 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tsdiff.model import TSDiff
+
 
 @pytest.mark.slow
 def test_demo_runs_and_writes_its_outputs(tmp_path):
+    # the default path: the shipped vitals model, no training
     out = tmp_path / "demo"
     cmd = [
         sys.executable,
@@ -22,8 +25,6 @@ def test_demo_runs_and_writes_its_outputs(tmp_path):
         "demo",
         "--out",
         str(out),
-        "--minutes",
-        "0.15",
         "--test-stays",
         "4",
         "--n-samples",
@@ -39,7 +40,11 @@ def test_demo_runs_and_writes_its_outputs(tmp_path):
     }
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
+    assert "shipped model physionet-vitals" in r.stdout and "trained" not in r.stdout
     imputed = pd.read_parquet(out / "imputed.parquet")
+    # the stays imputed are in the shipped model's test split: never seen in training
+    test_ids = set(TSDiff.load("physionet-vitals").info["data"]["test_series"])
+    assert set(imputed["series_id"].unique()) <= test_ids
     assert {"series_id", "timestamp", "variable", "value", "imputed", "lo_90", "hi_90"} <= set(
         imputed.columns
     )
@@ -60,3 +65,33 @@ def test_demo_runs_and_writes_its_outputs(tmp_path):
     )
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert "physionet-demo" in listed.stdout and "champion" in listed.stdout
+
+
+@pytest.mark.slow
+def test_demo_train_path_trains_then_imputes(tmp_path):
+    out = tmp_path / "demo"
+    cmd = [
+        sys.executable,
+        "-m",
+        "tsdiff.cli",
+        "demo",
+        "--train",
+        "--out",
+        str(out),
+        "--minutes",
+        "0.15",
+        "--test-stays",
+        "3",
+        "--n-samples",
+        "3",
+        "--steps",
+        "2",
+        "--quiet",
+        "--no-register",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "training stays" in r.stdout and "trained" in r.stdout
+    assert pd.read_parquet(out / "imputed.parquet")["series_id"].nunique() == 3
+    assert TSDiff.load(out / "model").info["prior"]["epochs_run"] >= 1

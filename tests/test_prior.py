@@ -90,7 +90,7 @@ def test_prior_respects_its_budget() -> None:
 
 def test_prior_training_needs_a_prior() -> None:
     with pytest.raises(ValueError, match="no learned prior"):
-        train_prior(_net(), _windows(8), None, tiny_config().train, progress=False)
+        train_prior(_net(prior_layers=0), _windows(8), None, tiny_config().train, progress=False)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tsdiff.errors import ConfigError, DataError, TSDiffError
+from tsdiff.errors import ConfigError, DataError, ModelFileError, TSDiffError
 from tsdiff.io import read_frame, write_json, write_parquet
 from tsdiff.registry import RegistryError
 
@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     try:
         return int(args.func(args) or 0)
-    except (DataError, ConfigError, RegistryError) as e:
+    except (DataError, ConfigError, RegistryError, ModelFileError) as e:
         print(f"tsdiff {args.command}: error: {e}", file=sys.stderr)
         return EXIT_INPUT
     except TSDiffError as e:
@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated steps back each cell also sees, e.g. 24,48,168; lags may "
         "reach before the window, so the model reads max(lags) steps of history",
     )
+    t.add_argument(
+        "--bounds",
+        help="per-variable bounds overriding the inferred ones, e.g. SaO2=0:100,ALT=0: "
+        "(a side left empty is open)",
+    )
+    t.add_argument("--kind", help="per-variable kinds, e.g. GCS=integer,Vent=binary")
     t.add_argument("--epochs", type=int, help="maximum epochs")
     t.add_argument("--batch-size", type=int)
     t.add_argument("--max-minutes", type=float, help="wall-clock training budget")
@@ -168,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("--n-samples", type=int, help="samples per cell (default from the models)")
     mp.add_argument("--steps", type=int, help="reverse diffusion steps")
     mp.set_defaults(func=cmd_models_promote)
+    mr = msub.add_parser(
+        "register", help="log a saved or shipped model (e.g. physionet-vitals) and register it"
+    )
+    mr.add_argument("model", help="model directory or shipped model name")
+    mr.add_argument("--name", help="registered model name (default: the model's folder name)")
+    mr.add_argument("--example", required=True, help="data (.parquet) for the input example")
+    mr.set_defaults(func=cmd_models_register)
 
     pl = sub.add_parser("pipeline", help="impute or forecast a parquet dataset in batches")
     plsub = pl.add_subparsers(dest="pipeline_command", metavar="TASK")
@@ -335,6 +348,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     lags = _int_list(args.lags, "--lags")
     cfg = cfg.replace(data=data, train=train, network={} if lags is None else {"lags": lags})
+    if args.bounds or args.kind:
+        from tsdiff.spec import parse_bounds, parse_kinds
+
+        spec = {k: dict(v) for k, v in cfg.variables.spec.items()}
+        for part in (
+            parse_bounds(args.bounds) if args.bounds else {},
+            parse_kinds(args.kind) if args.kind else {},
+        ):
+            for name, fields in part.items():
+                spec.setdefault(name, {}).update(fields)
+        cfg = cfg.replace(variables={"spec": spec})
     df = read_frame(args.data)
     valid = read_frame(args.valid) if args.valid else None
     checkpoint = args.checkpoint or f"{str(args.out).rstrip('/')}.ckpt"
@@ -538,6 +562,27 @@ def cmd_models_promote(args: argparse.Namespace) -> int:
         steps=args.steps,
     )
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_models_register(args: argparse.Namespace) -> int:
+    from tsdiff.pretrained import locate
+    from tsdiff.registry import register_model, tracking_uri
+
+    model = _load_model(args.model)
+    name = args.name or locate(args.model).resolve().name
+    run_id, version = register_model(model, name, read_frame(args.example))
+    print(
+        json.dumps(
+            {
+                "name": name,
+                "version": version,
+                "run_id": run_id,
+                "uri": f"models:/{name}/{version}",
+                "tracking_uri": tracking_uri(),
+            }
+        )
+    )
     return 0
 
 

@@ -207,6 +207,23 @@ class SampleConfig:
 
 
 @dataclass(frozen=True)
+class VariablesConfig:
+    """What each variable can be (see :mod:`tsdiff.spec`): ``spec`` maps a variable name
+    to any of ``lower``, ``upper`` (None: open) and ``kind`` (continuous, integer,
+    binary); they override what ``infer`` reads from the training data."""
+
+    infer: bool = True
+    spec: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.spec, dict), "variables.spec must map names to settings")
+        for name, s in self.spec.items():
+            _check(isinstance(s, dict), f"variables.spec[{name!r}] must be a mapping")
+            bad = sorted(set(s) - {"lower", "upper", "kind"})
+            _check(not bad, f"variables.spec[{name!r}]: unknown field(s) {bad}")
+
+
+@dataclass(frozen=True)
 class TSDiffConfig:
     """Everything needed to rebuild, retrain or rerun a model."""
 
@@ -215,6 +232,16 @@ class TSDiffConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    variables: VariablesConfig = field(default_factory=VariablesConfig)
+
+    def __post_init__(self) -> None:
+        # across sections, so that a bad combination fails before training, not after
+        if self.sample.sampler == "ddim":
+            _check(
+                self.sample.steps <= self.diffusion.num_steps,
+                f"sample.steps ({self.sample.steps}) must be <= diffusion.num_steps "
+                f"({self.diffusion.num_steps})",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -267,6 +294,7 @@ _SECTIONS: dict[str, type] = {
     "diffusion": DiffusionConfig,
     "train": TrainConfig,
     "sample": SampleConfig,
+    "variables": VariablesConfig,
 }
 
 

@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,7 @@ from tsdiff.sampling import (
     sample_windows,
 )
 from tsdiff.scheduler import NoiseScheduler
+from tsdiff.spec import RULE, VariableSpec, infer_spec, outside, project
 from tsdiff.training import EpochCallback, TrainResult, Windows, train, value_bounds
 
 FORMAT_VERSION = 1
@@ -140,6 +142,8 @@ class TSDiff:
         # per-variable weight of the model's median against linear interpolation in
         # imputations, chosen on validation cells (see calibrate); None: the model alone
         self.gate: list[float] | None = None
+        # what each variable can be (tsdiff.spec); every sample is projected onto it
+        self.spec: dict[str, VariableSpec] | None = None
         self.info: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -258,6 +262,7 @@ class TSDiff:
         self.variables = list(panel.variables)
         self.freq = panel.freq
         train_series, val_series = self._split(panel.series, valid_df)
+        self.spec, spec_info = self._infer_spec([s.values for s in train_series])
         self.scaler = Scaler.fit([s.values for s in train_series])
         train_set = self._windows(train_series)
         if len(train_set) == 0:
@@ -302,6 +307,7 @@ class TSDiff:
         self.net.eval()
         self.history = result.history
         self.info = self._fit_info(panel, train_set, val_set, result, time.perf_counter() - t0)
+        self.info["spec"] = spec_info
         if self.net.prior_net is not None:
             self.info["prior"] = prior.to_dict()
         self.spread, self.forecast_spread, self.gate = 1.0, None, None
@@ -309,6 +315,36 @@ class TSDiff:
             val_panel = dataclasses.replace(panel, series=val_series)
             self.info["calibration"] = self._calibrate(val_panel, seed=cfg.train.seed)
         return self
+
+    def _infer_spec(
+        self, arrays: list[np.ndarray]
+    ) -> tuple[dict[str, VariableSpec], dict[str, Any]]:
+        """Bounds and kinds from the training data and the config (before any training,
+        so a bad spec fails first); observed values outside them are counted and warned
+        about, never changed."""
+        vc = self.config.variables
+        if vc.infer:
+            specs = infer_spec(arrays, self.variables, vc.spec)
+        else:
+            specs = infer_spec([np.full((len(self.variables), 1), np.nan)], self.variables, vc.spec)
+        x = np.concatenate(arrays, axis=1) if arrays else np.zeros((len(self.variables), 0))
+        out = {n: outside(x[k], specs[n]) for k, n in enumerate(self.variables)}
+        out = {n: c for n, c in out.items() if c}
+        if out:
+            warnings.warn(
+                f"observed values outside their declared bounds (kept as observed): {out}",
+                stacklevel=3,
+            )
+        return specs, {"rule": RULE, "observed_outside": out}
+
+    def infer_spec(self, df: pd.DataFrame) -> dict[str, Any]:
+        """(Re)infer the variables' bounds and kinds from ``df`` (the training data) and
+        the config's overrides, as ``fit`` does: for a model saved before specs existed.
+        Returns what ``fit`` records in ``info["spec"]``."""
+        panel = self._panel(df)
+        self.spec, summary = self._infer_spec([s.values for s in panel.series])
+        self.info["spec"] = summary
+        return summary
 
     def calibrate(self, df: pd.DataFrame, *, missing: float = 0.1, seed: int = 0) -> dict[str, Any]:
         """Fit the spread of the samples to held-out cells of ``df`` (validation data).
@@ -629,8 +665,11 @@ class TSDiff:
             shifts = [gate_shift(x, b[0], g) for x, b in zip(stitched, bases, strict=True)]
             stitched = [x + d[None] for x, d in zip(stitched, shifts, strict=True)]
         out = []
+        specs = None if self.spec is None else [self.spec[n] for n in self.variables]
         for x, v in zip(stitched, vals, strict=True):
             samples = self.scaler.inverse(x)
+            if specs is not None:  # every sample a value its variable can take
+                samples = project(samples, specs)
             samples = np.where(~np.isnan(v)[None], v[None], samples)  # observed: bit-identical
             out.append(samples)
         if record is not None:
@@ -956,7 +995,7 @@ class TSDiff:
             "missing": missing,
             "seed": seed,
             "n_samples": opts.n_samples,
-            "steps": opts.steps,
+            "steps": opts.steps if opts.sampler == "ddim" else None,  # DDPM visits every step
             "sampler": opts.sampler,
             "impute_seconds": round(secs, 3),
             "model": metrics.summarize(smp, tru, msk, opts.levels),
@@ -965,8 +1004,8 @@ class TSDiff:
             "baselines_normalized": {},
         }
         for name, fn in baselines.BASELINES.items():
-            pred = flat([fn(m, means) for m in masked])
-            pred_n = flat([norm(fn(m, means)) for m in masked])
+            filled = [fn(m, means) for m in masked]
+            pred, pred_n = flat(filled), flat([norm(f) for f in filled])
             result["baselines"][name] = {
                 "mae": metrics.mae(pred, tru, msk),
                 "rmse": metrics.rmse(pred, tru, msk),
@@ -1006,6 +1045,9 @@ class TSDiff:
                 "spread": self.spread,
                 "forecast_spread": self.forecast_spread,
                 "gate": self.gate,
+                "spec": None
+                if self.spec is None
+                else {n: s.to_dict() for n, s in self.spec.items()},
                 "history": self.history,
                 "info": self.info,
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -1015,7 +1057,11 @@ class TSDiff:
             if dest.exists():
                 old = dest.with_name(f".{dest.name}.old{os.getpid()}")
                 os.replace(dest, old)
-                os.replace(tmp, dest)
+                try:
+                    os.replace(tmp, dest)
+                except BaseException:  # the old model survives any failure
+                    os.replace(old, dest)
+                    raise
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(tmp, dest)
@@ -1058,12 +1104,18 @@ class TSDiff:
             model.spread = float(meta.get("spread", 1.0))
             fs = meta.get("forecast_spread")
             model.forecast_spread = None if fs is None else float(fs)
+            sp = meta.get("spec")
+            model.spec = None if sp is None else {n: VariableSpec(**d) for n, d in sp.items()}
             g = meta.get("gate")
             model.gate = None if g is None else [float(x) for x in g]
             model.history = list(meta.get("history", []))
             model.info = dict(meta.get("info", {}))
             net = Denoiser(config.network, len(model.variables), config.diffusion.prediction)
-            net.load_state_dict(load_file(str(p / WEIGHTS_FILE)))
+            try:
+                weights = load_file(str(p / WEIGHTS_FILE))
+            except Exception as e:  # safetensors has its own error type for bad files
+                raise ModelFileError(f"{p / WEIGHTS_FILE}: cannot read the weights: {e}") from e
+            net.load_state_dict(weights)
         except ModelFileError:
             raise
         except (KeyError, ValueError, RuntimeError) as e:

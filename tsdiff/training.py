@@ -307,6 +307,7 @@ def validation_crps(
         cond = b.observed & ~hidden
     seeds = [seed + i for i in range(len(b))]
     batch = WindowBatch(b.values, cond, b.calendar, seeds, b.history, b.history_observed)
+    steps = min(steps, scheduler.num_steps)  # a short diffusion has fewer steps to visit
     s = sample_windows(
         net, scheduler, batch, n_samples=n_samples, steps=steps, eta=1.0, clip=clip
     )  # (W, n, K, L)

@@ -1,0 +1,87 @@
+"""The models the project ships: found by short name, on their own test data."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsdiff.datasets import default_data_dir, physionet_slice
+from tsdiff.errors import ModelFileError
+from tsdiff.model import TSDiff
+from tsdiff.pretrained import SHIPPED_DIR, locate, shipped
+
+
+def test_shipped_models_are_listed_with_their_cards() -> None:
+    assert {"physionet-vitals", "pm25-beijing"} <= set(shipped())
+    for name in ("physionet-vitals", "pm25-beijing"):
+        card = (SHIPPED_DIR / name / "MODEL_CARD.md").read_text()
+        assert "## Test metrics" in card and "## Limits" in card and "command" in card
+        assert (SHIPPED_DIR / name / "weights.safetensors").stat().st_size < 5_000_000
+
+
+def test_a_folder_of_the_same_name_wins_over_a_shipped_model(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert locate("physionet-vitals") == SHIPPED_DIR / "physionet-vitals"
+    (tmp_path / "physionet-vitals").mkdir()
+    assert locate("physionet-vitals").resolve() == (tmp_path / "physionet-vitals").resolve()
+    with pytest.raises(ModelFileError, match="shipped models: .*physionet-vitals"):
+        TSDiff.load("no-such-model")
+
+
+def test_vitals_model_imputes_unseen_stays_by_name_from_the_cli(tmp_path) -> None:
+    model = TSDiff.load("physionet-vitals")
+    test_ids = model.info["data"]["test_series"]
+    df = physionet_slice()
+    stays = df[df["series_id"].isin(test_ids[:400])]
+    stays = stays[stays["series_id"].isin(stays["series_id"].unique()[:3])]
+    assert stays["series_id"].nunique() == 3
+    data, out = tmp_path / "stays.parquet", tmp_path / "filled.parquet"
+    stays.to_parquet(data)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tsdiff.cli",
+            "impute",
+            "physionet-vitals",
+            str(data),
+            "--out",
+            str(out),
+            "--n-samples",
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    filled = pd.read_parquet(out)
+    imputed = filled[filled["imputed"]]
+    assert len(imputed) > 0 and imputed["value"].notna().all()
+    for var, spec in model.spec.items():  # every value one the variable can take
+        v = imputed.loc[imputed["variable"] == var, ["value", "lo_90", "hi_90"]].to_numpy()
+        if spec.lower is not None:
+            assert (v >= spec.lower).all(), var
+        if spec.upper is not None:
+            assert (v <= spec.upper).all(), var
+    assert model.spec["GCS"].kind == "integer"
+
+
+def test_pm25_model_imputes_a_test_month_by_name() -> None:
+    base = default_data_dir()
+    assert base is not None, "the shared data directory is part of the test setup"
+    miss = pd.read_parquet(base / "pm25_missing.parquet")
+    month = miss[pd.to_datetime(miss["timestamp"]).dt.month == 3].iloc[:72]
+    model = TSDiff.load("pm25-beijing")
+    assert "2015-03" in model.info["data"]["test_series"] or any(
+        str(s).endswith("-03") for s in model.info["data"]["test_series"]
+    )
+    out = model.impute(month, n_samples=8, seed=0)
+    stations = [c for c in month.columns if c.startswith("station_")]
+    obs = month[stations].notna().to_numpy()
+    assert np.array_equal(out[stations].to_numpy()[obs], month[stations].to_numpy()[obs])
+    assert out[stations].notna().all().all() and (out[stations].to_numpy() >= 0).all()

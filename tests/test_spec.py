@@ -1,0 +1,188 @@
+"""Variable specs: inferred bounds and kinds, overrides, and every output inside them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import tiny_config
+from tsdiff.errors import ConfigError
+from tsdiff.model import TSDiff
+from tsdiff.spec import (
+    VariableSpec,
+    infer_one,
+    infer_spec,
+    parse_bounds,
+    parse_kinds,
+    project,
+)
+
+VARS = [f"station_00100{i}" for i in range(1, 9)]
+
+
+def test_inference_rules() -> None:
+    assert infer_one(np.array([0.0, 3.5, np.nan, 120.0])) == VariableSpec(0.0, None)
+    assert infer_one(np.array([-1.0, 3.5])) == VariableSpec(None, None)
+    assert infer_one(np.array([0.0, 1.0, 1.0, np.nan])) == VariableSpec(0.0, 1.0, "binary")
+    assert infer_one(np.arange(3.0, 16.0)) == VariableSpec(3.0, 15.0, "integer")  # GCS
+    assert infer_one(np.arange(0.0, 400.0)).kind == "continuous"  # whole, but many levels
+    assert infer_one(np.array([0.21, 0.5, 1.0])) == VariableSpec(0.0, 1.0)  # a fraction
+    assert infer_one(np.array([np.nan])) == VariableSpec()
+
+
+def test_overrides_win_and_bad_specs_are_config_errors() -> None:
+    arrays = [np.array([[0.0, 50.5, 99.0], [3.0, 9.0, 15.0]])]
+    specs = infer_spec(arrays, ["SaO2", "GCS"], {"SaO2": {"upper": 100.0}})
+    assert specs["SaO2"] == VariableSpec(0.0, 100.0, "continuous", "user")
+    assert specs["GCS"].kind == "integer"
+    with pytest.raises(ConfigError, match="unknown variable"):
+        infer_spec(arrays, ["SaO2", "GCS"], {"HR": {"lower": 0.0}})
+    with pytest.raises(ConfigError, match="SaO2: lower bound"):
+        infer_spec(arrays, ["SaO2", "GCS"], {"SaO2": {"lower": 5.0, "upper": 1.0}})
+    with pytest.raises(ConfigError, match="kind"):
+        infer_spec(arrays, ["SaO2", "GCS"], {"GCS": {"kind": "ordinal"}})
+
+
+def test_cli_spec_parsing() -> None:
+    assert parse_bounds("SaO2=0:100, ALT=0:") == {
+        "SaO2": {"lower": 0.0, "upper": 100.0},
+        "ALT": {"lower": 0.0, "upper": None},
+    }
+    assert parse_kinds("GCS=integer") == {"GCS": {"kind": "integer"}}
+    for bad in ("SaO2", "SaO2=0-100", "SaO2=a:b", ""):
+        with pytest.raises(ConfigError):
+            parse_bounds(bad)
+    with pytest.raises(ConfigError):
+        parse_kinds("GCS=ordinal")
+
+
+def test_project_clips_and_rounds_inside_the_bounds() -> None:
+    x = np.array([[[-3.0, 0.4, 7.6], [0.2, 0.7, 2.0], [2.4, 15.6, 9.5]]])  # (1, K=3, T=3)
+    specs = [
+        VariableSpec(0.0, 5.0),
+        VariableSpec(0.0, 1.0, "binary"),
+        VariableSpec(3.0, 15.0, "integer"),
+    ]
+    out = project(x, specs)
+    np.testing.assert_array_equal(out[0, 0], [0.0, 0.4, 5.0])
+    np.testing.assert_array_equal(out[0, 1], [0.0, 1.0, 1.0])
+    np.testing.assert_array_equal(out[0, 2], [3.0, 15.0, 10.0])
+
+
+@pytest.fixture(scope="module")
+def bounded(pm25) -> TSDiff:
+    return TSDiff(tiny_config()).fit(pm25.iloc[:400], progress=False)
+
+
+def test_fit_infers_and_saves_the_spec(bounded, tmp_path) -> None:
+    assert bounded.spec is not None and set(bounded.spec) == set(VARS)
+    assert all(s.lower == 0.0 for s in bounded.spec.values())  # PM2.5 is never negative
+    assert "lower 0" in bounded.info["spec"]["rule"]
+    loaded = TSDiff.load(bounded.save(tmp_path / "m"))
+    assert loaded.spec == bounded.spec
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    seed=st.integers(0, 10_000),
+    missing=st.floats(0.1, 0.9),
+    kinds=st.lists(st.sampled_from(["continuous", "integer", "binary"]), min_size=8, max_size=8),
+    lowers=st.lists(st.floats(-50, 60), min_size=8, max_size=8),
+    widths=st.lists(st.floats(1, 200), min_size=8, max_size=8),
+)
+def test_every_output_lies_inside_its_bounds(bounded, seed, missing, kinds, lowers, widths):
+    rng = np.random.default_rng(seed)
+    spec = {}
+    for v, kind, lo, w in zip(VARS, kinds, lowers, widths, strict=True):
+        if kind == "binary":
+            spec[v] = VariableSpec(0.0, 1.0, "binary")
+        elif kind == "integer":
+            spec[v] = VariableSpec(float(np.floor(lo)), float(np.floor(lo) + np.ceil(w)), kind)
+        else:
+            spec[v] = VariableSpec(lo, lo + w)
+    bounded.spec = spec
+    try:
+        vals = rng.normal(60, 40, size=(48, len(VARS)))  # observed values may lie outside
+        vals[rng.random(vals.shape) < missing] = np.nan
+        df = pd.DataFrame(vals, columns=VARS)
+        df.insert(0, "timestamp", pd.date_range("2020-01-01", periods=48, freq="h"))
+        res = bounded.impute(df, seed=seed, levels=[50, 90], return_samples=True)
+        out, samples = res
+        for v in VARS:
+            s, obs = spec[v], df[v].notna().to_numpy()
+            assert np.array_equal(out[v].to_numpy()[obs], df[v].to_numpy()[obs])
+            imp = ~obs
+            cols = [v, f"{v}_lo_50", f"{v}_hi_50", f"{v}_lo_90", f"{v}_hi_90"]
+            for c in cols:
+                x = out[c].to_numpy()[imp]
+                assert (x >= s.lower - 1e-9).all() and (x <= s.upper + 1e-9).all(), c
+                if s.kind != "continuous":  # medians of whole numbers may fall halfway
+                    assert np.allclose(x * 2, np.round(x * 2)), c
+        assert samples is not None and len(samples) == 48 * bounded.config.sample.n_samples
+        for v in VARS:  # raw samples, time-major then sample: (T, n)
+            x = samples[v].to_numpy().reshape(48, -1)
+            s, imp = spec[v], df[v].isna().to_numpy()
+            assert (x[imp] >= s.lower - 1e-9).all() and (x[imp] <= s.upper + 1e-9).all()
+            if s.kind != "continuous":
+                assert (np.round(x[imp]) == x[imp]).all()
+            assert (x[~imp] == df[v].to_numpy()[~imp, None]).all()  # observed: as given
+    finally:
+        bounded.spec = {v: VariableSpec(0.0, None) for v in VARS}
+
+
+def _train_cli(tmp_path, pm25, *flags: str) -> tuple[subprocess.CompletedProcess, object]:
+    """``tsdiff train`` on 200 rows of the PM2.5 slice with a tiny config and ``flags``."""
+    data, cfg, out = tmp_path / "d.parquet", tmp_path / "c.json", tmp_path / "m"
+    pm25.iloc[:200].to_parquet(data)
+    cfg.write_text(json.dumps(tiny_config().to_dict()))
+    cmd = [
+        sys.executable,
+        "-m",
+        "tsdiff.cli",
+        "train",
+        str(data),
+        "--out",
+        str(out),
+        "--config",
+        str(cfg),
+        "--quiet",
+        *flags,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300), out
+
+
+def test_cli_train_refuses_a_bad_spec_before_training(tmp_path, pm25) -> None:
+    for flags, msg in (
+        (["--bounds", "station_001001=5:1"], "lower bound"),
+        (["--bounds", "nope=0:1"], "unknown variable"),
+        (["--kind", "station_001001=ordinal"], "--kind"),
+    ):
+        r, out = _train_cli(tmp_path, pm25, *flags)
+        assert r.returncode == 2, r.stderr[-500:]
+        assert msg in r.stderr and not out.exists()
+
+
+def test_cli_train_records_user_bounds(tmp_path, pm25) -> None:
+    r, out = _train_cli(
+        tmp_path, pm25, "--bounds", "station_001001=0:500", "--kind", "station_001002=integer"
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    spec = json.loads((out / "model.json").read_text())["spec"]
+    assert spec["station_001001"] == {
+        "lower": 0.0,
+        "upper": 500.0,
+        "kind": "continuous",
+        "source": "user",
+    }
+    assert spec["station_001002"]["kind"] == "integer"

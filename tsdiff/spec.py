@@ -1,0 +1,175 @@
+"""What each variable can be: bounds and kind, inferred from training data, saved with
+the model, applied to every sample.
+
+An imputed value must be a value the variable can take: a liver enzyme is never
+negative, a Glasgow coma score is a whole number from 3 to 15. Every sample is projected
+onto its variable's support (clipped to the bounds, rounded for integer and binary
+kinds) before medians, means and interval bounds are taken from the samples, so all of
+them lie inside the bounds; observed values are never altered, even outside a bound.
+
+Inference rules (``infer_spec``), recorded with the model as ``rule``:
+
+- lower bound 0 when no observed value is below 0 (else open);
+- binary when the observed values are exactly {0, 1};
+- integer when every observed value is whole and there are at most
+  ``MAX_INTEGER_LEVELS`` distinct values (a score, a count on a small scale): bounds are
+  then the observed minimum and maximum;
+- upper bound 1 when every observed value lies in [0, 1] and 1 occurs (a fraction);
+- otherwise the upper bound is open: the largest value seen is not a limit.
+
+User overrides (config ``variables``, CLI ``--bounds`` / ``--kind``) win over inference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tsdiff.errors import ConfigError
+
+KINDS = ("continuous", "integer", "binary")
+MAX_INTEGER_LEVELS = 20
+RULE = (
+    "lower 0 if no observed value < 0; binary if values are {0, 1}; integer (bounds = "
+    f"observed min..max) if all values whole with <= {MAX_INTEGER_LEVELS} levels; upper 1 if "
+    "all values in [0, 1] with 1 observed; user bounds/kinds override"
+)
+
+
+@dataclass(frozen=True)
+class VariableSpec:
+    """One variable's support: ``lower``/``upper`` (None = open) and ``kind``."""
+
+    lower: float | None = None
+    upper: float | None = None
+    kind: str = "continuous"
+    source: str = "inferred"  # or "user"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        for b in (self.lower, self.upper):
+            if b is not None and not math.isfinite(b):
+                raise ConfigError(f"bounds must be finite numbers or open, got {b!r}")
+        if self.lower is not None and self.upper is not None and self.lower >= self.upper:
+            raise ConfigError(f"lower bound {self.lower} must be below upper {self.upper}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lower": self.lower, "upper": self.upper, "kind": self.kind, "source": self.source}
+
+
+def infer_one(values: np.ndarray) -> VariableSpec:
+    """The spec the rules above give for one variable's observed values (NaN ignored)."""
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return VariableSpec()
+    lo, hi = float(v.min()), float(v.max())
+    levels = np.unique(v)
+    if levels.size == 2 and lo == 0.0 and hi == 1.0:
+        return VariableSpec(0.0, 1.0, "binary")
+    if np.all(v == np.round(v)) and 2 < levels.size <= MAX_INTEGER_LEVELS:
+        return VariableSpec(lo, hi, "integer")
+    lower = 0.0 if lo >= 0 else None
+    upper = 1.0 if lo >= 0 and hi == 1.0 else None
+    return VariableSpec(lower, upper)
+
+
+def infer_spec(
+    arrays: Sequence[np.ndarray],
+    variables: Sequence[str],
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, VariableSpec]:
+    """Per-variable specs from training arrays (K, T_i) and the user's overrides
+    ``{name: {"lower": .., "upper": .., "kind": ..}}`` (keys left out keep the inferred
+    value; None opens a bound)."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(variables))
+    if unknown:
+        raise ConfigError(f"bounds/kinds given for unknown variable(s) {unknown}")
+    x = np.concatenate([np.asarray(a, dtype=np.float64) for a in arrays], axis=1)  # (K, ΣT)
+    out = {}
+    for k, name in enumerate(variables):
+        spec = infer_one(x[k])
+        if name in overrides:
+            o = overrides[name]
+            bad = sorted(set(o) - {"lower", "upper", "kind"})
+            if bad:
+                raise ConfigError(f"{name}: unknown spec field(s) {bad}")
+            merged = {**spec.to_dict(), **o, "source": "user"}
+            try:
+                spec = VariableSpec(**merged)
+            except ConfigError as e:
+                raise ConfigError(f"{name}: {e}") from e
+        out[name] = spec
+    return out
+
+
+def project(samples: np.ndarray, specs: Sequence[VariableSpec]) -> np.ndarray:
+    """Samples (..., K, T) onto each variable's support: clipped, and rounded for
+    integer / binary kinds (rounding first, so a rounded value never leaves the bounds)."""
+    x = np.array(samples, dtype=np.float64, copy=True)
+    for k, s in enumerate(specs):
+        v = x[..., k, :]
+        if s.kind != "continuous":
+            v = np.round(v)
+        lo = -np.inf if s.lower is None else s.lower
+        hi = np.inf if s.upper is None else s.upper
+        if s.kind == "integer":  # whole numbers inside the bounds
+            lo, hi = (
+                math.ceil(lo) if np.isfinite(lo) else lo,
+                math.floor(hi) if np.isfinite(hi) else hi,
+            )
+        x[..., k, :] = np.clip(v, lo, hi)
+    return x
+
+
+def outside(values: np.ndarray, spec: VariableSpec) -> int:
+    """How many observed values (NaN ignored) lie outside the spec's bounds."""
+    v = values[np.isfinite(values)]
+    n = 0
+    if spec.lower is not None:
+        n += int((v < spec.lower).sum())
+    if spec.upper is not None:
+        n += int((v > spec.upper).sum())
+    return n
+
+
+def parse_bounds(text: str) -> dict[str, dict[str, Any]]:
+    """``"SaO2=0:100,FiO2=0.21:1,ALT=0:"`` → ``{"SaO2": {"lower": 0, "upper": 100}, ...}``;
+    an empty side is open."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in _items(text, "--bounds"):
+        name, _, rng = item.partition("=")
+        lo, sep, hi = rng.partition(":")
+        if not name or not sep:
+            raise ConfigError(f"--bounds: {item!r} is not NAME=LOWER:UPPER (a side may be empty)")
+        try:
+            out[name] = {
+                "lower": float(lo) if lo.strip() else None,
+                "upper": float(hi) if hi.strip() else None,
+            }
+        except ValueError as e:
+            raise ConfigError(f"--bounds: {item!r}: {e}") from e
+    return out
+
+
+def parse_kinds(text: str) -> dict[str, dict[str, Any]]:
+    """``"GCS=integer,MechVent=binary"`` → ``{"GCS": {"kind": "integer"}, ...}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in _items(text, "--kind"):
+        name, sep, kind = item.partition("=")
+        if not name or not sep or kind not in KINDS:
+            raise ConfigError(f"--kind: {item!r} is not NAME=KIND with KIND one of {KINDS}")
+        out[name] = {"kind": kind}
+    return out
+
+
+def _items(text: str, flag: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ConfigError(f"{flag}: nothing given")
+    return items
