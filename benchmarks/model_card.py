@@ -60,7 +60,7 @@ def card(name: str, result: dict[str, Any], model: TSDiff) -> str:
         f"# Model card: `{name}`",
         "",
         f'Load it by name: `TSDiff.load("{name}")`, `tsdiff impute {name} DATA.parquet '
-        f"--out OUT.parquet`, `TSDIFF_MODEL={name} tsdiff serve`, `tsdiff pipeline impute "
+        f"--out OUT.parquet`, `tsdiff serve --model {name}`, `tsdiff pipeline impute "
         f"{name} ...`; register it with `tsdiff models register {name} --example DATA.parquet`.",
         "",
         "## Data and split",

@@ -9,6 +9,7 @@ bounds lie outside the variables' bounds (0 by construction).
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from datetime import datetime, timezone
@@ -18,13 +19,24 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import RESULTS, commit, log, machine
-from benchmarks.csdi import LEVELS, held_out_cells, physionet_task, pm25_task, score
+from benchmarks.csdi import LEVELS, _cap, held_out_cells, physionet_task, pm25_task, score
 from tsdiff import baselines
 from tsdiff.io import write_atomic, write_json
 from tsdiff.model import TSDiff
 
 
-def run(name: str, out_dir: Path = RESULTS, seed: int = 0) -> dict[str, Any]:
+def run(
+    name: str,
+    out_dir: Path = RESULTS,
+    seed: int = 0,
+    *,
+    n_samples: int | None = None,
+    steps: int | None = None,
+    sampler: str | None = None,
+    test_series: int | None = None,
+) -> dict[str, Any]:
+    """Score ``name`` on its test split; sampler options default to the model's own
+    (others write ``shipped-<name>-<sampler>-<n>x<steps>``, e.g. for a sampler sweep)."""
     model = TSDiff.load(name)
     ds = model.info["data"]["dataset"]
     task = (
@@ -32,10 +44,21 @@ def run(name: str, out_dir: Path = RESULTS, seed: int = 0) -> dict[str, Any]:
         if ds != "pm25"
         else (pm25_task())
     )
+    if test_series is not None:
+        task.test = _cap(task.test, test_series)
+        if task.test_input is not None:
+            task.test_input = _cap(task.test_input, test_series)
     cells = held_out_cells(model, task.test, task.test_input, task.missing, seed)
     norm = task.normalized_metrics
     t0 = time.perf_counter()
-    samples = model.sample(cells.panel, values=cells.given, seed=seed)  # model defaults
+    samples = model.sample(
+        cells.panel,
+        values=cells.given,
+        seed=seed,
+        n_samples=n_samples,
+        steps=steps,
+        sampler=sampler,
+    )  # the model's defaults unless given
     impute_s = time.perf_counter() - t0
     ours = score(model, cells, samples, norm)
     sc = model.scaler
@@ -46,22 +69,29 @@ def run(name: str, out_dir: Path = RESULTS, seed: int = 0) -> dict[str, Any]:
     ]
     outside = _outside(model, cells, samples)
     cfg = model.config.sample
+    n, k, smp = n_samples or cfg.n_samples, steps or cfg.steps, sampler or cfg.sampler
+    if smp == "ddpm":
+        k = model.scheduler.num_steps
+    default = (n_samples, steps, sampler, test_series) == (None, None, None, None)
+    stem = f"shipped-{name}" if default else f"shipped-{name}-{smp}-{n}x{k}"
+    if test_series is not None:
+        stem += f"-{test_series}series"
     result = {
         "model": name,
         "dataset": ds,
-        "command": f"python -m benchmarks.shipped {name}",
+        "command": "python -m benchmarks.shipped " + " ".join(sys.argv[1:]),
         "commit": commit(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "n_cells": cells.n_cells,
         "n_series": len(cells.panel.series),
-        "sampler": f"{cfg.sampler} {cfg.steps} steps, {cfg.n_samples} samples, {cfg.precision}",
+        "sampler": f"{smp} {k} steps, {n} samples, {cfg.precision}",
         "impute_s": round(impute_s, 1),
         "tsdiff": ours,
         "linear": score(model, cells, lin, norm),
         "outside_bounds": outside,
     }
-    write_json(result, out_dir / f"shipped-{name}.json")
+    write_json(result, out_dir / f"{stem}.json")
     o, li = ours, result["linear"]
     page = "\n".join(
         [
@@ -88,7 +118,7 @@ def run(name: str, out_dir: Path = RESULTS, seed: int = 0) -> dict[str, Any]:
             "",
         ]
     )
-    write_atomic(out_dir / f"shipped-{name}.md", lambda p: p.write_text(page))
+    write_atomic(out_dir / f"{stem}.md", lambda p: p.write_text(page))
     log(
         f"{name}: MAE {o['mae']:.4f} CRPS {o['crps']:.4f} (linear {li['mae']:.4f}), "
         f"{impute_s:.0f} s; outside bounds: {outside}"
@@ -117,5 +147,16 @@ def _outside(model: TSDiff, cells: Any, samples: list[np.ndarray]) -> dict[str, 
     return counts
 
 
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.shipped")
+    ap.add_argument("name")
+    ap.add_argument("--n-samples", type=int)
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--sampler", choices=["ddim", "ddpm"])
+    ap.add_argument("--test-series", type=int, help="only the first N test series")
+    a = ap.parse_args(argv)
+    run(a.name, n_samples=a.n_samples, steps=a.steps, sampler=a.sampler, test_series=a.test_series)
+
+
 if __name__ == "__main__":
-    run(sys.argv[1])
+    main()

@@ -14,9 +14,8 @@ import pytest
 from tsdiff.model import TSDiff
 
 
-@pytest.mark.slow
-def test_demo_runs_and_writes_its_outputs(tmp_path):
-    # the default path: the shipped vitals model, no training
+def _demo(tmp_path, *flags: str) -> tuple[subprocess.CompletedProcess, Path, dict]:
+    """``tsdiff demo`` as a process with small sampling settings, MLflow in tmp_path."""
     out = tmp_path / "demo"
     cmd = [
         sys.executable,
@@ -25,20 +24,25 @@ def test_demo_runs_and_writes_its_outputs(tmp_path):
         "demo",
         "--out",
         str(out),
-        "--test-stays",
-        "4",
         "--n-samples",
         "3",
         "--steps",
         "2",
         "--quiet",
+        *flags,
     ]
     env = {
         **os.environ,
         "PYTHONPATH": str(Path(__file__).parents[1]),
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
     }
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env), out, env
+
+
+@pytest.mark.slow
+def test_demo_runs_and_writes_its_outputs(tmp_path):
+    # the default path: the shipped vitals model, no training
+    r, out, env = _demo(tmp_path, "--test-stays", "4")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "shipped model physionet-vitals" in r.stdout and "trained" not in r.stdout
     imputed = pd.read_parquet(out / "imputed.parquet")
@@ -69,28 +73,9 @@ def test_demo_runs_and_writes_its_outputs(tmp_path):
 
 @pytest.mark.slow
 def test_demo_train_path_trains_then_imputes(tmp_path):
-    out = tmp_path / "demo"
-    cmd = [
-        sys.executable,
-        "-m",
-        "tsdiff.cli",
-        "demo",
-        "--train",
-        "--out",
-        str(out),
-        "--minutes",
-        "0.15",
-        "--test-stays",
-        "3",
-        "--n-samples",
-        "3",
-        "--steps",
-        "2",
-        "--quiet",
-        "--no-register",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    r, out, _ = _demo(
+        tmp_path, "--train", "--minutes", "0.15", "--test-stays", "3", "--no-register"
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "training stays" in r.stdout and "trained" in r.stdout
     assert pd.read_parquet(out / "imputed.parquet")["series_id"].nunique() == 3

@@ -38,6 +38,7 @@ from tsdiff.cli import build_parser, main, serve_command
 from tsdiff.datasets import physionet_slice
 from tsdiff.errors import ConfigError
 from tsdiff.model import TSDiff
+from tsdiff.pretrained import SHIPPED_DIR
 
 from .conftest import tiny_config
 
@@ -619,3 +620,6 @@ def test_serve_command_resolves_paths_and_targets_the_service(tmp_path, monkeypa
     assert env["TSDIFF_MODEL_URI"] == str(tmp_path / "m")
     assert env["MLFLOW_TRACKING_URI"].endswith(f"{tmp_path}/.tsdiff/mlflow.db")
     assert main(["serve", "--model", str(tmp_path / "absent")]) == 2
+    # a shipped model by its short name
+    argv, env = serve_command(build_parser().parse_args(["serve", "--model", "pm25-beijing"]))
+    assert env["TSDIFF_MODEL_URI"] == str((SHIPPED_DIR / "pm25-beijing").resolve())

@@ -19,7 +19,7 @@ from typing import Any
 
 from tsdiff.errors import ConfigError, DataError, ModelFileError, TSDiffError
 from tsdiff.io import read_frame, write_json, write_parquet
-from tsdiff.registry import RegistryError
+from tsdiff.registry import RegistryError, TrackingUnreachableError
 
 EXIT_INPUT = 2
 
@@ -32,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     try:
         return int(args.func(args) or 0)
+    except TrackingUnreachableError as e:  # the environment, not the input: exit 1
+        print(f"tsdiff {args.command}: error: {e}", file=sys.stderr)
+        return 1
     except (DataError, ConfigError, RegistryError, ModelFileError) as e:
         print(f"tsdiff {args.command}: error: {e}", file=sys.stderr)
         return EXIT_INPUT
@@ -678,7 +681,9 @@ def serve_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     env = dict(os.environ)
     model = args.model or env.get("TSDIFF_MODEL_URI")
     if model and not model.startswith("models:/"):
-        path = Path(model).expanduser().resolve()
+        from tsdiff.pretrained import locate
+
+        path = locate(Path(model).expanduser()).resolve()  # a folder or a shipped model's name
         if not path.is_dir():
             raise ConfigError(f"model directory not found: {model}")
         model = str(path)
