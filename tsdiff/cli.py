@@ -95,10 +95,24 @@ def build_parser() -> argparse.ArgumentParser:
         ("forecast", "forecast the steps after each series' end"),
     ):
         s = sub.add_parser(name, help=helptext)
-        s.add_argument("model", help="model directory or models:/NAME@ALIAS, models:/NAME/V")
+        s.add_argument(
+            "model", help="model directory, shipped model name or models:/NAME@ALIAS, /NAME/V"
+        )
         s.add_argument("data", help="input data (.parquet)")
         if name == "forecast":
             s.add_argument("--horizon", type=int, required=True, help="steps to forecast")
+        else:
+            s.add_argument(
+                "--max-gap",
+                type=int,
+                help="leave runs of more than N missing steps open (NaN, not imputed)",
+            )
+            s.add_argument(
+                "--open-edges",
+                action="store_true",
+                help="also leave the steps before a variable's first / after its last "
+                "observation open",
+            )
         s.add_argument("--out", required=True, help="output .parquet")
         _sampling_args(s)
         s.add_argument("--samples-out", help="also write the raw samples to this .parquet")
@@ -416,6 +430,8 @@ def cmd_impute(args: argparse.Namespace) -> int:
     out = model.impute(
         df,
         return_samples=bool(args.samples_out),
+        max_gap=args.max_gap,
+        fill_edges=not args.open_edges,
         **_trajectory_kwargs(args),
         **_sample_kwargs(args),
     )

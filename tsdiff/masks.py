@@ -155,3 +155,25 @@ def hold_out(
     hidden[rng.choice(obs, size=size, replace=False)] = True
     hidden = hidden.reshape(values.shape)
     return np.where(hidden, np.nan, values), hidden
+
+
+def open_gaps(values: np.ndarray, max_gap: int | None, fill_edges: bool = True) -> np.ndarray:
+    """Missing cells to leave open (K, T) bool: runs of more than ``max_gap`` consecutive
+    missing steps of a variable (None: no limit), and, unless ``fill_edges``, the runs
+    before its first and after its last observation (a variable never observed is one
+    edge run). As pandas' ``interpolate(limit=...)`` users expect: a long outage is
+    reported as missing, not filled."""
+    miss = np.isnan(np.asarray(values, dtype=np.float64))  # (K, T)
+    out = np.zeros_like(miss)
+    for k in range(miss.shape[0]):
+        m = miss[k]
+        if not m.any():
+            continue
+        # runs of missing steps: [start, end) pairs
+        edges = np.diff(np.concatenate([[0], m.astype(np.int8), [0]]))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        for a, b in zip(starts, ends, strict=True):
+            at_edge = a == 0 or b == m.size
+            if (max_gap is not None and b - a > max_gap) or (at_edge and not fill_edges):
+                out[k, a:b] = True
+    return out

@@ -48,7 +48,7 @@ from tsdiff.data import (
 )
 from tsdiff.errors import ConfigError, DataError, ModelFileError, NotFittedError, RangeError
 from tsdiff.io import current_umask
-from tsdiff.masks import hold_out
+from tsdiff.masks import hold_out, open_gaps
 from tsdiff.network import Denoiser
 from tsdiff.pretrained import locate, shipped
 from tsdiff.prior_training import train_prior
@@ -739,8 +739,16 @@ class TSDiff:
         return_trajectory: bool = False,
         trajectory_steps: int | Sequence[int] | None = 6,
         trajectory_samples: int = 3,
+        max_gap: int | None = None,
+        fill_edges: bool = True,
     ) -> pd.DataFrame | tuple[pd.DataFrame, ...]:
         """Fill every missing cell of ``df``'s grid with the sample median.
+
+        ``max_gap``: runs of more than this many missing steps of a variable stay open
+        (value NaN, ``imputed`` False, no interval), as with pandas'
+        ``interpolate(limit=...)``; ``fill_edges=False`` also leaves the runs before a
+        variable's first and after its last observation open. Raw samples and the
+        trajectory are not masked.
 
         Output (same layout as the input): observed values unchanged, a boolean
         ``<var>_imputed`` flag, and ``<var>_lo_<level>`` / ``<var>_hi_<level>`` bounds
@@ -769,7 +777,12 @@ class TSDiff:
             np.where(miss, np.median(smp, axis=0), s.values)
             for s, smp, miss in zip(panel.series, samples, imputed, strict=True)
         ]
-        frame = impute_frame(panel, filled, imputed, _bounds(samples, opts.levels))
+        bounds = _bounds(samples, opts.levels)
+        if max_gap is not None or not fill_edges:
+            filled, imputed, bounds = _leave_open(
+                panel, filled, imputed, bounds, max_gap, fill_edges
+            )
+        frame = impute_frame(panel, filled, imputed, bounds)
         index = [s.index for s in panel.series]
         extra = []
         if return_samples:
@@ -1134,6 +1147,32 @@ def _bounds(
         pairs = [metrics.interval(smp, lv) for smp in samples]
         out[lv] = ([lo for lo, _ in pairs], [hi for _, hi in pairs])
     return out
+
+
+def _leave_open(
+    panel: Panel,
+    filled: list[np.ndarray],
+    imputed: list[np.ndarray],
+    bounds: dict[int, tuple[list[np.ndarray], list[np.ndarray]]],
+    max_gap: int | None,
+    fill_edges: bool,
+) -> tuple[list[np.ndarray], list[np.ndarray], dict[int, tuple[list, list]]]:
+    """Filled values, flags and interval bounds with long gaps (and edges) left open."""
+    if max_gap is not None and (
+        isinstance(max_gap, bool) or not isinstance(max_gap, (int, np.integer)) or max_gap < 0
+    ):
+        raise RangeError(f"max_gap must be an integer >= 0, got {max_gap!r}")
+    gaps = [open_gaps(s.values, max_gap, fill_edges) for s in panel.series]  # (K, T) each
+    filled = [np.where(g, np.nan, f) for f, g in zip(filled, gaps, strict=True)]
+    imputed = [i & ~g for i, g in zip(imputed, gaps, strict=True)]
+    out = {
+        lv: (
+            [np.where(g, np.nan, a) for a, g in zip(lo, gaps, strict=True)],
+            [np.where(g, np.nan, a) for a, g in zip(hi, gaps, strict=True)],
+        )
+        for lv, (lo, hi) in bounds.items()
+    }
+    return filled, imputed, out
 
 
 def _window_seed(seed: int, key: Any, start: int) -> int:
