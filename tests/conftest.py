@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
 from tsdiff.config import TSDiffConfig
 from tsdiff.datasets import pm25_slice
 from tsdiff.model import TSDiff
 
 torch.set_num_threads(2)
+
+# property tests over a session-scoped fitted model: few examples, no deadline
+PROPERTY = settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def tiny_config(**train: object) -> TSDiffConfig:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.conftest import PROPERTY
 from tsdiff.cli import main
 from tsdiff.errors import RangeError
 from tsdiff.masks import open_gaps
@@ -38,11 +39,7 @@ def _panel(rng: np.random.Generator, length: int, p_miss: float, p_outage: float
     return df
 
 
-@settings(
-    max_examples=15,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@PROPERTY
 @given(
     seed=st.integers(0, 10_000),
     max_gap=st.integers(0, 6),

@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import tiny_config
+from tests.conftest import PROPERTY, tiny_config
 from tsdiff.errors import ConfigError
 from tsdiff.model import TSDiff
 from tsdiff.spec import (
@@ -89,11 +89,7 @@ def test_fit_infers_and_saves_the_spec(bounded, tmp_path) -> None:
     assert loaded.spec == bounded.spec
 
 
-@settings(
-    max_examples=15,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@PROPERTY
 @given(
     seed=st.integers(0, 10_000),
     missing=st.floats(0.1, 0.9),
