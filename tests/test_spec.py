@@ -34,6 +34,10 @@ def test_inference_rules() -> None:
     assert infer_one(np.arange(3.0, 16.0)) == VariableSpec(3.0, 15.0, "integer")  # GCS
     assert infer_one(np.arange(0.0, 400.0)).kind == "continuous"  # whole, but many levels
     assert infer_one(np.array([0.21, 0.5, 1.0])) == VariableSpec(0.0, 1.0)  # a fraction
+    assert infer_one(np.array([80.5, 97.0, 100.0])) == VariableSpec(0.0, 100.0)  # a percentage
+    assert infer_one(np.array([80.5, 97.0, 99.5])) == VariableSpec(0.0, None)
+    one_at_100 = np.concatenate([np.linspace(1.0, 99.0, 999), [100.0]])  # PaCO2-like
+    assert infer_one(one_at_100) == VariableSpec(0.0, None)  # one value is no ceiling
     assert infer_one(np.array([np.nan])) == VariableSpec()
 
 

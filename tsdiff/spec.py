@@ -14,7 +14,9 @@ Inference rules (``infer_spec``), recorded with the model as ``rule``:
 - integer when every observed value is whole and there are at most
   ``MAX_INTEGER_LEVELS`` distinct values (a score, a count on a small scale): bounds are
   then the observed minimum and maximum;
-- upper bound 1 when every observed value lies in [0, 1] and 1 occurs (a fraction);
+- upper bound 1 when every observed value lies in [0, 1] and at least ``CEILING_SHARE``
+  of them equal 1 (a fraction that piles up at its ceiling, e.g. FiO2), 100 likewise for
+  [0, 100] (a percentage, e.g. SaO2); a single value that happens to be 100 is no ceiling;
 - otherwise the upper bound is open: the largest value seen is not a limit.
 
 User overrides (config ``variables``, CLI ``--bounds`` / ``--kind``) win over inference.
@@ -33,10 +35,12 @@ from tsdiff.errors import ConfigError
 
 KINDS = ("continuous", "integer", "binary")
 MAX_INTEGER_LEVELS = 20
+CEILING_SHARE = 0.005  # share of observations at 1 (or 100) that makes it a ceiling
 RULE = (
     "lower 0 if no observed value < 0; binary if values are {0, 1}; integer (bounds = "
     f"observed min..max) if all values whole with <= {MAX_INTEGER_LEVELS} levels; upper 1 if "
-    "all values in [0, 1] with 1 observed; user bounds/kinds override"
+    "all values in [0, 1] with >= 0.5% at 1, upper 100 likewise for [0, 100]; "
+    "user bounds/kinds override"
 )
 
 
@@ -74,7 +78,8 @@ def infer_one(values: np.ndarray) -> VariableSpec:
     if np.all(v == np.round(v)) and 2 < levels.size <= MAX_INTEGER_LEVELS:
         return VariableSpec(lo, hi, "integer")
     lower = 0.0 if lo >= 0 else None
-    upper = 1.0 if lo >= 0 and hi == 1.0 else None
+    ceiling = lo >= 0 and hi in (1.0, 100.0) and float(np.mean(v == hi)) >= CEILING_SHARE
+    upper = hi if ceiling else None  # a fraction or a percentage
     return VariableSpec(lower, upper)
 
 
