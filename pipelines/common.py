@@ -70,6 +70,8 @@ class PipelineParams:
     id_col: str | None = None
     time_col: str | None = None
     fail_fast: bool = False
+    max_gap: int | None = None  # impute: runs of more missing steps stay missing
+    fill_edges: bool = True  # impute: False leaves leading/trailing runs missing
 
     def resolve(self, model: TSDiff) -> PipelineParams:
         """Fill defaults from the model and check ranges up front, so that a bad option
@@ -105,6 +107,11 @@ class PipelineParams:
             out = replace(out, horizon=int(out.horizon))
         elif out.horizon is not None:
             raise ConfigError("horizon is only used by forecast")
+        if out.max_gap is not None or not out.fill_edges:
+            if out.task != "impute":
+                raise ConfigError("max_gap and open edges are only used by impute")
+            if out.max_gap is not None and (isinstance(out.max_gap, bool) or out.max_gap < 0):
+                raise ConfigError(f"max_gap must be an integer >= 0, got {out.max_gap}")
         if out.id_col == out.time_col:
             raise ConfigError(f"id and time columns must differ, both are {out.id_col!r}")
         return out
@@ -131,7 +138,7 @@ def run_model(model: TSDiff, frame: pd.DataFrame, params: PipelineParams) -> pd.
         assert params.horizon is not None
         out = model.forecast(df, params.horizon, **kw)
     else:
-        out = model.impute(df, **kw)
+        out = model.impute(df, max_gap=params.max_gap, fill_edges=params.fill_edges, **kw)
     assert isinstance(out, pd.DataFrame)
     return out.rename(columns={v: k for k, v in names.items()}) if names else out
 

@@ -106,6 +106,14 @@ def _imputed_cells(frame: pd.DataFrame, model: TSDiff) -> int:
     return int(frame["imputed"].sum()) if "imputed" in frame.columns else 0
 
 
+def _left_open(frame: pd.DataFrame, model: TSDiff) -> int:
+    """Cells of an imputation answer with no value (gaps left open on request)."""
+    present = [v for v in model.variables if v in frame.columns]
+    if present:
+        return int(frame[present].isna().to_numpy().sum())
+    return int(frame["value"].isna().sum()) if "value" in frame.columns else 0
+
+
 def _forecast_cells(frame: pd.DataFrame, model: TSDiff) -> int:
     long = model.config.data.var_col in frame.columns
     return len(frame) if long else len(frame) * len(model.variables)
@@ -202,6 +210,7 @@ class TSDiffService:
         return_trajectory: bool = False,
         trajectory_steps: int | list[int] | None = None,
         trajectory_samples: int | None = None,
+        gaps: dict[str, Any] | None = None,
         **kw: Any,
     ) -> Any:
         """The body of every impute and forecast endpoint, parquet and JSON alike.
@@ -209,7 +218,8 @@ class TSDiffService:
         Trajectory options, the request's frame (``read``), the limits, the library call
         (:meth:`TSDiff.forecast` with a ``horizon``, else :meth:`TSDiff.impute`) and the
         answer: records with ``as_json``, else parquet. ``endpoint`` labels the metrics;
-        ``kw`` are ``levels``, ``n_samples``, ``steps`` and ``seed``.
+        ``kw`` are ``levels``, ``n_samples``, ``steps`` and ``seed``; ``gaps`` the
+        imputation's ``max_gap`` / ``fill_edges``.
         """
 
         def work(model: TSDiff) -> Any:
@@ -221,13 +231,16 @@ class TSDiffService:
             opts = {**kw, "levels": parse_levels(kw["levels"]), "return_samples": return_samples}
             df = self._frame(df, endpoint, model)
             if horizon is None:
-                out, count = model.impute(df, **traj, **opts), _imputed_cells
+                out, count = model.impute(df, **traj, **opts, **(gaps or {})), _imputed_cells
             else:
                 out, count = model.forecast(df, horizon, **traj, **opts), _forecast_cells
             frame = out[0] if isinstance(out, tuple) else out
             self.cells.labels(endpoint).inc(count(frame, model))
             if as_json:
-                return self._json(out, return_samples, return_trajectory)
+                body = self._json(out, return_samples, return_trajectory)
+                if horizon is None:  # missing cells the request asked to leave open
+                    body["left_open"] = _left_open(frame, model)
+                return body
             return self._parquet(out)
 
         return self._answer(work)
@@ -293,13 +306,18 @@ class TSDiffService:
         steps: int | None = None,
         seed: int = 0,
         return_samples: bool = False,
+        max_gap: int | None = None,
+        open_edges: bool = False,
     ) -> ParquetFile:
-        """Fill the missing cells of a parquet table: values, ``<var>_imputed``, bounds."""
+        """Fill the missing cells of a parquet table: values, ``<var>_imputed``, bounds;
+        runs of more than ``max_gap`` missing steps (and, with ``open_edges``, a
+        variable's leading/trailing runs) stay missing."""
         return self._predict(
             "impute",
             lambda: read_parquet(data, self.settings),
             as_json=False,
             return_samples=return_samples,
+            gaps={"max_gap": max_gap, "fill_edges": not open_edges},
             levels=levels,
             n_samples=n_samples,
             steps=steps,
@@ -343,12 +361,16 @@ class TSDiffService:
         return_trajectory: bool = False,
         trajectory_steps: int | list[int] | None = None,
         trajectory_samples: int | None = None,
+        max_gap: int | None = None,
+        open_edges: bool = False,
     ) -> dict[str, Any]:
-        """Impute rows given as JSON records; answer with records of the same columns."""
+        """Impute rows given as JSON records; answer with records of the same columns
+        and ``left_open``, the cells left missing by ``max_gap`` / ``open_edges``."""
         return self._predict(
             "impute_json",
             lambda: records_frame(records, self.settings),
             as_json=True,
+            gaps={"max_gap": max_gap, "fill_edges": not open_edges},
             return_samples=return_samples,
             return_trajectory=return_trajectory,
             trajectory_steps=trajectory_steps,

@@ -33,6 +33,7 @@ from pipelines import (
 from pipelines.common import CRASH_ENV
 from tsdiff.cli import main
 from tsdiff.errors import ConfigError
+from tsdiff.masks import open_gaps
 from tsdiff.model import TSDiff
 
 from .conftest import tiny_config
@@ -400,3 +401,22 @@ def test_spark_bad_bucket_count_is_refused_before_any_work(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match="buckets must be an integer >= 1"):
         run_spark(tmp_path / "in", tmp_path / "out", tmp_path / "model", buckets=0)
     assert not (tmp_path / "out").exists()
+
+
+def test_pipeline_impute_leaves_long_gaps_open_and_records_it(
+    dataset: Path, model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    argv = ["pipeline", "impute", "--input", str(dataset), "--output", str(out), "--model"]
+    argv += [str(model_dir), "--seed", "7", "--batch-series", "3", "--quiet", "--max-gap", "1"]
+    assert main(argv) == 0
+    got = read_out(out).sort_values(KEY).reset_index(drop=True)
+    for _, s in got.groupby("series_id"):
+        gaps = open_gaps(s["pm25"].where(~s["pm25_imputed"]).to_numpy()[None], 1)[0]
+        assert s["pm25"].isna().to_numpy()[gaps].all()  # runs of 2+ missing stay missing
+        assert not s["pm25_imputed"].to_numpy()[gaps].any()
+    assert got["pm25"].isna().any() and got["pm25_imputed"].any()  # short gaps still filled
+    assert json.loads((out / MANIFEST).read_text())["params"]["max_gap"] == 1
+    bad = ["pipeline", "impute", "--input", str(dataset), "--output", str(tmp_path / "o2")]
+    assert main([*bad, "--model", str(model_dir), "--max-gap", "-1", "--quiet"]) == 2
+    assert "max_gap" in capsys.readouterr().err and not (tmp_path / "o2").exists()

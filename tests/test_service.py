@@ -343,6 +343,32 @@ def test_impute_json_gives_the_parquet_columns_and_values(auth, client, physio, 
 
 
 @slow
+def test_impute_leaves_long_gaps_open_on_request(auth, client, physio, physio_model):
+    wide = _wide(physio["test"], physio_model.variables)
+    body = {"records": to_records(wide), **SAMPLING, "max_gap": 2, "open_edges": True}
+    resp = client.post(f"{auth.url}/v1/impute/json", json=body, timeout=60)
+    assert resp.status_code == 200, resp.text
+    payload = resp.json()
+    got = pd.DataFrame(payload["records"])
+    expected = physio_model.impute(
+        wide, levels=[50, 90], n_samples=4, steps=3, seed=7, max_gap=2, fill_edges=False
+    )
+    _same(got, expected)
+    left = int(expected[physio_model.variables].isna().to_numpy().sum())
+    assert payload["left_open"] == left > 0
+    via_parquet = _read(
+        client.post(
+            f"{auth.url}/v1/impute",
+            files=_upload(_parquet(wide)),
+            data={**{k: str(v) for k, v in SAMPLING.items()}, "max_gap": "2", "open_edges": "true"},
+        )
+    )
+    _same(via_parquet, expected)
+    bad = client.post(f"{auth.url}/v1/impute/json", json={**body, "max_gap": -1}, timeout=60)
+    assert 400 <= bad.status_code < 500 and "max_gap" in bad.text
+
+
+@slow
 def test_return_samples_as_json_and_as_a_zip(auth, client, physio):
     df = physio["test"][physio["test"]["series_id"] == physio["test"]["series_id"].iloc[0]]
     form = {**{k: str(v) for k, v in SAMPLING.items()}, "return_samples": "true"}

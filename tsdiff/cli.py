@@ -211,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--model", required=True, help="model directory or models:/NAME@ALIAS")
         if name == "forecast":
             s.add_argument("--horizon", type=int, required=True, help="steps to forecast")
+        else:
+            s.add_argument("--max-gap", type=int, help="leave runs of more missing steps open")
+            s.add_argument(
+                "--open-edges", action="store_true", help="leave leading/trailing runs open"
+            )
         s.add_argument("--engine", choices=["local", "spark"], default="local")
         s.add_argument("--spark-master", default="local[*]", help="Spark master (local[*])")
         s.add_argument(
@@ -297,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _sampling_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--levels", default=None, help="central interval levels, e.g. 50,90")
     s.add_argument("--n-samples", type=int, help="samples per cell (default from the model)")
-    s.add_argument("--steps", type=int, help="reverse diffusion steps (default 10, DDIM)")
+    s.add_argument("--steps", type=int, help="reverse DDIM steps (default: the model's own)")
     s.add_argument("--sampler", choices=["ddim", "ddpm"])
     s.add_argument("--eta", type=float, help="DDIM stochasticity in [0, 1]")
     s.add_argument("--seed", type=int, default=0)
@@ -620,6 +625,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         id_col=args.id_col,
         time_col=args.time_col,
         fail_fast=args.fail_fast,
+        max_gap=getattr(args, "max_gap", None),
+        fill_edges=not getattr(args, "open_edges", False),
     )
     if args.engine == "spark":
         manifest = pipelines.run_spark(
