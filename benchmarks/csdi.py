@@ -247,6 +247,15 @@ def pm25_task(*, data_dir: str | Path | None = None, valid_days: int = 5) -> Tas
     )
 
 
+def task_for(dataset: str, *, seed: int = 0) -> Task:
+    """The task a result or a model records as its ``dataset`` (``physionet10``, ``pm25``)."""
+    if dataset.startswith("physionet"):
+        return physionet_task(int(dataset[len("physionet") :]) / 100, seed=seed)
+    if dataset == "pm25":
+        return pm25_task()
+    raise ConfigError(f"unknown benchmark data set {dataset!r}")
+
+
 def _cap(df: pd.DataFrame, n: int | None, id_col: str = "series_id") -> pd.DataFrame:
     if n is None:
         return df
@@ -311,6 +320,18 @@ def score(model: TSDiff, cells: Cells, samples: Sequence[np.ndarray], normalized
     return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in out.items()}
 
 
+def unchunk(windows: np.ndarray, series: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Inverse of :func:`_chunks` over several series: consecutive windows (N, K, L) of
+    all ``series`` (each (K, T), in order) → per series (K, T)."""
+    out, at = [], 0
+    for v in series:
+        n = -(-v.shape[1] // windows.shape[-1])
+        part = windows[at : at + n]  # (n, K, L)
+        at += n
+        out.append(part.transpose(1, 0, 2).reshape(v.shape[0], -1)[:, : v.shape[1]])
+    return out
+
+
 def _chunks(values: np.ndarray, length: int) -> np.ndarray:
     """(K, T) → (ceil(T / L), K, L) consecutive windows, the last padded with NaN."""
     k, t = values.shape
@@ -333,13 +354,7 @@ def baseline_scores(
     test_w = [_chunks(v, length) for v in given_z]
 
     def windowed(fn: Callable[[np.ndarray], np.ndarray]) -> list[np.ndarray]:
-        done = fn(np.concatenate(test_w))  # (N, K, L)
-        out, at = [], 0
-        for v, w in zip(given_z, test_w, strict=True):
-            part = done[at : at + len(w)]
-            at += len(w)
-            out.append(part.transpose(1, 0, 2).reshape(v.shape[0], -1)[:, : v.shape[1]])
-        return out
+        return unchunk(fn(np.concatenate(test_w)), given_z)
 
     methods: dict[str, Callable[[], list[np.ndarray]]] = {
         "mean": lambda: [baselines.mean_impute(v, np.zeros(len(v))) for v in given_z],
@@ -410,12 +425,10 @@ def peer_scores(
         minutes=minutes,
         seed=seed,
     )
-    pred, at = [], 0
-    for v, w in zip(given_z, test_w, strict=True):
-        part = run.imputation[at : at + len(w)]  # (n, K, L)
-        at += len(w)
-        full = part.transpose(1, 0, 2).reshape(v.shape[0], -1)[:, : v.shape[1]]
-        pred.append(sc.inverse(np.where(np.isnan(v), full, v))[None])  # (1, K, T)
+    pred = [  # (1, K, T) each: a point "sample", observed cells as given
+        sc.inverse(np.where(np.isnan(v), full, v))[None]
+        for v, full in zip(given_z, unchunk(run.imputation, given_z), strict=True)
+    ]
     s = score(model, cells, pred, normalized)
     log(
         f"  saits     MAE {s['mae']:.4f}  CRPS {s['crps']:.4f}  ({run.epochs} epochs, "

@@ -30,6 +30,7 @@ from benchmarks.csdi import (
     physionet_task,
     pm25_task,
     score,
+    unchunk,
 )
 from tsdiff import baselines
 from tsdiff.io import write_json
@@ -65,12 +66,10 @@ def _prior_alone(model: TSDiff, cells: Any, norm: bool) -> dict[str, Any] | None
             torch.from_numpy(obs),
             torch.zeros(len(x), 4, model.window),
         ).numpy().astype(np.float64)
-    pred, at = [], 0
-    for v, w in zip(z, wins, strict=True):
-        part = p[at : at + len(w)]
-        at += len(w)
-        full = part.transpose(1, 0, 2).reshape(v.shape[0], -1)[:, : v.shape[1]]
-        pred.append(sc.inverse(np.where(np.isnan(v), full, v))[None])
+    pred = [
+        sc.inverse(np.where(np.isnan(v), full, v))[None]
+        for v, full in zip(z, unchunk(p, z), strict=True)
+    ]
     return score(model, cells, pred, norm)
 
 

@@ -141,11 +141,9 @@ def add_spec(model: TSDiff, result: dict[str, Any]) -> bool:
     was saved without them (trained before specs existed); True when it did."""
     if model.spec is not None:
         return False
-    from benchmarks.csdi import physionet_task, pm25_task
+    from benchmarks.csdi import task_for
 
-    ds = result["dataset"]
-    task = physionet_task(int(ds[len("physionet") :]) / 100) if ds != "pm25" else pm25_task()
-    model.infer_spec(task.train)
+    model.infer_spec(task_for(result["dataset"]).train)
     return True
 
 

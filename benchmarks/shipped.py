@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import RESULTS, commit, log, machine
-from benchmarks.csdi import LEVELS, _cap, held_out_cells, physionet_task, pm25_task, score
+from benchmarks.csdi import LEVELS, _cap, held_out_cells, score, task_for
 from tsdiff import baselines
 from tsdiff.io import write_atomic, write_json
 from tsdiff.model import TSDiff
@@ -39,11 +39,7 @@ def run(
     (others write ``shipped-<name>-<sampler>-<n>x<steps>``, e.g. for a sampler sweep)."""
     model = TSDiff.load(name)
     ds = model.info["data"]["dataset"]
-    task = (
-        physionet_task(int(ds[len("physionet") :]) / 100, seed=seed)
-        if ds != "pm25"
-        else (pm25_task())
-    )
+    task = task_for(ds, seed=seed)
     if test_series is not None:
         task.test = _cap(task.test, test_series)
         if task.test_input is not None:

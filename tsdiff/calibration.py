@@ -103,7 +103,7 @@ class GateFit:
     gate: tuple[float, ...]
     n_cells: int
     mae_model: float
-    mae_interpolation: float
+    mae_interpolation: float  # the prior's MAE (the name predates the learned prior)
     mae_gated: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,18 +112,18 @@ class GateFit:
 
 def fit_gate(
     median: np.ndarray,
-    interp: np.ndarray,
+    prior: np.ndarray,
     truth: np.ndarray,
     var: np.ndarray,
     n_vars: int,
     min_cells: int = 50,
 ) -> GateFit:
-    """α per variable minimising MAE of ``α·median + (1 − α)·interp`` against ``truth``
-    (``interp``: the prior's point imputation);
+    """α per variable minimising MAE of ``α·median + (1 − α)·prior`` against ``truth``
+    (``prior``: the prior's point imputation);
     all (m,) arrays, ``var`` the variable index (0..K−1) of each cell."""
-    med, lin, y = (np.asarray(a, dtype=np.float64) for a in (median, interp, truth))
+    med, lin, y = (np.asarray(a, dtype=np.float64) for a in (median, prior, truth))
     if not (med.shape == lin.shape == y.shape == np.shape(var)) or med.ndim != 1:
-        raise DataError("median, interpolation, truth and var must be (m,) arrays")
+        raise DataError("median, prior, truth and var must be (m,) arrays")
     if y.size == 0:
         raise DataError("no held-out cell to choose the gate on")
 

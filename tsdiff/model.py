@@ -139,7 +139,7 @@ class TSDiff:
         self.spread = 1.0  # calibration factor of the samples' spread (see calibrate)
         # the same for forecasts (tsdiff.backtest.calibrate_forecast); None: use spread
         self.forecast_spread: float | None = None
-        # per-variable weight of the model's median against linear interpolation in
+        # per-variable weight of the model's median against the prior it refines, in
         # imputations, chosen on validation cells (see calibrate); None: the model alone
         self.gate: list[float] | None = None
         # what each variable can be (tsdiff.spec); every sample is projected onto it
@@ -323,10 +323,7 @@ class TSDiff:
         so a bad spec fails first); observed values outside them are counted and warned
         about, never changed."""
         vc = self.config.variables
-        if vc.infer:
-            specs = infer_spec(arrays, self.variables, vc.spec)
-        else:
-            specs = infer_spec([np.full((len(self.variables), 1), np.nan)], self.variables, vc.spec)
+        specs = infer_spec(arrays, self.variables, vc.spec, infer=vc.infer)
         x = np.concatenate(arrays, axis=1) if arrays else np.zeros((len(self.variables), 0))
         out = {n: outside(x[k], specs[n]) for k, n in enumerate(self.variables)}
         out = {n: c for n, c in out.items() if c}
@@ -379,11 +376,12 @@ class TSDiff:
         if not msk.any():
             return {"spread": 1.0, "n_cells": 0}
         k = len(self.variables)
-        lin = np.concatenate([p.reshape(-1) for p in self._prior_series(panel, masked)])
-        var = np.concatenate([np.repeat(np.arange(k), m.shape[1]) for m in masked])
-        gate = fit_gate(np.median(smp[:, msk], axis=0), lin[msk], tru[msk], var[msk], k)
-        g = np.asarray(gate.gate)[var[msk]]
-        smp = smp[:, msk] + ((1 - g) * (lin[msk] - np.median(smp[:, msk], axis=0)))[None]
+        base = np.concatenate([p.reshape(-1) for p in self._prior_series(panel, masked)])[msk]
+        var = np.concatenate([np.repeat(np.arange(k), m.shape[1]) for m in masked])[msk]
+        smp = smp[:, msk]  # (n, m): the held-out cells
+        med = np.median(smp, axis=0)
+        gate = fit_gate(med, base, tru[msk], var, k)
+        smp = smp + ((1 - np.asarray(gate.gate)[var]) * (base - med))[None]  # as gate_shift
         self.gate = list(gate.gate) if min(gate.gate) < 1 else None
         fit = fit_spread(smp, tru[msk])  # (n, m), (m,)
         self.spread = fit.spread
@@ -766,6 +764,7 @@ class TSDiff:
         """
         opts = self._options(n_samples, steps, sampler, eta, levels, seed)
         record = self._record(return_trajectory, trajectory_steps, trajectory_samples)
+        _check_max_gap(max_gap)  # before any sampling
         panel = self._panel(df)
         samples = self._sample_series(panel, opts, record=record)
         if record is not None:
@@ -1158,10 +1157,6 @@ def _leave_open(
     fill_edges: bool,
 ) -> tuple[list[np.ndarray], list[np.ndarray], dict[int, tuple[list, list]]]:
     """Filled values, flags and interval bounds with long gaps (and edges) left open."""
-    if max_gap is not None and (
-        isinstance(max_gap, bool) or not isinstance(max_gap, (int, np.integer)) or max_gap < 0
-    ):
-        raise RangeError(f"max_gap must be an integer >= 0, got {max_gap!r}")
     gaps = [open_gaps(s.values, max_gap, fill_edges) for s in panel.series]  # (K, T) each
     filled = [np.where(g, np.nan, f) for f, g in zip(filled, gaps, strict=True)]
     imputed = [i & ~g for i, g in zip(imputed, gaps, strict=True)]
@@ -1173,6 +1168,13 @@ def _leave_open(
         for lv, (lo, hi) in bounds.items()
     }
     return filled, imputed, out
+
+
+def _check_max_gap(max_gap: Any) -> None:
+    if max_gap is not None and (
+        isinstance(max_gap, bool) or not isinstance(max_gap, (int, np.integer)) or max_gap < 0
+    ):
+        raise RangeError(f"max_gap must be an integer >= 0, got {max_gap!r}")
 
 
 def _window_seed(seed: int, key: Any, start: int) -> int:

@@ -141,11 +141,17 @@ def _freeze(module: torch.nn.Module) -> None:
         p.requires_grad_(False)
 
 
-def _l1(net: Denoiser, b: Windows, cond: torch.Tensor) -> torch.Tensor:
-    """Mean |prior − truth| over the observed cells that ``cond`` hides."""
+def _abs_error(net: Denoiser, b: Windows, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Σ |prior − truth|, cell count) over the observed cells that ``cond`` hides."""
     target = b.observed & ~cond  # (B, K, L)
     pred = net.prior(b.values, cond, b.calendar, b.history, b.history_observed)
-    return ((pred - b.values).abs() * target).sum() / target.sum().clamp(min=1)
+    return ((pred - b.values).abs() * target).sum(), target.sum()
+
+
+def _l1(net: Denoiser, b: Windows, cond: torch.Tensor) -> torch.Tensor:
+    """Mean |prior − truth| over the observed cells that ``cond`` hides."""
+    err, cells = _abs_error(net, b, cond)
+    return err / cells.clamp(min=1)
 
 
 @dataclass
@@ -168,10 +174,8 @@ def _val_mae(net: Denoiser, val: _Val) -> float:
     err, cells = 0.0, 0
     with torch.inference_mode():
         for b, cond in val.batches:
-            target = b.observed & ~cond
-            pred = net.prior(b.values, cond, b.calendar, b.history, b.history_observed)
-            err += float(((pred - b.values).abs() * target).sum())
-            cells += int(target.sum())
+            e, c = _abs_error(net, b, cond)
+            err, cells = err + float(e), cells + int(c)
     net.train(was)
     return err / max(cells, 1)
 

@@ -87,10 +87,12 @@ def infer_spec(
     arrays: Sequence[np.ndarray],
     variables: Sequence[str],
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    infer: bool = True,
 ) -> dict[str, VariableSpec]:
     """Per-variable specs from training arrays (K, T_i) and the user's overrides
     ``{name: {"lower": .., "upper": .., "kind": ..}}`` (keys left out keep the inferred
-    value; None opens a bound)."""
+    value; None opens a bound). ``infer=False``: open continuous unless overridden."""
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(variables))
     if unknown:
@@ -98,7 +100,7 @@ def infer_spec(
     x = np.concatenate([np.asarray(a, dtype=np.float64) for a in arrays], axis=1)  # (K, ΣT)
     out = {}
     for k, name in enumerate(variables):
-        spec = infer_one(x[k])
+        spec = infer_one(x[k]) if infer else VariableSpec()
         if name in overrides:
             o = overrides[name]
             bad = sorted(set(o) - {"lower", "upper", "kind"})
