@@ -1,0 +1,80 @@
+"""No behaviour change across refactors: fixed-seed outputs equal, bit for bit, the
+frames and scores saved from the code before the split of ``TSDiff`` by role
+(``tests/golden``, written by ``python -m tests.golden.make_golden``)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.golden.make_golden import HERE, fit_models, outputs, scores
+from tsdiff.datasets import pm25_slice
+from tsdiff.model import TSDiff
+
+
+def _without_timings(obj):
+    if isinstance(obj, dict):
+        return {
+            k: _without_timings(v)
+            for k, v in obj.items()
+            if not (k.endswith("_s") or k.endswith("_seconds"))
+        }
+    if isinstance(obj, list):
+        return [_without_timings(v) for v in obj]
+    return obj
+
+
+@pytest.fixture(scope="module")
+def df() -> pd.DataFrame:
+    return pm25_slice("ground")
+
+
+@pytest.fixture(scope="module")
+def saved() -> tuple[TSDiff, TSDiff]:
+    """The models saved by the old code, loaded by the new."""
+    return TSDiff.load(HERE / "imputer"), TSDiff.load(HERE / "forecaster")
+
+
+def _weights(model: TSDiff) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy() for k, v in model.net.state_dict().items()}
+
+
+def test_fit_trains_the_same_weights_and_calibration(df, saved):
+    fresh = fit_models(df)
+    for new, old in zip(fresh, saved, strict=True):
+        a, b = _weights(new), _weights(old)
+        assert a.keys() == b.keys()
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+        assert new.info["calibration"] == old.info["calibration"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "impute",
+        "impute_samples",
+        "impute_trajectory",
+        "forecast",
+        "forecast_samples",
+        "forecast_trajectory",
+        "backtest",
+        "backtest_samples",
+    ],
+)
+def test_saved_models_predict_the_same_frames(df, saved, name, _frames={}):
+    if not _frames:
+        _frames.update(outputs(*saved, df))
+    pd.testing.assert_frame_equal(
+        _frames[name], pd.read_parquet(HERE / f"{name}.parquet"), check_exact=True
+    )
+
+
+@pytest.mark.slow
+def test_evaluate_backtest_and_benchmarks_score_the_same(df, saved):
+    golden = json.loads((HERE / "scores.json").read_text())
+    now = json.loads(json.dumps(scores(*saved, df), default=str))
+    assert _without_timings(now) == _without_timings(golden)
