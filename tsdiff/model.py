@@ -291,18 +291,20 @@ class TSDiff:
             if budget:  # the denoiser gets what the prior left of the budget
                 left = max(budget - prior.seconds / 60, 0.05 * budget)
                 train_cfg = dataclasses.replace(cfg.train, max_minutes=left)
-        best, result = train(
-            self.net,
-            self.scheduler,
-            train_set,
-            val_set,
-            train_cfg,
-            checkpoint=checkpoint,
-            resume=resume,
-            progress=progress,
-            callbacks=callbacks,
-            clip=self._clip(),
-        )
+        with torch.random.fork_rng():  # the network's dropout draws from the global generator
+            torch.manual_seed(cfg.train.seed)
+            best, result = train(
+                self.net,
+                self.scheduler,
+                train_set,
+                val_set,
+                train_cfg,
+                checkpoint=checkpoint,
+                resume=resume,
+                progress=progress,
+                callbacks=callbacks,
+                clip=self._clip(),
+            )
         self.net.load_state_dict(best)
         self.net.eval()
         self.history = result.history

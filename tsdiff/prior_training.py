@@ -72,6 +72,31 @@ def train_prior(
         _freeze(prior)
         return result
 
+    # dropout draws from the global generator: seed it, so that a fit is reproducible
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.seed + 1)
+        result, best = _fit(net, train_set, val_set, cfg, minutes, progress)
+    prior.load_state_dict(best)
+    _freeze(prior)
+    if ckpt is not None:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ckpt.with_name(ckpt.name + f".tmp{os.getpid()}")
+        torch.save({"prior": prior.state_dict(), "result": result.__dict__}, tmp)
+        os.replace(tmp, ckpt)
+    return result
+
+
+def _fit(
+    net: Denoiser,
+    train_set: Windows,
+    val_set: Windows | None,
+    cfg: TrainConfig,
+    minutes: float | None,
+    progress: bool,
+) -> tuple[PriorResult, dict[str, torch.Tensor]]:
+    """The epochs of :func:`train_prior`; returns the record and the best weights."""
+    prior = net.prior_net
+    assert prior is not None
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     mask_fn = make_mask_fn(cfg.masking, cfg.mix_weights, cfg.max_forecast_fraction)
     params = list(prior.parameters())
@@ -125,14 +150,7 @@ def train_prior(
             break
     bar.close()
     result.seconds = time.perf_counter() - t0
-    prior.load_state_dict(best)
-    _freeze(prior)
-    if ckpt is not None:
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ckpt.with_name(ckpt.name + f".tmp{os.getpid()}")
-        torch.save({"prior": prior.state_dict(), "result": result.__dict__}, tmp)
-        os.replace(tmp, ckpt)
-    return result
+    return result, best
 
 
 def _freeze(module: torch.nn.Module) -> None:
