@@ -1,2 +1,2 @@
-"""Benchmarks: the CSDI-protocol harness (``benchmarks.csdi``, ``tsdiff benchmark``) and the
+"""Benchmarks: the CSDI-protocol harness (``tsdiff.benchmarks.csdi``, ``tsdiff benchmark``) and the
 service and pipeline benchmark scripts. Results live in ``benchmarks/results/``."""

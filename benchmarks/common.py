@@ -8,7 +8,6 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,11 +15,15 @@ from typing import Any, TypeVar
 
 import torch
 
+import tsdiff
 from tsdiff.config import TSDiffConfig
 from tsdiff.errors import ConfigError
+from tsdiff.provenance import git_commit
 
 PROFILES = Path(__file__).parent / "profiles"
-RESULTS = Path(__file__).parent / "results"
+# Relative: resolved against the working directory when written (from the repository root,
+# where results are committed), never inside the installed package.
+RESULTS = Path("benchmarks", "results")
 
 B = TypeVar("B")
 
@@ -64,24 +67,9 @@ def log(msg: str) -> None:
 
 
 def commit() -> str:
-    """The short commit measured, with ``+changes`` when tracked code differs from it."""
-
-    def git(*args: str) -> str:
-        out = subprocess.run(
-            ["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=10
-        )
-        return out.stdout.strip()
-
-    try:
-        head = git("rev-parse", "--short", "HEAD")
-        if not head:
-            return "unknown"
-        changed = git(
-            "status", "--porcelain", "--untracked-files=no", "--", ":/tsdiff", ":/benchmarks"
-        )
-        return head + ("+changes" if changed else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    """The short commit measured, with ``+changes`` when tracked code of the tsdiff
+    package or the benchmarks differs from it."""
+    return git_commit(short=True, changes_in=(Path(tsdiff.__file__).parent, Path(__file__).parent))
 
 
 def machine() -> dict[str, Any]:

@@ -37,8 +37,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks import peers
-from benchmarks.common import (
+from tsdiff import baselines, metrics
+from tsdiff.benchmarks import peers
+from tsdiff.benchmarks.common import (
     RESULTS,
     fmt,
     log,
@@ -46,8 +47,7 @@ from benchmarks.common import (
     profile_path,
     read_profile,
 )
-from benchmarks.common import commit as current_commit
-from tsdiff import baselines, metrics
+from tsdiff.benchmarks.common import commit as current_commit
 from tsdiff.config import TSDiffConfig
 from tsdiff.data import Panel, Series
 from tsdiff.data.windows import extract_windows, window_starts
@@ -386,7 +386,7 @@ def _windows_z(model: TSDiff, df: pd.DataFrame) -> np.ndarray:
     """``df``'s series, z-scored and cut into windows (M, K, L) at our model's training
     stride, all-empty ones dropped: a window-based peer trains on the same windows."""
     assert model.scaler is not None
-    length, stride = model.window, model.config.data.training_stride
+    length, stride = model.window, model.config.data.stride("training")
     out = []
     for s in model.panel(df).series:
         v = model.scaler.transform(s.values)  # (K, T)

@@ -1,7 +1,7 @@
 """The command line as a new user meets it: ``tsdiff train`` with no profile and a short
 budget, then ``tsdiff evaluate`` on unseen series, beside linear interpolation.
 
-``python -m benchmarks.defaults physionet --minutes 2 --test-series 80`` writes the
+``python -m tsdiff.benchmarks.defaults physionet --minutes 2 --test-series 80`` writes the
 protocol's fold-0 training stays (raw: minutes since admission, long layout) to
 parquet, runs ``tsdiff train DATA --out MODEL --freq 60 --max-minutes M`` and
 ``tsdiff evaluate MODEL TEST --missing 0.1`` as processes, and records both with the
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import RESULTS, commit, log, machine
-from benchmarks.csdi import fold_split
+from tsdiff.benchmarks.common import RESULTS, commit, log, machine
+from tsdiff.benchmarks.csdi import fold_split
 from tsdiff.datasets import load_physionet
 from tsdiff.io import write_atomic, write_json
 
@@ -75,7 +75,7 @@ def run(minutes: float, test_series: int, out_dir: Path, seed: int = 0) -> dict[
     m, lin = report["model_normalized"], report["baselines_normalized"]["linear"]
     result = {
         "dataset": "physionet",
-        "command": f"python -m benchmarks.defaults physionet --minutes {minutes} "
+        "command": f"python -m tsdiff.benchmarks.defaults physionet --minutes {minutes} "
         f"--test-series {test_series}",
         "cli": f"tsdiff train TRAIN --out MODEL --freq 60 --max-minutes {minutes}; "
         "tsdiff evaluate MODEL TEST --missing 0.1",
@@ -126,7 +126,7 @@ def run(minutes: float, test_series: int, out_dir: Path, seed: int = 0) -> dict[
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.defaults")
+    ap = argparse.ArgumentParser(prog="python -m tsdiff.benchmarks.defaults")
     ap.add_argument("dataset", choices=["physionet"])
     ap.add_argument("--minutes", type=float, default=2.0)
     ap.add_argument("--test-series", type=int, default=80)

@@ -1,6 +1,6 @@
 """Short paired design runs: one variant per process, the same held-out cells for all.
 
-``python -m benchmarks.design physionet --method tsdiff --profile quick --set
+``python -m tsdiff.benchmarks.design physionet --method tsdiff --profile quick --set
 network.prior_layers=2 --minutes 5 --test-series 200 --out runs/a.json`` trains one
 variant for a fixed wall-clock budget and scores it, beside linear interpolation, on the
 CSDI protocol's held-out cells of the first ``--test-series`` test series;
@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.common import commit, log, machine
-from benchmarks.csdi import (
+from tsdiff import baselines
+from tsdiff.benchmarks.common import commit, log, machine
+from tsdiff.benchmarks.csdi import (
     _cap,
     _chunks,
     held_out_cells,
@@ -32,7 +33,6 @@ from benchmarks.csdi import (
     score,
     unchunk,
 )
-from tsdiff import baselines
 from tsdiff.io import write_json
 from tsdiff.model import TSDiff
 
@@ -74,7 +74,7 @@ def _prior_alone(model: TSDiff, cells: Any, norm: bool) -> dict[str, Any] | None
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.design")
+    ap = argparse.ArgumentParser(prog="python -m tsdiff.benchmarks.design")
     ap.add_argument("family", choices=["physionet", "pm25"])
     ap.add_argument("--method", choices=["tsdiff", "saits"], default="tsdiff")
     ap.add_argument("--profile", default="quick")
@@ -150,7 +150,7 @@ def summarize(paths: list[str], out: str) -> str:
     lines = [
         "# Design runs: paired, short, the same held-out cells",
         "",
-        "Each row is one process of `python -m benchmarks.design` (1 torch thread); rows "
+        "Each row is one process of `python -m tsdiff.benchmarks.design` (1 torch thread); rows "
         "with the same pair label ran at the same time on the 2-core machine. Scores on "
         "the CSDI protocol's held-out cells of the first test series (PhysioNet 10%: 200 "
         "test stays of fold 0; PM2.5: the four test months), normalised units for "

@@ -1,6 +1,6 @@
 """Forecasting benchmark: tsdiff against statsforecast's SeasonalNaive and AutoETS.
 
-``python -m benchmarks.forecast pm25 --profile quick`` (or ``etth1``) follows the
+``python -m tsdiff.benchmarks.forecast pm25 --profile quick`` (or ``etth1``) follows the
 protocol of ``../shared/data/README.md``: rolling daily origins over the end of the
 set (PM2.5: the last 60 days of ``pm25_ground``, the 36 stations as the variables of
 one panel; ETTh1: the last 73 days), horizon 24 h. Results go to
@@ -38,7 +38,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import (
+from tsdiff import metrics
+from tsdiff.backtest import backtest, cutoffs, quantile_columns, score_frame
+from tsdiff.benchmarks.common import (
     RESULTS,
     command_line,
     commit,
@@ -48,8 +50,6 @@ from benchmarks.common import (
     profile_path,
     read_profile,
 )
-from tsdiff import metrics
-from tsdiff.backtest import backtest, cutoffs, quantile_columns, score_frame
 from tsdiff.config import TSDiffConfig
 from tsdiff.datasets import default_data_dir
 from tsdiff.errors import ConfigError, DataError
@@ -381,7 +381,7 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.forecast", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m tsdiff.benchmarks.forecast", description=__doc__)
     p.add_argument("dataset", choices=sorted(DATASETS))
     p.add_argument("--profile", default="quick", help="quick, tiny or a JSON path")
     p.add_argument("--seed", type=int, default=0)
@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         data_dir=args.data_dir,
         out_dir=args.out or RESULTS,
-        command=command_line().replace("tsdiff", "python -m benchmarks.forecast", 1),
+        command=command_line().replace("tsdiff", "python -m tsdiff.benchmarks.forecast", 1),
         progress=not args.quiet,
     )
     return 0

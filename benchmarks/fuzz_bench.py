@@ -16,7 +16,6 @@ import argparse
 import json
 import platform
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,14 +24,16 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if (ROOT / "pyproject.toml").is_file():  # a source checkout: tests/ is importable
+    sys.path.insert(0, str(ROOT))
 
-from services.process import Server, bentoml_serve, free_port, server_env  # noqa: E402
 from tests.conftest import tiny_config  # noqa: E402
 from tests.fuzzing import fuzz  # noqa: E402
 from tests.test_service_robustness import FUZZ_LIMITS, KEY  # noqa: E402
+from tsdiff.provenance import git_commit  # noqa: E402
+from tsdiff.services.process import Server, bentoml_serve, free_port, server_env  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = Path("benchmarks", "results")  # under the working directory
 
 
 def main() -> int:
@@ -45,9 +46,7 @@ def main() -> int:
     from tsdiff.datasets import pm25_slice
     from tsdiff.model import TSDiff
 
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
+    commit = git_commit(short=True)
     with tempfile.TemporaryDirectory(prefix="tsdiff-fuzz-") as d:
         work = Path(d)
         model = TSDiff(tiny_config()).fit(pm25_slice("ground").iloc[:500], progress=False)

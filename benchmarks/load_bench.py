@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,11 +34,13 @@ import pandas as pd
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if (ROOT / "pyproject.toml").is_file():  # a source checkout: tests/ is importable
+    sys.path.insert(0, str(ROOT))
 
-from services.process import Server, bentoml_serve, free_port, server_env  # noqa: E402
+from tsdiff.provenance import git_commit  # noqa: E402
+from tsdiff.services.process import Server, bentoml_serve, free_port, server_env  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = Path("benchmarks", "results")  # under the working directory
 ENDPOINTS = ("/v1/impute", "/v1/impute/json", "/v1/forecast", "/v1/forecast/json")
 
 
@@ -74,7 +75,7 @@ def payload(info: dict[str, Any], rows: int, seed: int) -> pd.DataFrame:
 
 
 def request_kwargs(path: str, df: pd.DataFrame, params: dict[str, Any], horizon: int) -> dict:
-    from services.payloads import to_records
+    from tsdiff.services.payloads import to_records
 
     extra = {"horizon": horizon} if "forecast" in path else {}
     if path.endswith("/json"):
@@ -102,9 +103,7 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args()
 
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
+    commit = git_commit(short=True)
     work = Path(tempfile.mkdtemp(prefix="tsdiff-load-"))
     model = args.model
     model_note = model

@@ -1,7 +1,8 @@
 """A shipped model's card, written from the benchmark run that trained and scored it.
 
-``python -m benchmarks.model_card physionet-vitals benchmarks/results/physionet10-quick.json``
-writes ``tsdiff/pretrained_models/physionet-vitals/MODEL_CARD.md``: data and split, the
+``python -m tsdiff.benchmarks.model_card physionet-vitals
+benchmarks/results/physionet10-quick.json`` writes
+``tsdiff/pretrained_models/physionet-vitals/MODEL_CARD.md``: data and split, the
 exact command, commit, machine, training time, test metrics beside the peers on the
 same cells, the sampler settings and the limits. Nothing on it is typed by hand.
 """
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tsdiff.checkout import source_root
 from tsdiff.io import write_atomic
 from tsdiff.model import TSDiff
 from tsdiff.pretrained import SHIPPED_DIR
@@ -83,7 +85,7 @@ def card(name: str, result: dict[str, Any], model: TSDiff) -> str:
         "",
         "## What each variable can be",
         f"- rule: {(info.get('spec') or {}).get('rule')}",
-        "- inferred from the training split by `python -m benchmarks.model_card` when the "
+        "- inferred from the training split by `python -m tsdiff.benchmarks.model_card` when the "
         "model was trained before specs existed; every sample is projected onto it",
         f"- {_spec_line(model)}",
         "",
@@ -141,13 +143,15 @@ def add_spec(model: TSDiff, result: dict[str, Any]) -> bool:
     was saved without them (trained before specs existed); True when it did."""
     if model.spec is not None:
         return False
-    from benchmarks.csdi import task_for
+    from tsdiff.benchmarks.csdi import task_for
 
     model.infer_spec(task_for(result["dataset"]).train)
     return True
 
 
 def main(argv: list[str] | None = None) -> None:
+    if source_root() is None:  # never rewrite the models inside an installed wheel
+        raise SystemExit("model_card updates a source checkout's shipped models (pip install -e)")
     name, result_path = (argv or sys.argv[1:])[:2]
     result = json.loads(Path(result_path).read_text())
     model = TSDiff.load(SHIPPED_DIR / name)

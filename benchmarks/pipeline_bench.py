@@ -42,10 +42,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tsdiff.datasets import default_data_dir
 from tsdiff.io import write_atomic, write_json
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # pipelines/ lives next to tsdiff/, not installed
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -70,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--networks", default="tiny,demo", help=f"throughput model sizes: {','.join(NETWORKS)}"
     )
     p.add_argument("--workdir", help="where inputs and outputs go (default: a temp dir)")
-    p.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--results", default=str(Path("benchmarks", "results")))  # from here
     p.add_argument("--child", help=argparse.SUPPRESS)  # internal: one measurement
     p.add_argument("--child-args", help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -81,8 +79,9 @@ def generate(
     root: Path, series: int, hours: int, files: int, row_group_rows: int
 ) -> dict[str, Any]:
     """Long-by-series rows ``series_id, timestamp, pm25`` in ``files`` hive partitions."""
-    src = ROOT.parent / "shared" / "data" / "pm25_ground.parquet"
-    if src.is_file():
+    data_dir = default_data_dir()
+    src = data_dir / "pm25_ground.parquet" if data_dir else None
+    if src is not None and src.is_file():
         wide = pd.read_parquet(src).iloc[:hours]
         stations = [c for c in wide.columns if c != "timestamp"]
         times = wide["timestamp"].to_numpy()
@@ -187,15 +186,15 @@ def child(kind: str, a: dict[str, Any]) -> dict[str, Any]:
     """One measurement in this (fresh) process; prints and returns its numbers."""
     import torch
 
-    from pipelines import PipelineParams
+    from tsdiff.pipelines import PipelineParams
 
     torch.set_num_threads(int(a.get("threads", 2)))
     params = PipelineParams(
         seed=0, n_samples=a["n_samples"], steps=a["steps"], batch_series=a["batch_series"]
     )
     if kind == "local":
-        from pipelines.local import load, run_local
         from tsdiff.model import TSDiff
+        from tsdiff.pipelines.local import load, run_local
 
         model = load(a["model"])[0]
         # warm-up on a few series, so that the baseline includes what any run allocates
@@ -226,7 +225,7 @@ def child(kind: str, a: dict[str, Any]) -> dict[str, Any]:
             ),
         }
     else:
-        from pipelines.spark import run_spark, spark_session
+        from tsdiff.pipelines.spark import run_spark, spark_session
 
         t0 = time.perf_counter()
         session = spark_session(kind, progress=False)
@@ -248,7 +247,7 @@ def child(kind: str, a: dict[str, Any]) -> dict[str, Any]:
 
 def measure(kind: str, args: dict[str, Any]) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", kind, "--child-args", json.dumps(args)]
-    r = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if r.returncode != 0:
         raise RuntimeError(f"{kind} run failed:\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])

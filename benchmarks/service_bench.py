@@ -37,10 +37,9 @@ import numpy as np
 import pandas as pd
 import requests
 
-from services.process import Server, ServerError, bentoml_serve, free_port
+from tsdiff.services.process import Server, ServerError, bentoml_serve, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = Path("benchmarks", "results")  # under the working directory
 WINDOW = 48
 
 
@@ -71,6 +70,7 @@ def train_demo_sized(out: Path, stays: int) -> Path:
     """A model with the demo profile's architecture, trained one epoch (cost, not quality)."""
     from tsdiff.config import TSDiffConfig
     from tsdiff.datasets import physionet_slice
+    from tsdiff.demo import PROFILE as DEMO_PROFILE
     from tsdiff.model import TSDiff
 
     data = physionet_slice()
@@ -80,7 +80,7 @@ def train_demo_sized(out: Path, stays: int) -> Path:
         set(data["variable"]) - set(data.loc[data["series_id"].isin(train), "variable"])
     ):
         train.add(data.loc[data["variable"] == var, "series_id"].iloc[0])
-    cfg = TSDiffConfig.from_file(ROOT / "tsdiff" / "profiles" / "demo.json")
+    cfg = TSDiffConfig.from_file(DEMO_PROFILE)
     cfg = cfg.replace(train={"epochs": 1})
     model = TSDiff(cfg).fit(data[data["series_id"].isin(train)], progress=False)
     return model.save(out)

@@ -31,16 +31,16 @@ import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if (ROOT / "pyproject.toml").is_file():  # a source checkout: runs without installing
+    sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import commit, fmt, log, machine  # noqa: E402
-from benchmarks.service_bench import window_payload  # noqa: E402
+from tsdiff.benchmarks.common import commit, fmt, log, machine  # noqa: E402
+from tsdiff.benchmarks.service_bench import window_payload  # noqa: E402
 from tsdiff.config import TSDiffConfig  # noqa: E402
-from tsdiff.demo import demo_split  # noqa: E402
+from tsdiff.demo import PROFILE, demo_split  # noqa: E402
 from tsdiff.io import write_atomic, write_json  # noqa: E402
 from tsdiff.model import TSDiff  # noqa: E402
 
-PROFILE = ROOT / "tsdiff" / "profiles" / "demo.json"
 NETWORKS = {"3 blocks": {"blocks": 3}, "2 blocks": {"blocks": 2}}
 TARGET_P95 = 1.0
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calls", type=int, default=10, help="timed calls per setting")
     p.add_argument("--test-stays", type=int, default=40)
     p.add_argument("--threads", type=int, default=2, help="torch threads (the service's)")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serving"))
+    p.add_argument("--out", default=str(Path("benchmarks", "results", "serving")))
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     train, test = demo_split(0, a.test_stays)
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             "calls": a.calls,
             "threads": a.threads,
             "test_stays": a.test_stays,
-            "profile": str(PROFILE.relative_to(ROOT)),
+            "profile": str(PROFILE.relative_to(PROFILE.parents[2])),
         },
         "trained": trained,
         "rows": rows,

@@ -1,7 +1,7 @@
 """A shipped model scored as users get it: loaded by name, with its variable spec and
 default sampler, on the CSDI protocol's held-out test cells.
 
-``python -m benchmarks.shipped physionet-vitals`` (or ``pm25-beijing``) writes
+``python -m tsdiff.benchmarks.shipped physionet-vitals`` (or ``pm25-beijing``) writes
 ``benchmarks/results/shipped-<name>.{json,md}``: MAE, CRPS, coverage, imputation time,
 beside linear interpolation on the same cells, and how many imputed medians and interval
 bounds lie outside the variables' bounds (0 by construction).
@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import RESULTS, commit, log, machine
-from benchmarks.csdi import LEVELS, _cap, held_out_cells, score, task_for
 from tsdiff import baselines
+from tsdiff.benchmarks.common import RESULTS, commit, log, machine
+from tsdiff.benchmarks.csdi import LEVELS, _cap, held_out_cells, score, task_for
 from tsdiff.io import write_atomic, write_json
 from tsdiff.model import TSDiff
+from tsdiff.samplers import SAMPLER_NAMES
 
 
 def run(
@@ -75,7 +76,7 @@ def run(
     result = {
         "model": name,
         "dataset": ds,
-        "command": "python -m benchmarks.shipped " + " ".join(sys.argv[1:]),
+        "command": "python -m tsdiff.benchmarks.shipped " + " ".join(sys.argv[1:]),
         "commit": commit(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
@@ -144,11 +145,11 @@ def _outside(model: TSDiff, cells: Any, samples: list[np.ndarray]) -> dict[str, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.shipped")
+    ap = argparse.ArgumentParser(prog="python -m tsdiff.benchmarks.shipped")
     ap.add_argument("name")
     ap.add_argument("--n-samples", type=int)
     ap.add_argument("--steps", type=int)
-    ap.add_argument("--sampler", choices=["ddim", "ddpm"])
+    ap.add_argument("--sampler", choices=SAMPLER_NAMES)
     ap.add_argument("--test-series", type=int, help="only the first N test series")
     a = ap.parse_args(argv)
     run(a.name, n_samples=a.n_samples, steps=a.steps, sampler=a.sampler, test_series=a.test_series)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.common import (
+from tsdiff.pipelines.common import (
     MANIFEST,
     PipelineParams,
     SchemaMismatchError,
@@ -18,7 +18,7 @@ from pipelines.common import (
     SeriesFailure,
     read_manifest,
 )
-from pipelines.local import run_local
+from tsdiff.pipelines.local import run_local
 
 __all__ = [
     "MANIFEST",
@@ -34,8 +34,8 @@ __all__ = [
 
 
 def run_spark(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    """:func:`pipelines.spark.run_spark`, imported on first use (pyspark is optional)."""
-    from pipelines.spark import run_spark as run
+    """:func:`tsdiff.pipelines.spark.run_spark`, imported on first use (pyspark is optional)."""
+    from tsdiff.pipelines.spark import run_spark as run
 
     return run(*args, **kwargs)
 

@@ -55,6 +55,10 @@ class SeriesFailure:
     def to_dict(self) -> dict[str, Any]:
         return {"series": jsonable(self.series), "error": self.error, "reason": self.reason}
 
+    def to_error(self) -> SeriesError:
+        """What ``fail_fast`` raises for this failure (the same text from either engine)."""
+        return SeriesError(f"series {self.series!r} failed ({self.error}): {self.reason}")
+
 
 @dataclass(frozen=True)
 class PipelineParams:
@@ -78,24 +82,18 @@ class PipelineParams:
         fails before any input is read or output written (not once per series)."""
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {TASKS}, got {self.task!r}")
-        s = model.config.sample
-        levels = tuple(sorted({int(v) for v in (self.levels or s.levels)}))
+        opts = model.options(  # the library's own check of sampling options
+            n_samples=self.n_samples, steps=self.steps, levels=self.levels, seed=self.seed
+        )
         out = replace(
             self,
-            levels=levels,
-            n_samples=int(self.n_samples if self.n_samples is not None else s.n_samples),
-            steps=int(self.steps if self.steps is not None else s.steps),
-            seed=int(self.seed),
+            levels=opts.levels,
+            n_samples=opts.n_samples,
+            steps=opts.steps,
+            seed=opts.seed,
             id_col=self.id_col or model.columns.id_col,
             time_col=self.time_col or model.columns.time_col,
         )
-        if not levels or not all(1 <= v <= 99 for v in levels):
-            raise ConfigError(f"levels must be integers in 1..99, got {list(levels)}")
-        if out.n_samples is None or out.n_samples < 1:
-            raise ConfigError(f"n_samples must be >= 1, got {out.n_samples}")
-        n_steps = model.scheduler.num_steps
-        if out.steps is None or not 1 <= out.steps <= n_steps:
-            raise ConfigError(f"steps must be in 1..{n_steps}, got {out.steps}")
         if out.batch_series < 1:
             raise ConfigError(f"batch_series must be >= 1, got {out.batch_series}")
         if out.task == "forecast":
@@ -136,10 +134,9 @@ def run_model(model: TSDiff, frame: pd.DataFrame, params: PipelineParams) -> pd.
     }
     if params.task == "forecast":
         assert params.horizon is not None
-        out = model.forecast(df, params.horizon, **kw)
+        out = model.forecast(df, params.horizon, **kw).frame
     else:
-        out = model.impute(df, max_gap=params.max_gap, fill_edges=params.fill_edges, **kw)
-    assert isinstance(out, pd.DataFrame)
+        out = model.impute(df, max_gap=params.max_gap, fill_edges=params.fill_edges, **kw).frame
     return out.rename(columns={v: k for k, v in names.items()}) if names else out
 
 
@@ -172,9 +169,7 @@ def process_series(
             except DataError as e:
                 fail = SeriesFailure(_plain(key), type(e).__name__, str(e))
                 if params.fail_fast:
-                    raise SeriesError(
-                        f"series {fail.series!r} failed ({fail.error}): {fail.reason}"
-                    ) from e
+                    raise fail.to_error() from e
                 failures.append(fail)
         out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if partition_cols and len(out):

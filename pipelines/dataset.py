@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from pipelines.common import SchemaMismatchError
 from tsdiff.errors import DataError, EmptyInputError
+from tsdiff.pipelines.common import SchemaMismatchError
 
 SCAN_BATCH_ROWS = 1 << 16
 

@@ -23,7 +23,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.common import (
+from tsdiff.errors import ConfigError
+from tsdiff.io import write_atomic
+from tsdiff.pipelines.common import (
     HIVE_NULL,
     MANIFEST,
     MANIFEST_FORMAT,
@@ -41,9 +43,7 @@ from pipelines.common import (
     process_series,
     write_manifest,
 )
-from pipelines.dataset import InputDataset, open_input, plan_batches, read_batch, scan_series
-from tsdiff.errors import ConfigError
-from tsdiff.io import write_atomic
+from tsdiff.pipelines.dataset import InputDataset, open_input, plan_batches, read_batch, scan_series
 
 if TYPE_CHECKING:  # pragma: no cover
     from tsdiff.model import TSDiff

@@ -7,42 +7,49 @@ the sampler's batches as in the local engine. One group per series made every ca
 milliseconds of compute against fixed Arrow/JVM/Python hand-off costs that a second core
 does not parallelise (``local[2]`` ran 1.18x ``local[1]``). Each Python worker loads the
 model once (a module-level cache keyed by URI) and runs the same
-:func:`pipelines.common.process_series` as the local engine, so both engines give the
+:func:`tsdiff.pipelines.common.process_series` as the local engine, so both engines give the
 same values for the same seed (noise is seeded per series, whatever it is batched
-with). A series that fails comes
-back as a single row carrying the error, which the driver records in the manifest
-instead of writing. Not resumable: a rerun redoes the whole job (Spark overwrites the
+with). A series that fails comes back as data, a single row whose error columns hold
+the error's type and reason: the driver records it in the manifest instead of writing
+it, or with ``fail_fast`` raises the local engine's :class:`SeriesError` for it before
+anything is written. Not resumable: a rerun redoes the whole job (Spark overwrites the
 output directory), unless the manifest says the same job already completed.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from pipelines.common import (
+import tsdiff
+from tsdiff.errors import ConfigError
+from tsdiff.pipelines.common import (
     MANIFEST_FORMAT,
     PipelineParams,
-    SeriesError,
+    SeriesFailure,
     check_columns,
     check_output_dir,
     fingerprint,
-    jsonable,
     model_info,
     now,
     output_columns,
     process_series,
     write_manifest,
 )
-from pipelines.dataset import count_rows, open_input, scan_series
-from tsdiff.errors import ConfigError
+from tsdiff.pipelines.dataset import (
+    SeriesIndex,
+    count_rows,
+    open_input,
+    plan_batches,
+    scan_series,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -50,7 +57,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from tsdiff.model import TSDiff
 
 ENGINE = "spark"
-ERROR_COL = "_tsdiff_error"
+ERROR_COL = "_tsdiff_error"  # a failed series' error type (null on output rows)
+REASON_COL = "_tsdiff_reason"  # and its message
 BUCKET_COL = "_tsdiff_bucket"
 PANDAS_WARNING = "PySpark does not yet fully support pandas"
 LOG4J = Path(__file__).with_name("log4j2.properties")
@@ -65,7 +73,7 @@ class GroupTask:
     model_uri: str
     params: PipelineParams
     partition_cols: tuple[str, ...]
-    columns: tuple[str, ...]  # output columns (with partition columns), without the error
+    columns: tuple[str, ...]  # output columns (with partition columns), without the errors
     time_tz: str | None
     threads: int
 
@@ -89,7 +97,8 @@ def worker_model(uri: str, threads: int = 1) -> TSDiff:
 
 def apply_group(task: GroupTask, pdf: pd.DataFrame) -> pd.DataFrame:
     """``applyInPandas`` body: one bucket of whole series in, their output rows (and one
-    error row per failed series) out."""
+    error row per failed series) out. A failure is returned, never raised, also with
+    ``fail_fast``: the driver decides (an exception would reach it only as text)."""
     _quiet()
     params = task.params
     pdf = pdf.drop(columns=[BUCKET_COL], errors="ignore")
@@ -98,20 +107,22 @@ def apply_group(task: GroupTask, pdf: pd.DataFrame) -> pd.DataFrame:
     if task.time_tz is not None and getattr(pdf[time_col].dtype, "tz", None) is None:
         # Spark hands zoned timestamps over as naive session-time (UTC) values
         pdf[time_col] = pdf[time_col].dt.tz_localize("UTC").dt.tz_convert(task.time_tz)
-    out, failures = process_series(model, pdf, params, task.partition_cols)
+    lenient = replace(params, fail_fast=False)
+    out, failures = process_series(model, pdf, lenient, task.partition_cols)
     cols = list(task.columns)
     frames = []
     if len(out):
         out = out[cols].copy()
-        out[ERROR_COL] = None
+        out[ERROR_COL] = out[REASON_COL] = None
         frames.append(out)
     if failures:
         err = pd.DataFrame({c: [None] * len(failures) for c in cols})
         err[params.id_col] = [f.series for f in failures]
-        err[ERROR_COL] = [f"{f.error}: {f.reason}" for f in failures]
+        err[ERROR_COL] = [f.error for f in failures]
+        err[REASON_COL] = [f.reason for f in failures]
         frames.append(err)
     if not frames:
-        return pd.DataFrame({c: [] for c in [*cols, ERROR_COL]})
+        return pd.DataFrame({c: [] for c in [*cols, ERROR_COL, REASON_COL]})
     result = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return _plain_strings(result)
 
@@ -132,7 +143,7 @@ def spark_session(
     conf: dict[str, str] | None = None,
 ) -> SparkSession:
     """A small, quiet session whose Python workers run this interpreter and can import
-    ``pipelines`` (workers get their own environment, not the driver's ``sys.path``).
+    ``tsdiff.pipelines`` (workers get their own environment, not the driver's ``sys.path``).
 
     In local mode the JVM only moves Arrow batches between files and the Python
     workers, so it runs with the quick JIT only (``-XX:TieredStopAtLevel=1``): on a few
@@ -146,7 +157,7 @@ def spark_session(
     _quiet()
     from pyspark.sql import SparkSession
 
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(tsdiff.__file__).resolve().parents[1])  # the folder holding tsdiff
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
     java = f"-Dlog4j2.configurationFile={LOG4J.as_uri()}"
     if master.startswith("local"):
@@ -217,7 +228,7 @@ def run_spark(
     inp = open_input(input)  # schema mismatch stops here, before any write
     names = inp.schema.names
     check_columns(m, params, names, inp.partition_cols)
-    taken = sorted({BUCKET_COL, ERROR_COL} & set(names))
+    taken = sorted({BUCKET_COL, ERROR_COL, REASON_COL} & set(names))
     if taken:
         raise ConfigError(f"input columns {taken} are reserved by the Spark engine: rename them")
     columns = output_columns(m, params, names)
@@ -277,8 +288,10 @@ def run_spark(
         }
         sdf = session.read.parquet(str(inp.path)).select(*names)
         schema = _spark_schema(sdf.schema, columns, inp.partition_cols, m.columns.var_col)
+        inp_index = None
         if buckets is None:  # the id column alone, read here: cheaper than a Spark job
-            n_ids = len(scan_series(inp, id_col).rows)
+            inp_index = scan_series(inp, id_col)
+            n_ids = len(inp_index.rows)
             n_buckets = default_buckets(n_ids, params.batch_series, _parallelism(session))
         else:
             n_buckets = int(buckets)
@@ -297,7 +310,17 @@ def run_spark(
             # every bucket computed (one task each) and cached before anything is written:
             # a --fail-fast error stops the job here, with no partial output on disk
             result.count()
-            ok = result.filter(F.col(ERROR_COL).isNull()).drop(ERROR_COL)
+            error = F.col(ERROR_COL)
+            failed = result.filter(error.isNotNull()).select(id_col, ERROR_COL, REASON_COL)
+            fails = series_failures(failed.collect(), id_col)
+            if fails:
+                fails = in_local_order(fails, inp_index or scan_series(inp, id_col), params)
+            if fails and params.fail_fast:
+                raised = fails[0].to_error()
+                manifest.update(status="failed", error=str(raised))
+                write_manifest(out, manifest)
+                raise raised
+            ok = result.filter(error.isNull()).drop(ERROR_COL, REASON_COL)
             # the cached rows regrouped for the write: one file per output partition, not
             # one per bucket and partition (hundreds of small files, slow to write)
             if inp.partition_cols:
@@ -308,32 +331,22 @@ def run_spark(
             if inp.partition_cols:
                 writer = writer.partitionBy(*inp.partition_cols)
             writer.parquet(str(out))
-            error = F.col(ERROR_COL)
             stats = result.agg(
                 F.count(F.when(error.isNull(), 1)).alias("rows"),
                 F.countDistinct(F.when(error.isNull(), F.col(id_col))).alias("series"),
             ).collect()[0]
-            failures = result.filter(error.isNotNull()).select(id_col, ERROR_COL).collect()
-        except Exception as e:
-            message = _series_error(e)
-            if message is None:
-                raise
-            manifest.update(status="failed", error=message)
-            write_manifest(out, manifest)
-            raise SeriesError(message) from None
         finally:
             result.unpersist()
     finally:
         if own:
             session.stop()
-    fails = [_failure(r[id_col], r[ERROR_COL]) for r in failures]
     manifest.update(
         status="complete",
         n_series=int(stats["series"]) + len(fails),
         rows_in=count_rows(inp),
         rows_out=int(stats["rows"]),
         series_done=int(stats["series"]),
-        series_failed=fails,
+        series_failed=[f.to_dict() for f in fails],
         parts=sorted(
             str(p.relative_to(out)) for p in out.rglob("*.parquet") if p.name[0] not in "._"
         ),
@@ -358,7 +371,7 @@ def _spark_schema(
     source: Any, columns: list[tuple[str, str]], partition_cols: list[str], var_col: str
 ) -> Any:
     """The declared output of ``applyInPandas``: id, time, variable and partition columns
-    typed as Spark read them, values double, flags boolean, plus the error column."""
+    typed as Spark read them, values double, flags boolean, plus the error columns."""
     from pyspark.sql import types as T
 
     fields = []
@@ -374,15 +387,27 @@ def _spark_schema(
     taken = {f.name for f in fields}
     fields += [T.StructField(c, source[c].dataType) for c in partition_cols if c not in taken]
     fields.append(T.StructField(ERROR_COL, T.StringType()))
+    fields.append(T.StructField(REASON_COL, T.StringType()))
     return T.StructType(fields)
 
 
-def _failure(series: Any, text: str) -> dict[str, Any]:
-    error, _, reason = str(text).partition(": ")
-    return {"series": jsonable(series), "error": error, "reason": reason}
+def series_failures(rows: Iterable[Any], id_col: str) -> list[SeriesFailure]:
+    """The error rows of :func:`apply_group` (Spark rows or records) as failures."""
+    return [SeriesFailure(r[id_col], str(r[ERROR_COL]), str(r[REASON_COL])) for r in rows]
 
 
-def _series_error(e: Exception) -> str | None:
-    """The message of a :class:`SeriesError` raised in a worker (``fail_fast``), if any."""
-    found = re.search(r"SeriesError: (.+)", str(e))
-    return found.group(1).strip() if found else None
+def in_local_order(
+    fails: list[SeriesFailure], index: SeriesIndex, params: PipelineParams
+) -> list[SeriesFailure]:
+    """``fails`` in the order the local engine meets them: its batches in turn (the same
+    plan over the same input), by series key within a batch (missing key last)."""
+    plan = plan_batches(index, params.batch_series)
+    batch_of = {key: i for i, keys in enumerate(plan) for key in keys}
+
+    def order(f: SeriesFailure) -> tuple[int, bool, Any]:
+        return (batch_of.get(f.series, len(plan)), f.series is None, f.series)
+
+    try:
+        return sorted(fails, key=order)
+    except TypeError:  # keys of mixed types (should not happen within one column)
+        return sorted(fails, key=lambda f: (*order(f)[:2], str(f.series)))

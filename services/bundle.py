@@ -1,6 +1,6 @@
 """Copy a model into ``build/bento-model`` so ``bentoml build`` packages it with the service.
 
-``python -m services.bundle [URI] [--out DIR]``: URI is a model directory or a registry
+``python -m tsdiff.services.bundle [URI] [--out DIR]``: URI is a model directory or a registry
 URI (default: ``$TSDIFF_MODEL_URI``, else the service's default registry model). The
 registry origin (name, version, alias, run id, metrics) is kept in ``origin.json``, so
 the bento's ``GET /v1/model`` still says which registered version it serves.
@@ -14,8 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from services.loading import ORIGIN_FILE, load_with_origin
-from services.settings import Settings
+from tsdiff.services.loading import ORIGIN_FILE, load_with_origin
+from tsdiff.services.settings import Settings
 
 DEFAULT_OUT = Path("build") / "bento-model"
 
@@ -30,7 +30,7 @@ def bundle(uri: str, out: str | Path = DEFAULT_OUT) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m services.bundle", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m tsdiff.services.bundle", description=__doc__)
     p.add_argument("uri", nargs="?", help="model directory or models:/NAME@ALIAS")
     p.add_argument("--out", default=str(DEFAULT_OUT), help=f"default {DEFAULT_OUT}")
     args = p.parse_args(argv)

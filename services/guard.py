@@ -19,8 +19,8 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.payloads import ServiceError
-from services.settings import Settings
+from tsdiff.services.payloads import ServiceError
+from tsdiff.services.settings import Settings
 
 API_PREFIX = "/v1/"
 FILE_ROUTES = frozenset({"/v1/impute", "/v1/forecast"})

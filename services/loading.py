@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from tsdiff.model import TSDiff
 
-ORIGIN_FILE = "origin.json"  # written by services.bundle next to a bundled model's files
+ORIGIN_FILE = "origin.json"  # written by tsdiff.services.bundle next to a bundled model's files
 
 
 def load_with_origin(uri: str) -> tuple[TSDiff, dict[str, Any]]:
@@ -61,5 +61,5 @@ def load_with_origin(uri: str) -> tuple[TSDiff, dict[str, Any]]:
 
 def final_metrics(model: TSDiff) -> dict[str, Any]:
     """The last training epoch's numbers (what a model directory knows of its training)."""
-    final = model.info.get("final") or (model.history[-1] if model.history else {})
+    final = model.info.get("final") or (model.epoch_log[-1] if model.epoch_log else {})
     return {k: v for k, v in final.items() if k != "epoch"}

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from starlette.responses import JSONResponse, Response
 
-from services.settings import Settings
 from tsdiff.errors import ConfigError, DataError
+from tsdiff.services.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from tsdiff.model import TSDiff

@@ -1,4 +1,4 @@
-"""Real ``bentoml serve`` processes of :class:`services.service.TSDiffService`.
+"""Real ``bentoml serve`` processes of :class:`tsdiff.services.service.TSDiffService`.
 
 Started, awaited and stopped here for the service, fuzz and crash tests and for the
 benchmarks (``benchmarks/service_bench.py``, ``fuzz_bench.py``, ``load_bench.py``), so
@@ -17,9 +17,6 @@ from pathlib import Path
 
 import requests
 
-# The directory holding the ``services`` package: the servers' default working directory.
-ROOT = Path(__file__).resolve().parents[1]
-
 
 class ServerError(RuntimeError):
     """The server exited or never became ready (the message carries its log's tail)."""
@@ -29,8 +26,15 @@ class Server:
     """A real server process in its own process group, so teardown stops all of it."""
 
     def __init__(
-        self, argv: list[str], env: dict[str, str], port: int, log: Path, cwd: Path = ROOT
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        port: int,
+        log: Path,
+        cwd: Path | None = None,
     ) -> None:
+        """``cwd``: the server's working directory (default: the caller's, never the
+        installed package's: the service is imported by its dotted name)."""
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
         with log.open("wb") as out:
@@ -105,6 +109,6 @@ def server_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def bentoml_serve(port: int) -> list[str]:
-    """The command line that serves ``services.service:TSDiffService`` on 127.0.0.1."""
-    argv = [sys.executable, "-m", "bentoml", "serve", "services.service:TSDiffService"]
+    """The command line that serves ``tsdiff.services.service:TSDiffService`` on 127.0.0.1."""
+    argv = [sys.executable, "-m", "bentoml", "serve", "tsdiff.services.service:TSDiffService"]
     return [*argv, "--host", "127.0.0.1", "--port", str(port)]

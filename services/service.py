@@ -1,13 +1,13 @@
 """``TSDiffService``: the tsdiff model behind HTTP, with BentoML.
 
-Start it with ``tsdiff serve`` or ``bentoml serve services.service:TSDiffService``.
+Start it with ``tsdiff serve`` or ``bentoml serve tsdiff.services.service:TSDiffService``.
 The model comes from ``TSDIFF_MODEL_URI`` (a saved directory or a registry URI such as
 ``models:/physionet-demo@champion``). Without it, a built bento serves the model bundled
 into it, and a source tree ``models:/$TSDIFF_MODEL_NAME@champion`` (name default
 ``physionet-demo``) from the store :mod:`tsdiff.registry` resolves
 (``MLFLOW_TRACKING_URI``, else ``.tsdiff/mlflow.db`` in the working directory).
 Limits: ``TSDIFF_MAX_UPLOAD_MB``, ``TSDIFF_MAX_ROWS``, ``TSDIFF_MAX_SERIES``,
-``TSDIFF_MAX_HORIZON``, ``TSDIFF_MAX_SAMPLES`` (see :class:`services.settings.Settings`).
+``TSDIFF_MAX_HORIZON``, ``TSDIFF_MAX_SAMPLES`` (see :class:`tsdiff.services.settings.Settings`).
 
 Endpoints (all under ``/v1``; with ``TSDIFF_API_KEYS`` set they need
 ``Authorization: Bearer <key>``):
@@ -44,9 +44,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.guard import ApiGuard
-from services.loading import load_with_origin
-from services.payloads import (
+from tsdiff import __version__
+from tsdiff.services.guard import ApiGuard
+from tsdiff.services.loading import load_with_origin
+from tsdiff.services.payloads import (
     PARQUET_TYPE,
     ServiceError,
     check_cells,
@@ -63,12 +64,12 @@ from services.payloads import (
     to_records,
     trajectory_options,
 )
-from services.scratch import use_private_tempdir
-from services.settings import Settings
-from tsdiff import __version__
+from tsdiff.services.scratch import use_private_tempdir
+from tsdiff.services.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from tsdiff.model import TSDiff
+    from tsdiff.results import PredictionResult
 
 logger = logging.getLogger("bentoml.tsdiff")
 
@@ -234,10 +235,10 @@ class TSDiffService:
                 out, count = model.impute(df, **traj, **opts, **(gaps or {})), _imputed_cells
             else:
                 out, count = model.forecast(df, horizon, **traj, **opts), _forecast_cells
-            frame = out[0] if isinstance(out, tuple) else out
+            frame = out.frame
             self.cells.labels(endpoint).inc(count(frame, model))
             if as_json:
-                body = self._json(out, return_samples, return_trajectory)
+                body = self._json(out)
                 if horizon is None:  # missing cells the request asked to leave open
                     body["left_open"] = _left_open(frame, model)
                 return body
@@ -245,21 +246,17 @@ class TSDiffService:
 
         return self._answer(work)
 
-    def _json(self, out: Any, samples: bool = False, trajectory: bool = False) -> dict[str, Any]:
-        parts = list(out) if isinstance(out, tuple) else [out]
-        frame = parts.pop(0)
-        body: dict[str, Any] = {"records": to_records(frame), "model": self._summary()}
-        if samples:
-            body["samples"] = to_records(parts.pop(0))
-        if trajectory:
-            traj = parts.pop(0)
-            check_output_rows(len(traj), "trajectory", self.settings)
-            body["trajectory"] = to_records(traj)
+    def _json(self, out: PredictionResult) -> dict[str, Any]:
+        body: dict[str, Any] = {"records": to_records(out.frame), "model": self._summary()}
+        if out.samples is not None:
+            body["samples"] = to_records(out.samples)
+        if out.trajectory is not None:
+            check_output_rows(len(out.trajectory), "trajectory", self.settings)
+            body["trajectory"] = to_records(out.trajectory)
         return body
 
-    def _parquet(self, out: Any) -> Response:
-        frame, samples = out if isinstance(out, tuple) else (out, None)
-        return parquet_response(frame, samples)
+    def _parquet(self, out: PredictionResult) -> Response:
+        return parquet_response(out.frame, out.samples)
 
     def _summary(self) -> dict[str, Any]:
         keys = ("name", "version", "alias", "run_id")

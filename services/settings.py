@@ -12,7 +12,7 @@ from tsdiff.errors import ConfigError
 DEFAULT_MODEL_NAME = "physionet-demo"
 DEFAULT_ALIAS = "champion"
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
-BUNDLED_MODEL = SOURCE_ROOT / "build" / "bento-model"  # what ``services.bundle`` writes
+BUNDLED_MODEL = SOURCE_ROOT / "build" / "bento-model"  # what ``tsdiff.services.bundle`` writes
 
 
 @dataclass(frozen=True)

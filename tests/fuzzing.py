@@ -160,7 +160,7 @@ def parquet(df: pd.DataFrame) -> bytes:
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    from services.payloads import to_records
+    from tsdiff.services.payloads import to_records
 
     return to_records(df)
 

@@ -173,7 +173,7 @@ def test_cli_bad_input_exits_2(fitted, pm25, tmp_path, extra, capsys) -> None:
 def test_forecast_benchmark_tiny_end_to_end(tmp_path) -> None:
     """The benchmark harness on a tiny profile: both baselines, same cut-offs, results files."""
     pytest.importorskip("statsforecast")
-    from benchmarks import forecast
+    from tsdiff.benchmarks import forecast
     from tsdiff.datasets import default_data_dir
 
     base = default_data_dir()
@@ -230,11 +230,11 @@ def test_calibrate_forecast_is_saved_and_widens_forecasts_about_the_same_median(
     assert model.forecast_spread == info["spread"] and info["n_cells"] > 0
     assert info["crps_after"] <= info["crps_before"]
     model.forecast_spread = 1.0  # known factors, to check how forecasts use them
-    narrow = model.forecast(pm25, horizon=H, seed=5)
+    narrow = model.forecast(pm25, horizon=H, seed=5).frame
     model.forecast_spread = 3.0
     again = TSDiff.load(model.save(tmp_path / "m2"))
     assert again.forecast_spread == 3.0 and again.spread == fitted.spread
-    wide = again.forecast(pm25, horizon=H, seed=5)
+    wide = again.forecast(pm25, horizon=H, seed=5).frame
     var = [c for c in pm25.columns if c != "timestamp"][0]
     np.testing.assert_allclose(wide[var], narrow[var], rtol=1e-5)  # the median
     w_narrow = (narrow[f"{var}_hi_90"] - narrow[f"{var}_lo_90"]).sum()
@@ -242,7 +242,8 @@ def test_calibrate_forecast_is_saved_and_widens_forecasts_about_the_same_median(
     assert 2.5 * w_narrow < w_wide < 3.5 * w_narrow
     # imputation keeps its own factor
     np.testing.assert_array_equal(
-        again.impute(pm25.iloc[:100], seed=1)[var], fitted.impute(pm25.iloc[:100], seed=1)[var]
+        again.impute(pm25.iloc[:100], seed=1).frame[var],
+        fitted.impute(pm25.iloc[:100], seed=1).frame[var],
     )
 
 

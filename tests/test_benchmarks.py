@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import csdi, peers
-from benchmarks.common import PROFILES
+from tsdiff.benchmarks import csdi, peers
+from tsdiff.benchmarks.common import PROFILES
 from tsdiff.cli import main
 from tsdiff.datasets import PHYSIONET_VARIABLES, default_data_dir, physionet_slice
 from tsdiff.errors import ConfigError

@@ -163,7 +163,7 @@ def test_resume_continues_from_checkpoint(workdir):
     )
     assert rc == 0
     meta = json.loads((workdir / "model" / "model.json").read_text())
-    assert [h["epoch"] for h in meta["history"]] == [1, 2]
+    assert [h["epoch"] for h in meta["epoch_log"]] == [1, 2]
 
 
 def test_console_script_help():

@@ -40,7 +40,7 @@ def test_unknown_keys_are_rejected_by_name(tmp_path):
     [
         ("network", {"channels": 30, "heads": 4}, "divisible"),
         ("data", {"window": 1}, "window"),
-        ("data", {"window": 10, "stride": 11}, "stride"),
+        ("data", {"window": 10, "inference_stride": 11}, "inference_stride"),
         ("diffusion", {"schedule": "sigmoid"}, "schedule"),
         ("train", {"masking": "everything"}, "masking"),
         ("sample", {"levels": (0, 50)}, "levels"),
@@ -74,3 +74,14 @@ def test_lags_round_trip_and_set_the_history_read_before_each_window():
     assert cfg.network.lags == (24, 168, 48) and cfg.network.history_steps == 168
     assert TSDiffConfig.from_dict(json.loads(cfg.to_json())) == cfg
     assert TSDiffConfig().network.history_steps == 0
+
+
+def test_renamed_fields_of_saved_configs_still_load():
+    old = TSDiffConfig().to_dict()
+    data = old["data"]
+    data["stride"], data["train_stride"] = data.pop("inference_stride"), data.pop("training_stride")
+    data["stride"], data["train_stride"] = 5, 3
+    cfg = TSDiffConfig.from_dict(old)
+    assert (cfg.data.inference_stride, cfg.data.training_stride) == (5, 3)
+    assert cfg.data.stride("inference") == 5 and cfg.data.stride("training") == 3
+    assert TSDiffConfig().data.stride("training") == TSDiffConfig().data.window // 2

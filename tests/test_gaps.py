@@ -48,8 +48,8 @@ def _panel(rng: np.random.Generator, length: int, p_miss: float, p_outage: float
 )
 def test_long_gaps_stay_missing_and_unflagged(fitted, seed, max_gap, fill_edges, p_miss) -> None:
     df = _panel(np.random.default_rng(seed), 60, p_miss, 0.7)
-    out = fitted.impute(df, seed=seed, max_gap=max_gap, fill_edges=fill_edges)
-    full = fitted.impute(df, seed=seed)
+    out = fitted.impute(df, seed=seed, max_gap=max_gap, fill_edges=fill_edges).frame
+    full = fitted.impute(df, seed=seed).frame
     for k, v in enumerate(VARS):
         x = df[v].to_numpy()
         gaps = open_gaps(x[None], max_gap, fill_edges)[0]

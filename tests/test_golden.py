@@ -38,6 +38,11 @@ def saved() -> tuple[TSDiff, TSDiff]:
     return TSDiff.load(HERE / "imputer"), TSDiff.load(HERE / "forecaster")
 
 
+@pytest.fixture(scope="module")
+def predicted(df, saved) -> dict[str, pd.DataFrame]:
+    return outputs(*saved, df)
+
+
 def _weights(model: TSDiff) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy() for k, v in model.net.state_dict().items()}
 
@@ -66,11 +71,9 @@ def test_fit_trains_the_same_weights_and_calibration(df, saved):
         "backtest_samples",
     ],
 )
-def test_saved_models_predict_the_same_frames(df, saved, name, _frames={}):
-    if not _frames:
-        _frames.update(outputs(*saved, df))
+def test_saved_models_predict_the_same_frames(predicted, name):
     pd.testing.assert_frame_equal(
-        _frames[name], pd.read_parquet(HERE / f"{name}.parquet"), check_exact=True
+        predicted[name], pd.read_parquet(HERE / f"{name}.parquet"), check_exact=True
     )
 
 

@@ -36,13 +36,14 @@ def test_forecast_reads_the_history_before_its_window_and_nothing_earlier(lagged
     df = pm25.iloc[:300].reset_index(drop=True)
     context = lagged.window - H  # steps of the window before the horizon
     assert lagged.history_steps == 48
-    base = lagged.forecast(df, horizon=H, seed=4)
+    base = lagged.forecast(df, horizon=H, seed=4).frame
     # inside the history (before the window): the forecast changes
-    inside = lagged.forecast(_shift_rows(df, slice(-context - 30, -context)), horizon=H, seed=4)
+    shifted = _shift_rows(df, slice(-context - 30, -context))
+    inside = lagged.forecast(shifted, horizon=H, seed=4).frame
     stations = [c for c in df.columns if c != "timestamp"]  # their columns: the medians
     assert not inside[stations].equals(base[stations])
     # before the history: nothing read, the forecast is the same to the bit
-    before = lagged.forecast(_shift_rows(df, slice(0, -context - 48)), horizon=H, seed=4)
+    before = lagged.forecast(_shift_rows(df, slice(0, -context - 48)), horizon=H, seed=4).frame
     pd.testing.assert_frame_equal(before, base)
 
 
@@ -71,14 +72,14 @@ def test_lagged_model_save_load_forecast_equality(lagged, pm25, tmp_path) -> Non
     assert loaded.config.network.lags == LAGS
     df = pm25.iloc[:200]
     pd.testing.assert_frame_equal(
-        lagged.forecast(df, horizon=H, seed=2), loaded.forecast(df, horizon=H, seed=2)
+        lagged.forecast(df, horizon=H, seed=2).frame, loaded.forecast(df, horizon=H, seed=2).frame
     )
-    pd.testing.assert_frame_equal(lagged.impute(df, seed=2), loaded.impute(df, seed=2))
+    pd.testing.assert_frame_equal(lagged.impute(df, seed=2).frame, loaded.impute(df, seed=2).frame)
 
 
 def test_lagged_imputation_keeps_observed_values_and_fills_every_gap(lagged, pm25) -> None:
     df = pm25.iloc[100:400]
-    out = lagged.impute(df, seed=0)
+    out = lagged.impute(df, seed=0).frame
     stations = [c for c in df.columns if c != "timestamp"]
     gaps = 0
     for v in stations:
@@ -92,6 +93,6 @@ def test_lagged_imputation_keeps_observed_values_and_fills_every_gap(lagged, pm2
 
 def test_a_short_history_is_padded_not_refused(lagged, pm25) -> None:
     """Fewer steps than the lags reach: the missing history is simply not shown."""
-    fc = lagged.forecast(pm25.iloc[:30], horizon=H, seed=0)
+    fc = lagged.forecast(pm25.iloc[:30], horizon=H, seed=0).frame
     stations = [c for c in pm25.columns if c != "timestamp"]
     assert len(fc) == H and fc[stations].notna().all().all()

@@ -26,14 +26,14 @@ VARS = [f"station_0010{i:02d}" for i in range(1, 9)]
 def test_fit_records_history_and_info(fitted):
     assert fitted.variables == VARS
     assert fitted.freq.to_str() in ("1h", "h", "60min")
-    assert len(fitted.history) == 2 and "val_loss" in fitted.history[-1]
-    assert "val_crps" in fitted.history[-1]
+    assert len(fitted.epoch_log) == 2 and "val_loss" in fitted.epoch_log[-1]
+    assert "val_crps" in fitted.epoch_log[-1]
     assert fitted.info["train_windows"] > 0
 
 
 def test_impute_keeps_observed_bit_identical_and_flags_the_rest(fitted, pm25):
     df = pm25.iloc[500:600]
-    out = fitted.impute(df, seed=1)
+    out = fitted.impute(df, seed=1).frame
     assert len(out) == len(df)
     assert list(out["timestamp"]) == list(df["timestamp"])
     for v in VARS:
@@ -49,9 +49,9 @@ def test_impute_keeps_observed_bit_identical_and_flags_the_rest(fitted, pm25):
 
 def test_seeded_determinism(fitted, pm25):
     df = pm25.iloc[500:560]
-    a = fitted.impute(df, seed=3)
-    b = fitted.impute(df, seed=3)
-    c = fitted.impute(df, seed=4)
+    a = fitted.impute(df, seed=3).frame
+    b = fitted.impute(df, seed=3).frame
+    c = fitted.impute(df, seed=4).frame
     pd.testing.assert_frame_equal(a, b)
     imputed = a[[f"{v}_imputed" for v in VARS]].to_numpy().any()
     assert imputed and not a.equals(c)
@@ -69,9 +69,9 @@ def test_fit_save_load_predict_equality(fitted, pm25, tmp_path):
     path = fitted.save(tmp_path / "m")
     loaded = TSDiff.load(path)
     assert loaded.config == fitted.config and loaded.variables == fitted.variables
-    pd.testing.assert_frame_equal(fitted.impute(df, seed=2), loaded.impute(df, seed=2))
+    pd.testing.assert_frame_equal(fitted.impute(df, seed=2).frame, loaded.impute(df, seed=2).frame)
     pd.testing.assert_frame_equal(
-        fitted.forecast(df, horizon=6, seed=2), loaded.forecast(df, horizon=6, seed=2)
+        fitted.forecast(df, horizon=6, seed=2).frame, loaded.forecast(df, horizon=6, seed=2).frame
     )
 
 
@@ -91,7 +91,8 @@ def test_load_errors_name_the_problem(tmp_path):
 
 def test_long_series_is_stitched_from_windows(fitted, pm25):
     df = pm25.iloc[:300]  # 300 steps, windows of 24 with stride 12
-    out, samples = fitted.impute(df, seed=0, return_samples=True)
+    res = fitted.impute(df, seed=0, return_samples=True)
+    out, samples = res.frame, res.samples
     assert len(out) == 300 and samples["sample"].nunique() == 4
     assert len(samples) == 300 * 4
     v = VARS[0]
@@ -102,15 +103,15 @@ def test_long_series_is_stitched_from_windows(fitted, pm25):
 def test_same_series_alone_or_with_others_gives_the_same_answer(fitted, pm25):
     a = pm25.iloc[500:548].assign(series_id="a")
     b = pm25.iloc[548:600].assign(series_id="b")
-    both = fitted.impute(pd.concat([a, b]), seed=5)
-    alone = fitted.impute(a, seed=5)
+    both = fitted.impute(pd.concat([a, b]), seed=5).frame
+    alone = fitted.impute(a, seed=5).frame
     got = both[both["series_id"] == "a"].reset_index(drop=True)
     pd.testing.assert_frame_equal(got, alone.reset_index(drop=True), atol=1e-5)
 
 
 def test_forecast_timestamps_and_shapes(fitted, pm25):
     df = pm25.iloc[500:600]
-    fc = fitted.forecast(df, horizon=5, levels=[50, 80], seed=0)
+    fc = fitted.forecast(df, horizon=5, levels=[50, 80], seed=0).frame
     last = df["timestamp"].max()
     expect = pd.date_range(last + pd.Timedelta("1h"), periods=5, freq="h")
     assert list(fc["timestamp"]) == list(expect)
@@ -121,7 +122,7 @@ def test_forecast_timestamps_and_shapes(fitted, pm25):
 
 
 def test_forecast_of_a_short_series(fitted, pm25):
-    fc = fitted.forecast(pm25.iloc[500:505], horizon=3, seed=0)
+    fc = fitted.forecast(pm25.iloc[500:505], horizon=3, seed=0).frame
     assert len(fc) == 3
 
 
@@ -178,7 +179,7 @@ def test_observed_cells_bit_identical_on_random_panels(fitted, length, missing, 
         f.insert(0, "series_id", s)
         frames.append(f)
     df = pd.concat(frames, ignore_index=True)
-    out = fitted.impute(df, seed=seed)
+    out = fitted.impute(df, seed=seed).frame
     assert len(out) == len(df)
     for v in VARS:
         obs = df[v].notna().to_numpy()

@@ -22,7 +22,11 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
-from pipelines import (
+from tsdiff.cli import main
+from tsdiff.errors import ConfigError
+from tsdiff.masks import open_gaps
+from tsdiff.model import TSDiff
+from tsdiff.pipelines import (
     MANIFEST,
     PipelineParams,
     SchemaMismatchError,
@@ -30,11 +34,7 @@ from pipelines import (
     read_manifest,
     run_local,
 )
-from pipelines.common import CRASH_ENV
-from tsdiff.cli import main
-from tsdiff.errors import ConfigError
-from tsdiff.masks import open_gaps
-from tsdiff.model import TSDiff
+from tsdiff.pipelines.common import CRASH_ENV
 
 from .conftest import tiny_config
 
@@ -156,7 +156,7 @@ def test_killed_run_resumes_to_the_output_of_an_uninterrupted_run(
     out = tmp_path / "out"
     script = (
         "import sys, time\n"
-        "from pipelines import PipelineParams, run_local\n"
+        "from tsdiff.pipelines import PipelineParams, run_local\n"
         "run_local(sys.argv[1], sys.argv[2], sys.argv[3], PipelineParams(seed=7, batch_series=1),"
         " progress=False, on_part=lambda info: time.sleep(0.3))\n"
     )
@@ -216,7 +216,7 @@ def test_kill_inside_a_write_resumes_to_the_uninterrupted_output(
     out = tmp_path / "out"
     script = (
         "import sys\n"
-        "from pipelines import PipelineParams, run_local\n"
+        "from tsdiff.pipelines import PipelineParams, run_local\n"
         "run_local(sys.argv[1], sys.argv[2], sys.argv[3], PipelineParams(seed=7, batch_series=1),"
         " progress=False)\n"
     )
@@ -321,7 +321,7 @@ def test_forecast_pipeline_gives_each_series_its_horizon_in_its_partition(
     steps = (got["timestamp"] - got["series_id"].map(last)) / pd.Timedelta("1h")
     assert sorted(steps.unique()) == [1, 2, 3, 4, 5, 6]
     assert (got["group"] == got["series_id"].map(group_of(stations))).all()
-    direct = TSDiff.load(model_dir).forecast(stations, 6, seed=7)
+    direct = TSDiff.load(model_dir).forecast(stations, 6, seed=7).frame
     direct = direct.sort_values(KEY).reset_index(drop=True)
     pd.testing.assert_frame_equal(got.drop(columns="group"), direct, check_dtype=False)
 
@@ -338,38 +338,45 @@ def test_spark_engine_matches_the_local_engine(
     pytest.importorskip("pyspark")
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         pytest.skip("Spark needs Java")
-    from pipelines.spark import run_spark, spark_session
+    from tsdiff.pipelines.spark import run_spark, spark_session
 
     src = tmp_path / "in"
     shutil.copytree(dataset, src)
     (src / "group=g4").mkdir()
-    bad = pd.DataFrame(
-        {
-            "series_id": "no_data",
-            "timestamp": pd.date_range("2014-05-01", periods=30, freq="h", unit="us"),
-            "pm25": np.nan,
-        }
-    )
+    times = pd.date_range("2014-05-01", periods=30, freq="h", unit="us")
+    no_data = pd.DataFrame({"series_id": "no_data", "timestamp": times, "pm25": np.nan})
+    bad_time = pd.DataFrame({"series_id": "bad_time", "timestamp": times, "pm25": 1.0})
+    bad_time.loc[10, "timestamp"] = pd.NaT
+    bad = pd.concat([no_data, bad_time], ignore_index=True)
     bad.to_parquet(src / "group=g4" / "data.parquet", index=False)
+    fail_fast = replace(PARAMS, fail_fast=True)
+    local = run_local(src, tmp_path / "local", model_dir, PARAMS, progress=False)
+    with pytest.raises(SeriesError) as local_error:
+        run_local(src, tmp_path / "local-ff", model_dir, fail_fast, progress=False)
 
     out = tmp_path / "spark"
     session = spark_session("local[2]", progress=False)
     try:
         man = run_spark(src, out, model_dir, PARAMS, spark=session)
-        # every series (the bad one too) in one group: the values must not depend on it
+        # every series (the bad ones too) in one group: the values must not depend on it
         one = run_spark(src, tmp_path / "one", model_dir, PARAMS, spark=session, buckets=1)
-        with pytest.raises(SeriesError, match="'no_data'.*NoObservedValuesError"):
-            run_spark(
-                src, tmp_path / "ff", model_dir, replace(PARAMS, fail_fast=True), spark=session
-            )
+        with pytest.raises(SeriesError) as spark_error:
+            run_spark(src, tmp_path / "ff", model_dir, fail_fast, spark=session)
     finally:
         session.stop()
+    # a failing series is reported as the local engine reports it, text and order alike
+    assert str(spark_error.value) == str(local_error.value)
+    assert "'bad_time' failed (TimestampError)" in str(spark_error.value)
     assert read_manifest(tmp_path / "ff")["status"] == "failed"
+    assert read_manifest(tmp_path / "ff")["error"] == read_manifest(tmp_path / "local-ff")["error"]
+    assert not files_on_disk(tmp_path / "ff")
+    assert man["series_failed"] == local["series_failed"]
     assert man["status"] == "complete" and man["engine"] == "spark"
-    assert man["rows_in"] == 8 * HOURS + 30 and man["rows_out"] == 8 * HOURS
-    assert man["series_done"] == 8 and man["n_series"] == 9
+    assert man["rows_in"] == 8 * HOURS + 60 and man["rows_out"] == 8 * HOURS
+    assert man["series_done"] == 8 and man["n_series"] == 10
     assert [(f["series"], f["error"]) for f in man["series_failed"]] == [
-        ("no_data", "NoObservedValuesError")
+        ("bad_time", "TimestampError"),
+        ("no_data", "NoObservedValuesError"),
     ]
     assert man["spark"]["master"] == "local[2]" and man["parts"] == files_on_disk(out)
 
@@ -378,15 +385,64 @@ def test_spark_engine_matches_the_local_engine(
 
     assert schema(out).equals(schema(reference))
     pd.testing.assert_frame_equal(read_out(out), read_out(reference), check_exact=False, atol=1e-6)
-    assert man["spark"]["buckets"] == 4  # 9 series in batches of PARAMS.batch_series, >= 2/core
+    assert man["spark"]["buckets"] == 4  # 10 series in batches of PARAMS.batch_series, >= 2/core
     assert one["spark"]["buckets"] == 1 and one["series_failed"] == man["series_failed"]
     pd.testing.assert_frame_equal(
         read_out(tmp_path / "one"), read_out(reference), check_exact=False, atol=1e-6
     )
 
 
+def test_spark_worker_returns_failures_as_data_that_read_as_the_local_engines(
+    stations: pd.DataFrame, model_dir: Path, tmp_path: Path
+) -> None:
+    """The Spark engine's worker and driver steps, without Spark: a failed series comes
+    back as a row with its error type and reason (also with fail_fast: nothing raised in
+    a worker, nothing parsed from exception text), which the driver turns into the local
+    engine's manifest entries and SeriesError."""
+    from tsdiff.pipelines.common import output_columns
+    from tsdiff.pipelines.dataset import open_input, scan_series
+    from tsdiff.pipelines.spark import (
+        ERROR_COL,
+        REASON_COL,
+        GroupTask,
+        apply_group,
+        in_local_order,
+        series_failures,
+    )
+
+    df = stations.copy()
+    names = sorted(df["series_id"].unique())
+    empty, bad_time = names[1], names[4]
+    df.loc[df["series_id"] == empty, "pm25"] = np.nan
+    df.loc[df.index[df["series_id"] == bad_time][10], "timestamp"] = pd.NaT
+    src = tmp_path / "flat"
+    src.mkdir()
+    df.to_parquet(src / "a.parquet", index=False)
+    fail_fast = replace(PARAMS, fail_fast=True).resolve(TSDiff.load(model_dir))
+    local = run_local(src, tmp_path / "out", model_dir, PARAMS, progress=False)
+    with pytest.raises(SeriesError) as local_error:
+        run_local(src, tmp_path / "ff", model_dir, fail_fast, progress=False)
+
+    columns = output_columns(TSDiff.load(model_dir), fail_fast, list(df.columns))
+    task = GroupTask(str(model_dir), fail_fast, (), tuple(n for n, _ in columns), None, 1)
+    rows = apply_group(task, df)  # one bucket holding every series
+    errors = rows[rows[ERROR_COL].notna()]
+    assert sorted(errors["series_id"]) == sorted([empty, bad_time])
+    assert errors.drop(columns=["series_id", ERROR_COL, REASON_COL]).isna().all().all()
+    assert rows[rows[ERROR_COL].isna()][REASON_COL].isna().all()
+    assert len(rows) - len(errors) == int((~df["series_id"].isin([empty, bad_time])).sum())
+
+    records = errors.iloc[::-1].to_dict("records")  # in whatever order the buckets come
+    fails = in_local_order(
+        series_failures(records, "series_id"), scan_series(open_input(src), "series_id"), fail_fast
+    )
+    assert [f.to_dict() for f in fails] == local["series_failed"]
+    assert [f["series"] for f in local["series_failed"]] == [empty, bad_time]
+    assert str(fails[0].to_error()) == str(local_error.value)
+
+
 def test_default_buckets_hold_about_a_batch_and_keep_every_core_busy() -> None:
-    from pipelines.spark import default_buckets
+    from tsdiff.pipelines.spark import default_buckets
 
     assert default_buckets(10_000, 64, 2) == 157  # ceil(10000 / 64)
     assert default_buckets(100, 64, 8) == 16  # two per core beat two big buckets
@@ -396,7 +452,7 @@ def test_default_buckets_hold_about_a_batch_and_keep_every_core_busy() -> None:
 
 def test_spark_bad_bucket_count_is_refused_before_any_work(tmp_path: Path) -> None:
     pytest.importorskip("pyspark")
-    from pipelines.spark import run_spark
+    from tsdiff.pipelines.spark import run_spark
 
     with pytest.raises(ConfigError, match="buckets must be an integer >= 1"):
         run_spark(tmp_path / "in", tmp_path / "out", tmp_path / "model", buckets=0)

@@ -17,8 +17,10 @@ KW = {"n_samples": 4, "steps": 4, "seed": 0}
 @pytest.fixture(scope="module")
 def outputs(fitted, pm25) -> dict[str, pd.DataFrame]:
     data = pm25.iloc[500:560]
-    filled, traj = fitted.impute(data, return_trajectory=True, **KW)
-    fc, fc_traj = fitted.forecast(data, 6, return_trajectory=True, **KW)
+    imputed = fitted.impute(data, return_trajectory=True, **KW)
+    forecast = fitted.forecast(data, 6, return_trajectory=True, **KW)
+    filled, traj = imputed.frame, imputed.trajectory
+    fc, fc_traj = forecast.frame, forecast.trajectory
     return {
         "data": data,
         "filled": filled,

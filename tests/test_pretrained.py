@@ -80,7 +80,7 @@ def test_pm25_model_imputes_a_test_month_by_name() -> None:
     assert "2015-03" in model.info["data"]["test_series"] or any(
         str(s).endswith("-03") for s in model.info["data"]["test_series"]
     )
-    out = model.impute(month, n_samples=8, seed=0)
+    out = model.impute(month, n_samples=8, seed=0).frame
     stations = [c for c in month.columns if c.startswith("station_")]
     obs = month[stations].notna().to_numpy()
     assert np.array_equal(out[stations].to_numpy()[obs], month[stations].to_numpy()[obs])

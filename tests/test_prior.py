@@ -105,8 +105,8 @@ def test_fit_save_load_impute_equality_with_a_prior(pm25, tmp_path) -> None:
     cfg = tiny_config(prior_epochs=3).replace(network=PRIOR)
     model = TSDiff(cfg).fit(pm25.iloc[:300], progress=False)
     assert model.info["prior"]["epochs_run"] >= 1
-    a = model.impute(pm25.iloc[300:400], seed=3)
-    b = TSDiff.load(model.save(tmp_path / "m")).impute(pm25.iloc[300:400], seed=3)
+    a = model.impute(pm25.iloc[300:400], seed=3).frame
+    b = TSDiff.load(model.save(tmp_path / "m")).impute(pm25.iloc[300:400], seed=3).frame
     pd.testing.assert_frame_equal(a, b)
 
 

@@ -108,8 +108,8 @@ def test_impute_contract_holds_on_random_panels(models: list[TSDiff], data: Any)
         inp = inp.dropna(subset=["value"]).reset_index(drop=True)
     else:
         inp = df
-    out = model.impute(inp, seed=seed, **SAMPLING)
-    again = model.impute(inp, seed=seed, **SAMPLING)
+    out = model.impute(inp, seed=seed, **SAMPLING).frame
+    again = model.impute(inp, seed=seed, **SAMPLING).frame
     pd.testing.assert_frame_equal(out, again, check_exact=True)  # same seed, same answer
 
     if long:  # back to wide to check cell by cell
@@ -165,8 +165,8 @@ def test_forecast_contract_holds_on_random_panels(models: list[TSDiff], data: An
     df = data.draw(panels(model), label="panel")
     horizon = data.draw(st.integers(1, model.window - 1), label="horizon")
     seed = data.draw(st.integers(0, 2**31), label="seed")
-    out = model.forecast(df, horizon, seed=seed, **SAMPLING)
-    pd.testing.assert_frame_equal(out, model.forecast(df, horizon, seed=seed, **SAMPLING))
+    out = model.forecast(df, horizon, seed=seed, **SAMPLING).frame
+    pd.testing.assert_frame_equal(out, model.forecast(df, horizon, seed=seed, **SAMPLING).frame)
     assert model.freq is not None
     last = df.groupby("series_id")["timestamp"].max()
     assert len(out) == horizon * len(last)

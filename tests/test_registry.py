@@ -7,7 +7,9 @@ database, so the ~5 s schema migration is paid once per session).
 from __future__ import annotations
 
 import json
+import logging
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -17,16 +19,19 @@ import time
 import urllib.request
 from pathlib import Path
 
+import cloudpickle
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from mlflow import MlflowClient
 
-from tsdiff import __version__
+from tsdiff import __version__, registry
 from tsdiff.cli import main
 from tsdiff.errors import TSDiffError
+from tsdiff.masks import hold_out
 from tsdiff.model import TSDiff
 from tsdiff.registry import (
     CHALLENGER,
@@ -119,7 +124,7 @@ def test_tracked_training_logs_params_metrics_tags_and_artifacts(store, pm25):
         m.value
         for m in sorted(client.get_metric_history(run_id, "train_loss"), key=lambda m: m.step)
     ]
-    assert losses == pytest.approx([h["train_loss"] for h in model.history])
+    assert losses == pytest.approx([h["train_loss"] for h in model.epoch_log])
 
     tags = run.data.tags
     assert tags["tsdiff.data.path"] == "train.parquet"
@@ -197,23 +202,85 @@ def test_pyfunc_predict_equals_library_impute_and_forecast(store, saved, held_ou
     kw = {"levels": [50, 80], "n_samples": 5, "steps": 2, "seed": 7}
 
     got = pyfunc.predict(df, params=kw)
-    want = local.impute(df, **kw)
+    want = local.impute(df, **kw).frame
     pd.testing.assert_frame_equal(got, want)
     assert want.filter(like="_imputed").to_numpy().any()  # cells were really sampled
     other = pyfunc.predict(df, params={**kw, "seed": 8})
     assert not other.equals(got)
 
     got = pyfunc.predict(df, params={**kw, "mode": "forecast", "horizon": 6})
-    pd.testing.assert_frame_equal(got, local.forecast(df, 6, **kw))
+    pd.testing.assert_frame_equal(got, local.forecast(df, 6, **kw).frame)
 
     got = pyfunc.predict(df, params={**kw, "return_samples": True})
-    pd.testing.assert_frame_equal(got, local.impute(df, return_samples=True, **kw)[1])
+    pd.testing.assert_frame_equal(got, local.impute(df, return_samples=True, **kw).samples)
 
     # load_model resolves aliases and versions to the same weights
     for uri in ("models:/pm-pyfunc@champion", "models:/pm-pyfunc/1", str(saved)):
         m = load_model(uri)
         for k, v in local.net.state_dict().items():
             assert torch.equal(m.net.state_dict()[k], v), (uri, k)
+
+
+class _Records(logging.Handler):
+    """Keeps every record of a logger (MLflow's loggers do not propagate to pytest's)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_pyfunc_is_logged_from_code_and_loads_without_unpickling(
+    store, saved, held_out, pm25, monkeypatch, recwarn
+):
+    mlflow_log = logging.getLogger("mlflow")
+    handler = _Records()
+    mlflow_log.addHandler(handler)
+    try:
+        register_model(saved, "pm-code", pm25.iloc[:100])
+    finally:
+        mlflow_log.removeHandler(handler)
+    said = [r.getMessage() for r in handler.records] + [str(w.message) for w in recwarn]
+    assert not [m for m in said if "pickle" in m.lower()], said
+
+    # the logged model: MLmodel, the code file, the saved model directory; no pickle
+    root = Path(
+        mlflow.artifacts.download_artifacts("models:/pm-code/1", dst_path=str(store / "dl"))
+    )
+    flavor = yaml.safe_load((root / "MLmodel").read_text())["flavors"]["python_function"]
+    assert Path(flavor["model_code_path"]).name == "pyfunc_model.py"
+    assert "python_model" not in flavor  # the cloudpickled PythonModel's file
+    model_dir = root / flavor["artifacts"]["model_dir"]["path"]
+    assert (model_dir / "weights.safetensors").is_file() and (model_dir / "model.json").is_file()
+    files = [p for p in (store / "mlartifacts").rglob("*") if p.is_file()]
+    assert files and not [p for p in files if p.suffix in (".pkl", ".pickle", ".cloudpickle")]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("loading the tsdiff pyfunc unpickled something")
+
+    for module in (pickle, cloudpickle):
+        for name in ("load", "loads"):
+            monkeypatch.setattr(module, name, refuse)
+    pyfunc = mlflow.pyfunc.load_model("models:/pm-code@champion")
+    df = held_out.iloc[:60].astype({"timestamp": "datetime64[ns]"})
+    kw = {"n_samples": 3, "steps": 2, "seed": 1}
+    want = TSDiff.load(saved).impute(df, **kw).frame
+    pd.testing.assert_frame_equal(pyfunc.predict(df, params=kw), want)
+
+
+def test_imputation_figure_hides_the_cells_masks_hold_out_picks(saved, pm25):
+    model = TSDiff.load(saved)
+    example = registry._example(model, pm25.iloc[:200])
+    hidden = registry._hide(model, example, 0.2, seed=3)
+    values = example[model.variables].to_numpy(dtype=float)
+    want = hold_out(values, 0.2, np.random.default_rng(3), rounding="round")[0]
+    np.testing.assert_array_equal(hidden[model.variables].to_numpy(dtype=float), want)
+    assert np.isnan(want).sum() > np.isnan(values).sum()
+    pd.testing.assert_frame_equal(
+        hidden.drop(columns=model.variables), example.drop(columns=model.variables)
+    )
 
 
 def test_unknown_name_alias_and_version_list_what_exists(store, saved, pm25):
@@ -340,7 +407,7 @@ def test_real_mlflow_server_round_trip(tmp_path, monkeypatch, pm25, saved, held_
                 assert torch.equal(champion.net.state_dict()[k], v), k
             kw = {"n_samples": 3, "steps": 2, "seed": 1}
             pd.testing.assert_frame_equal(
-                champion.impute(held_out, **kw), expected.impute(held_out, **kw)
+                champion.impute(held_out, **kw).frame, expected.impute(held_out, **kw).frame
             )
             assert any((tmp_path / "server-artifacts").rglob("weights.safetensors"))
             assert not (tmp_path / "mlruns").exists()

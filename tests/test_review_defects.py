@@ -23,8 +23,10 @@ def test_zero_or_negative_heads_are_config_errors(heads) -> None:
 def test_more_sampler_steps_than_diffusion_steps_fail_up_front() -> None:
     with pytest.raises(ConfigError, match="sample.steps"):
         TSDiffConfig().replace(diffusion={"num_steps": 3}, sample={"steps": 4})
-    # DDPM visits every diffusion step: its `steps` is not checked
-    TSDiffConfig().replace(diffusion={"num_steps": 3}, sample={"steps": 4, "sampler": "ddpm"})
+    # DDPM visits every diffusion step, but its default `steps` is checked like a
+    # per-call one (tsdiff.samplers.options), so it too fails here rather than at sampling
+    with pytest.raises(ConfigError, match="sample.steps"):
+        TSDiffConfig().replace(diffusion={"num_steps": 3}, sample={"steps": 4, "sampler": "ddpm"})
 
 
 def test_corrupt_weights_are_a_model_file_error_and_exit_2(fitted, tmp_path) -> None:

@@ -29,16 +29,16 @@ import pandas as pd
 import pytest
 import requests
 
-from services.payloads import ServiceError, parse_levels, to_records, trajectory_options
-from services.process import Server, bentoml_serve
-from services.process import free_port as _free_port
-from services.process import server_env as _server_env
-from services.settings import Settings
 from tsdiff.cli import build_parser, main, serve_command
 from tsdiff.datasets import physionet_slice
 from tsdiff.errors import ConfigError
 from tsdiff.model import TSDiff
 from tsdiff.pretrained import SHIPPED_DIR
+from tsdiff.services.payloads import ServiceError, parse_levels, to_records, trajectory_options
+from tsdiff.services.process import Server, bentoml_serve
+from tsdiff.services.process import free_port as _free_port
+from tsdiff.services.process import server_env as _server_env
+from tsdiff.services.settings import Settings
 
 from .conftest import tiny_config
 
@@ -312,7 +312,7 @@ def test_impute_parquet_keeps_observed_values_and_matches_the_library(
     observed = out[~out["imputed"]]
     assert (observed["lo_90"] == observed["value"]).all()
 
-    expected = physio_model.impute(df, levels=[50, 90], n_samples=4, steps=3, seed=7)
+    expected = physio_model.impute(df, levels=[50, 90], n_samples=4, steps=3, seed=7).frame
     _same(out, expected)
 
 
@@ -352,7 +352,7 @@ def test_impute_leaves_long_gaps_open_on_request(auth, client, physio, physio_mo
     got = pd.DataFrame(payload["records"])
     expected = physio_model.impute(
         wide, levels=[50, 90], n_samples=4, steps=3, seed=7, max_gap=2, fill_edges=False
-    )
+    ).frame
     _same(got, expected)
     left = int(expected[physio_model.variables].isna().to_numpy().sum())
     assert payload["left_open"] == left > 0
@@ -394,10 +394,10 @@ def test_impute_json_returns_the_trajectory_the_library_records(auth, client, ph
     resp = client.post(f"{auth.url}/v1/impute/json", json=body, timeout=60)
     assert resp.status_code == 200, resp.text
     got = pd.DataFrame(resp.json()["trajectory"])
-    _, expected = physio_model.impute(
+    expected = physio_model.impute(
         df, levels=[50, 90], n_samples=4, steps=3, seed=7, return_trajectory=True,
         trajectory_steps=[0, 1, 3],
-    )  # fmt: skip
+    ).trajectory  # fmt: skip
     assert sorted(got["step"].unique()) == [0, 1, 3] and got["sample"].max() == 2
     _same(got, expected)
 
@@ -415,7 +415,7 @@ def test_forecast_pm25_parquet(open_server, pm25, pm25_model):
     for station in pm25_model.variables:
         assert out[station].notna().all() and f"{station}_mean" in out
         _check_bounds(out, station, f"{station}_")
-    expected = pm25_model.forecast(df, 6, levels=[50, 90], n_samples=4, steps=3, seed=7)
+    expected = pm25_model.forecast(df, 6, levels=[50, 90], n_samples=4, steps=3, seed=7).frame
     _same(out, expected)
 
 
@@ -430,7 +430,7 @@ def test_forecast_pm25_json(open_server, pm25, pm25_model):
     assert (model["name"], model["version"], model["alias"]) == ("pm25-svc", "1", "champion")
     got = pd.DataFrame(payload["records"])
     assert got["timestamp"].iloc[0] == (df["timestamp"].max() + pd.Timedelta(hours=1)).isoformat()
-    expected = pm25_model.forecast(df, 6, levels=[50, 90], n_samples=4, steps=3, seed=7)
+    expected = pm25_model.forecast(df, 6, levels=[50, 90], n_samples=4, steps=3, seed=7).frame
     _same(got.assign(timestamp=pd.to_datetime(got["timestamp"])), expected)
 
 
@@ -522,7 +522,7 @@ GUARDS = {  # case: (status, error, words the message must contain)
     "too-many-series": (413, "TooManySeries", "6 series"),
     "too-many-samples": (400, "LimitExceeded", "n_samples 17"),
     "horizon-over-limit": (400, "LimitExceeded", "horizon 13"),
-    "bad-steps": (400, "RangeError", "steps"),
+    "bad-steps": (400, "SamplingOptionError", "steps"),
     "bad-levels": (400, "ConfigError", "levels"),
     "bad-type": (400, "ValidationError", "n_samples"),
     "url-instead-of-file": (400, "UrlNotAccepted", "does not fetch URLs"),
@@ -589,7 +589,7 @@ def test_bentoml_build_packages_service_library_and_model(tmp_path, models):
     for rel in ("services/service.py", "tsdiff/model.py", "build/bento-model/weights.safetensors"):
         assert (src / rel).is_file(), rel
     meta = (bento / "bento.yaml").read_text()
-    assert "service: services.service:TSDiffService" in meta
+    assert "service: tsdiff.services.service:TSDiffService" in meta
     for route in ("/v1/impute", "/v1/forecast", "/v1/impute/json", "/v1/forecast/json"):
         assert f"route: {route}\n" in meta
 
@@ -640,8 +640,8 @@ def test_serve_command_resolves_paths_and_targets_the_service(tmp_path, monkeypa
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     args = build_parser().parse_args(["serve", "--model", "m", "--port", "4321"])
     argv, env = serve_command(args)
-    assert argv[1:5] == ["-m", "bentoml", "serve", "services.service:TSDiffService"]
-    assert argv[argv.index("--working-dir") + 1] == str(ROOT)
+    assert argv[1:5] == ["-m", "bentoml", "serve", "tsdiff.services.service:TSDiffService"]
+    assert Path(argv[argv.index("--working-dir") + 1]).resolve() == tmp_path.resolve()  # cwd
     assert argv[-4:] == ["--host", "127.0.0.1", "--port", "4321"]
     assert env["TSDIFF_MODEL_URI"] == str(tmp_path / "m")
     assert env["MLFLOW_TRACKING_URI"].endswith(f"{tmp_path}/.tsdiff/mlflow.db")

@@ -23,8 +23,8 @@ import pandas as pd
 import pytest
 import requests
 
-from services.process import Server, bentoml_serve, free_port, server_env
 from tsdiff.model import TSDiff
+from tsdiff.services.process import Server, bentoml_serve, free_port, server_env
 
 from .fuzzing import ModelShape, fuzz, good_frame, iter_routes, parquet, records
 
@@ -301,9 +301,9 @@ def test_a_server_killed_mid_request_leaves_nothing_and_serves_again(
 
 # --------------------------------------------------------------------------- fast units
 def test_grid_steps_and_unhashable_values_are_typed_errors() -> None:
-    from services.settings import Settings
     from tsdiff.data.grid import grid_steps, to_panel
     from tsdiff.errors import DataError, TimestampError
+    from tsdiff.services.settings import Settings
 
     df = pd.DataFrame(
         {

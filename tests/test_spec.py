@@ -118,7 +118,7 @@ def test_every_output_lies_inside_its_bounds(bounded, seed, missing, kinds, lowe
         df = pd.DataFrame(vals, columns=VARS)
         df.insert(0, "timestamp", pd.date_range("2020-01-01", periods=48, freq="h"))
         res = bounded.impute(df, seed=seed, levels=[50, 90], return_samples=True)
-        out, samples = res
+        out, samples = res.frame, res.samples
         for v in VARS:
             s, obs = spec[v], df[v].notna().to_numpy()
             assert np.array_equal(out[v].to_numpy()[obs], df[v].to_numpy()[obs])

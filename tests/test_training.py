@@ -63,8 +63,8 @@ def test_training_reduces_loss_and_keeps_best():
     cfg = TrainConfig(epochs=12, batch_size=8, lr=3e-3, warmup_steps=2, val_crps_every=0)
     net, sch = _net(), NoiseScheduler(DiffusionConfig(num_steps=20))
     best, res = train(net, sch, windows(), windows(8, seed=1), cfg, progress=False)
-    losses = [h["val_loss"] for h in res.history]
-    train_losses = [h["train_loss"] for h in res.history]
+    losses = [h["val_loss"] for h in res.epoch_log]
+    train_losses = [h["train_loss"] for h in res.epoch_log]
     assert res.epochs_run == 12 and train_losses[-1] < train_losses[0]
     assert res.best_val_loss == min(losses) and res.best_epoch == losses.index(min(losses)) + 1
     assert set(best) == set(net.state_dict())
@@ -82,7 +82,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     resumed, res = train(
         _net(), sch, tr, va, full_cfg, checkpoint=ckpt, resume=True, progress=False
     )
-    assert [h["epoch"] for h in res.history] == [1, 2, 3]
+    assert [h["epoch"] for h in res.epoch_log] == [1, 2, 3]
     for k in straight:
         assert torch.allclose(straight[k], resumed[k]), k
 

@@ -31,9 +31,10 @@ def _normalised(model, traj: pd.DataFrame) -> np.ndarray:
 
 
 def test_impute_trajectory_starts_at_noise_and_ends_at_the_samples(fitted, data):
-    frame, samples, traj = fitted.impute(
+    res = fitted.impute(
         data, return_samples=True, return_trajectory=True, trajectory_samples=2, **KW
     )
+    samples, traj = res.samples, res.trajectory
     assert list(traj.columns) == [
         "timestamp", "variable", "step", "noise_std", "sample", "value", "imputed",
     ]  # fmt: skip
@@ -66,18 +67,21 @@ def test_impute_trajectory_starts_at_noise_and_ends_at_the_samples(fitted, data)
 
 
 def test_trajectory_changes_nothing_else(fitted, data):
-    plain = fitted.impute(data, **KW)
-    frame, traj = fitted.impute(data, return_trajectory=True, trajectory_steps=[0, 2, -1], **KW)
+    plain = fitted.impute(data, **KW).frame
+    res = fitted.impute(data, return_trajectory=True, trajectory_steps=[0, 2, -1], **KW)
+    frame, traj = res.frame, res.trajectory
+    assert res.samples is None  # not asked for
     pd.testing.assert_frame_equal(plain, frame)
     assert sorted(traj["step"].unique()) == [0, 2, 5]
     assert traj["sample"].max() == 2  # default: the first 3 samples
 
 
 def test_forecast_trajectory_covers_context_and_horizon(fitted, data):
-    fc, samples, traj = fitted.forecast(
+    res = fitted.forecast(
         data, 6, return_samples=True, return_trajectory=True, trajectory_steps=3, **KW
     )
-    plain = fitted.forecast(data, 6, **KW)
+    fc, samples, traj = res.frame, res.samples, res.trajectory
+    plain = fitted.forecast(data, 6, **KW).frame
     pd.testing.assert_frame_equal(plain, fc)
     times = sorted(traj["timestamp"].unique())
     assert len(times) == fitted.window  # 18 hours of context + 6 forecast

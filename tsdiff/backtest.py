@@ -29,7 +29,8 @@ from tsdiff import metrics
 from tsdiff.calibration import fit_spread
 from tsdiff.data import Panel, Series
 from tsdiff.errors import DataError, RangeError
-from tsdiff.model import TSDiff
+from tsdiff.predictor import Predictor
+from tsdiff.windowing import forecast_windows
 
 ORIGIN_COL = "origin"
 STEP_COL = "step"
@@ -79,7 +80,7 @@ def cutoffs(length: int, horizon: int, step: int, windows: int) -> np.ndarray:
 
 
 def backtest(
-    model: TSDiff,
+    model: Predictor,
     df: pd.DataFrame,
     *,
     horizon: int,
@@ -110,7 +111,7 @@ def backtest(
     the summary; ``model`` is not changed. Else ``spread`` (default the model's
     forecast spread) scales the samples.
     """
-    model._require_fitted()
+    model.require_fitted()
     horizon = model.check_horizon(horizon)
     levels = sorted({int(v) for v in levels})
     if not levels or not all(1 <= v <= 99 for v in levels):
@@ -165,7 +166,7 @@ def backtest(
 
 
 def calibrate_forecast(
-    model: TSDiff,
+    model: Predictor,
     df: pd.DataFrame,
     *,
     horizon: int,
@@ -182,7 +183,7 @@ def calibrate_forecast(
     uncalibrated and the factor minimising CRPS on their truths is kept (see
     :mod:`tsdiff.calibration`). Saved with the model; ``forecast`` and backtests use it.
     """
-    model._require_fitted()
+    model.require_fitted()
     horizon = model.check_horizon(horizon)
     opts = {"n_samples": n_samples, "steps": steps, "sampler": None, "eta": None, "seed": seed}
     info = _fit_forecast_spread(model, model.panel(df), horizon, step, windows, opts)
@@ -191,7 +192,7 @@ def calibrate_forecast(
 
 
 def _fit_forecast_spread(
-    model: TSDiff, panel: Panel, horizon: int, step: int, windows: int, opts: dict[str, Any]
+    model: Predictor, panel: Panel, horizon: int, step: int, windows: int, opts: dict[str, Any]
 ) -> dict[str, Any]:
     run = _forecast_origins(model, panel, horizon, step, windows, opts, spread=1.0)
     n = run.samples.shape[1]
@@ -220,7 +221,7 @@ class _Origins:
 
 
 def _forecast_origins(
-    model: TSDiff,
+    model: Predictor,
     panel: Panel,
     horizon: int,
     step: int,
@@ -229,29 +230,20 @@ def _forecast_origins(
     spread: float | None,
 ) -> _Origins:
     """Sample the forecasts of every (series, origin) pair in one sampler call."""
-    context, lead = model.window - horizon, model.history_steps
-    ext: list[Series] = []
-    truth: list[np.ndarray] = []  # per window (K, H)
-    where: list[tuple[Any, int, Any]] = []
-    for s in panel.series:
-        for c in cutoffs(len(s.index), horizon, step, windows):
-            c = int(c)
-            e, _ = model.origin_window(s, c, horizon)  # nothing after the origin
-            ext.append(dataclasses.replace(e, key=(s.key, c)))  # (K, history + window)
-            truth.append(s.values[:, c + 1 : c + 1 + horizon])
-            where.append((s.key, c, s.index[c]))
+    origins = [cutoffs(len(s.index), horizon, step, windows) for s in panel.series]
+    fw = forecast_windows(model.window_shape(), panel, origins, horizon, key_by_origin=True)
     if spread is None:
         spread = model.task_spread("forecast")
     t0 = time.perf_counter()
     drawn = model.sample(
-        dataclasses.replace(panel, series=ext), spread=spread, lead=lead, gate=False, **opts
+        fw.panel, spread=spread, lead=fw.lead, gate=False, **opts
     )  # each (n, K, window)
     seconds = time.perf_counter() - t0
     return _Origins(
-        samples=np.stack([d[:, :, context:] for d in drawn]),
-        truth=np.stack(truth),
-        where=where,
-        index=[e.index[lead + context :] for e in ext],
+        samples=np.stack([d[:, :, fw.context :] for d in drawn]),
+        truth=np.stack(fw.truth),
+        where=fw.where,
+        index=fw.index,
         spread=float(spread),
         seconds=seconds,
     )

@@ -15,12 +15,15 @@ show, and a factor fitted on one task does not carry to the other.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+import torch
 
 from tsdiff import metrics
 from tsdiff.errors import DataError
+
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
 # 0.5 .. 5.66 in 29 geometric steps, 1.0 included (the uncalibrated samples)
 SPREAD_GRID = np.round(2.0 ** np.linspace(-1, 2.5, 29), 4)
@@ -43,9 +46,14 @@ class SpreadFit:
         return asdict(self)
 
 
-def rescale(samples: np.ndarray, spread: float) -> np.ndarray:
-    """Samples ``(n, ...)`` scaled about their per-cell median by ``spread``."""
-    med = np.median(samples, axis=0)
+def rescale(samples: ArrayT, spread: float, axis: int = 0) -> ArrayT:
+    """Samples (a numpy array or a tensor) scaled about their per-cell median by
+    ``spread``; the samples run along ``axis``. The sampler applies the fitted factor
+    with it, the fit scores candidate factors with it: one definition of "spread"."""
+    if isinstance(samples, torch.Tensor):
+        med = torch.quantile(samples, 0.5, dim=axis, keepdim=True)  # numpy's median
+    else:
+        med = np.median(samples, axis=axis, keepdims=True)
     return med + spread * (samples - med)
 
 

@@ -20,6 +20,8 @@ from typing import Any
 from tsdiff.errors import ConfigError, DataError, ModelFileError, TSDiffError
 from tsdiff.io import read_frame, write_json, write_parquet
 from tsdiff.registry import RegistryError, TrackingUnreachableError
+from tsdiff.results import PredictionResult
+from tsdiff.samplers import SAMPLER_NAMES
 
 EXIT_INPUT = 2
 
@@ -257,8 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--missing", type=float, default=0.1, help="PhysioNet held-out share")
     b.add_argument("--fold", type=int, default=0, help="PhysioNet fold 0..4 (default 0)")
     b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--data-dir", help="folder with the data (default ../shared/data)")
-    b.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    b.add_argument(
+        "--data-dir", help="folder with the data (default $TSDIFF_DATA_DIR, else ../shared/data)"
+    )
+    b.add_argument(
+        "--out", default=None, help="results folder (default ./benchmarks/results, from here)"
+    )
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.add_argument("--save-model", help="also save the trained model to this folder")
     b.set_defaults(func=cmd_benchmark)
@@ -287,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--context", type=int, help="history steps shown (default 4 horizons)")
         s.set_defaults(func=cmd_plot, kind=name)
 
-    v = sub.add_parser("serve", help="serve a model over HTTP (BentoML; see services/service.py)")
+    v = sub.add_parser("serve", help="serve a model over HTTP (BentoML: tsdiff.services.service)")
     v.add_argument(
         "--model",
         help="model directory or models:/NAME@ALIAS (default $TSDIFF_MODEL_URI, else "
@@ -303,7 +309,7 @@ def _sampling_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--levels", default=None, help="central interval levels, e.g. 50,90")
     s.add_argument("--n-samples", type=int, help="samples per cell (default from the model)")
     s.add_argument("--steps", type=int, help="reverse DDIM steps (default: the model's own)")
-    s.add_argument("--sampler", choices=["ddim", "ddpm"])
+    s.add_argument("--sampler", choices=SAMPLER_NAMES)
     s.add_argument("--eta", type=float, help="DDIM stochasticity in [0, 1]")
     s.add_argument("--seed", type=int, default=0)
 
@@ -484,21 +490,17 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_result(out: Any, args: argparse.Namespace) -> None:
-    parts = list(out) if isinstance(out, tuple) else [out]
-    frame = parts.pop(0)
-    samples = parts.pop(0) if args.samples_out else None
-    trajectory = parts.pop(0) if args.trajectory_out else None
-    write_parquet(frame, args.out)
-    if samples is not None:
-        write_parquet(samples, args.samples_out)
-    if trajectory is not None:
-        write_parquet(trajectory, args.trajectory_out)
+def _write_result(out: PredictionResult, args: argparse.Namespace) -> None:
+    write_parquet(out.frame, args.out)
+    if out.samples is not None:
+        write_parquet(out.samples, args.samples_out)
+    if out.trajectory is not None:
+        write_parquet(out.trajectory, args.trajectory_out)
     print(
         json.dumps(
             {
                 "out": str(args.out),
-                "rows": len(frame),
+                "rows": len(out.frame),
                 "samples": args.samples_out,
                 "trajectory": args.trajectory_out,
             }
@@ -611,7 +613,7 @@ def cmd_models_register(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    import pipelines  # installed beside tsdiff (pyproject packages); imported on use
+    from tsdiff import pipelines  # imported on use (pulls in pyarrow datasets)
 
     levels = _levels(args.levels)
     params = pipelines.PipelineParams(
@@ -667,8 +669,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from benchmarks import csdi
-    from benchmarks.common import command_line
+    from tsdiff.benchmarks import csdi
+    from tsdiff.benchmarks.common import command_line
 
     csdi.run(
         args.dataset,
@@ -685,20 +687,24 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+SERVICE = "tsdiff.services.service:TSDiffService"  # what ``tsdiff serve`` runs
+
+
 def serve_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     """The ``bentoml serve`` command line and environment for ``tsdiff serve``.
 
-    BentoML runs the service from the source tree (``services/`` next to ``tsdiff/``)
-    and changes into it, so a model directory and the default registry store are made
-    absolute here, where the user's relative paths still mean what they meant.
+    BentoML imports the service by its dotted name, ``tsdiff.services.service``, from
+    wherever tsdiff is installed (a wheel or an editable checkout), and runs in the
+    current working directory, never in site-packages. A model directory and the
+    default registry store are made absolute here all the same.
     """
+    import importlib.util
     import os
 
     from tsdiff.registry import tracking_uri
 
-    root = Path(__file__).resolve().parents[1]
-    if not (root / "services" / "service.py").is_file():
-        raise ConfigError(f"tsdiff serve needs the source tree: no services/service.py in {root}")
+    if importlib.util.find_spec(SERVICE.split(":")[0]) is None:  # pragma: no cover
+        raise ConfigError(f"tsdiff serve: this install lacks {SERVICE.split(':')[0]}")
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {args.port}")
     env = dict(os.environ)
@@ -713,8 +719,8 @@ def serve_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     if model:
         env["TSDIFF_MODEL_URI"] = model
     env["MLFLOW_TRACKING_URI"] = tracking_uri()
-    argv = [sys.executable, "-m", "bentoml", "serve", "services.service:TSDiffService"]
-    argv += ["--working-dir", str(root), "--host", args.host, "--port", str(args.port)]
+    argv = [sys.executable, "-m", "bentoml", "serve", SERVICE]
+    argv += ["--working-dir", str(Path.cwd()), "--host", args.host, "--port", str(args.port)]
     return argv, env
 
 

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tsdiff.errors import ConfigError
+from tsdiff.samplers.options import check_sample_options
 
 T = TypeVar("T")
 
 SCHEDULES = ("quadratic", "linear", "cosine")
-SAMPLERS = ("ddim", "ddpm")
-PRECISIONS = ("float32", "bfloat16")
 PREDICTIONS = ("x0", "eps")
 WEIGHTINGS = ("min_snr", "uniform")
 MASKINGS = ("random", "historical", "block", "forecast", "mix")
@@ -31,8 +30,9 @@ class DataConfig:
     """How a frame becomes windows: column names, grid and window geometry."""
 
     window: int = 48  # L, time steps the network sees at once
-    stride: int | None = None  # inference stride between overlapping windows; None = window // 2
-    train_stride: int | None = None  # stride of training windows; None = window // 2
+    # steps between the starts of overlapping windows; None = window // 2
+    inference_stride: int | None = None  # when imputing and forecasting
+    training_stride: int | None = None  # when cutting training windows
     freq: str | None = None  # grid step ("1h", "15min", or a number for numeric time); None = infer
     agg: str = "last"  # how several raw timestamps in one grid bin combine
     id_col: str = "series_id"
@@ -42,18 +42,15 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _check(self.window >= 2, f"window must be >= 2, got {self.window}")
-        for name in ("stride", "train_stride"):
+        for name in ("inference_stride", "training_stride"):
             v = getattr(self, name)
             _check(v is None or 1 <= v <= self.window, f"{name} must be in [1, window], got {v}")
         _check(self.agg in AGGREGATIONS, f"agg must be one of {AGGREGATIONS}, got {self.agg!r}")
 
-    @property
-    def inference_stride(self) -> int:
-        return self.stride or max(1, self.window // 2)
-
-    @property
-    def training_stride(self) -> int:
-        return self.train_stride or max(1, self.window // 2)
+    def stride(self, task: str) -> int:
+        """The stride of ``task``'s windows ("training" or "inference"), None resolved."""
+        given = {"training": self.training_stride, "inference": self.inference_stride}[task]
+        return given or max(1, self.window // 2)
 
 
 @dataclass(frozen=True)
@@ -198,12 +195,14 @@ class SampleConfig:
     precision: str = "bfloat16"
 
     def __post_init__(self) -> None:
-        _check(self.n_samples >= 1, "n_samples must be >= 1")
-        _check(self.steps >= 1, "steps must be >= 1")
-        _check(self.sampler in SAMPLERS, f"sampler must be one of {SAMPLERS}")
-        _check(0 <= self.eta <= 1, "eta must be in [0, 1]")
-        _check(all(1 <= lv <= 99 for lv in self.levels), "levels must lie in 1..99")
-        _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}")
+        check_sample_options(  # the same checks as every per-call option
+            n_samples=self.n_samples,
+            steps=self.steps,
+            sampler=self.sampler,
+            eta=self.eta,
+            levels=self.levels,
+            precision=self.precision,
+        )
 
 
 @dataclass(frozen=True)
@@ -236,12 +235,12 @@ class TSDiffConfig:
 
     def __post_init__(self) -> None:
         # across sections, so that a bad combination fails before training, not after
-        if self.sample.sampler == "ddim":
-            _check(
-                self.sample.steps <= self.diffusion.num_steps,
-                f"sample.steps ({self.sample.steps}) must be <= diffusion.num_steps "
-                f"({self.diffusion.num_steps})",
-            )
+        # (DDPM visits every step, but the default steps still have to be valid per call)
+        _check(
+            self.sample.steps <= self.diffusion.num_steps,
+            f"sample.steps ({self.sample.steps}) must be <= diffusion.num_steps "
+            f"({self.diffusion.num_steps})",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -254,7 +253,7 @@ class TSDiffConfig:
         unknown = set(d) - set(parts)
         if unknown:
             raise ConfigError(f"unknown config section(s) {sorted(unknown)}; known: {list(parts)}")
-        built = {name: _build(_SECTIONS[name], d.get(name, {})) for name in parts}
+        built = {name: _build(_SECTIONS[name], _renamed(name, d.get(name, {}))) for name in parts}
         return cls(**built)
 
     def replace(self, **sections: dict[str, Any]) -> TSDiffConfig:
@@ -286,6 +285,18 @@ class TSDiffConfig:
         except (ValueError, ImportError) as e:
             raise ConfigError(f"cannot parse config {p}: {e}") from e
         return cls.from_dict(d)
+
+
+# fields renamed since models were first saved: section → {old name: new name}
+_RENAMED = {"data": {"stride": "inference_stride", "train_stride": "training_stride"}}
+
+
+def _renamed(section: str, values: Any) -> Any:
+    """A saved section with its fields' old names replaced by the current ones."""
+    old = _RENAMED.get(section, {})
+    if not isinstance(values, dict) or not old.keys() & values.keys():
+        return values
+    return {old.get(k, k): v for k, v in values.items()}
 
 
 _SECTIONS: dict[str, type] = {

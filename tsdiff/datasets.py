@@ -1,8 +1,9 @@
 """Loaders for the benchmark data, in the library's data contract.
 
 The repository ships small slices (``tsdiff/resources``, provenance in its README)
-so the demo and tests run anywhere; full data sets are read from a data directory
-(``../shared/data`` when it exists, else ``--data-dir`` / ``TSDIFF_DATA_DIR``).
+so the demo and tests run anywhere; full data sets are read from a data directory:
+``--data-dir``, else ``TSDIFF_DATA_DIR``, else ``../shared/data`` from the working
+directory or, in a source checkout, from the repository.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tsdiff.checkout import source_root
 from tsdiff.errors import DataError
 
 RESOURCES = Path(__file__).parent / "resources"
@@ -26,11 +28,13 @@ PHYSIONET_VARIABLES = (
 
 
 def default_data_dir() -> Path | None:
-    """``$TSDIFF_DATA_DIR``, else ``../shared/data`` from the working directory or repo."""
+    """``$TSDIFF_DATA_DIR``, else ``../shared/data`` from the working directory, else
+    (in a source checkout only, never beside an installed package) from the repository."""
     env = os.environ.get("TSDIFF_DATA_DIR")
     if env:
         return Path(env)
-    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+    repo = source_root()
+    for base in (Path.cwd(), *([repo] if repo is not None else [])):
         cand = base.parent / "shared" / "data"
         if cand.is_dir():
             return cand

@@ -130,7 +130,7 @@ def _report(
     sample = {"n_samples": n_samples, "steps": steps, "seed": seed}
     report = model.evaluate(test, missing=0.1, **sample)
     write_json(report, out / "metrics.json")
-    imputed = model.impute(test, **sample)
+    imputed = model.impute(test, **sample).frame
     write_parquet(imputed, out / "imputed.parquet")
 
     counts = test.groupby("series_id")["variable"].nunique()

@@ -175,7 +175,7 @@ class Denoiser(nn.Module):
         cond_mask: torch.Tensor,
         calendar: torch.Tensor,
         history: torch.Tensor | None = None,
-        history_mask: torch.Tensor | None = None,
+        history_observed: torch.Tensor | None = None,
     ) -> Conditioning:
         """Everything that depends on the observations only, not on x_t or t.
 
@@ -183,11 +183,11 @@ class Denoiser(nn.Module):
         and every sample of that window.
 
         cond_values (W, K, L) normalised observations (any value where the mask is 0);
-        cond_mask (W, K, L) 1 = shown; calendar (W, 4, L); history, history_mask
+        cond_mask (W, K, L) 1 = shown; calendar (W, 4, L); history, history_observed
         (W, K, H): the H = ``cfg.history_steps`` steps before each window, shown where the
         mask is 1 (None: nothing known there).
         """
-        v = self._view(cond_values, cond_mask, calendar, history, history_mask)
+        v = self._view(cond_values, cond_mask, calendar, history, history_observed)
         k, length, h = v.shown.shape[1], v.shown.shape[2], self.cfg.history_steps
         dt = self.input_proj.weight.dtype
         side_t = self.side_time(v.time_feat)[:, None]  # (W, 1, L, nb·2C)
@@ -213,11 +213,11 @@ class Denoiser(nn.Module):
         cond_mask: torch.Tensor,
         calendar: torch.Tensor,
         history: torch.Tensor | None = None,
-        history_mask: torch.Tensor | None = None,
+        history_observed: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The prior alone (W, K, L), arguments as :meth:`condition`: what training the
         learned prior needs, without the denoiser's side information."""
-        return self._view(cond_values, cond_mask, calendar, history, history_mask).prior
+        return self._view(cond_values, cond_mask, calendar, history, history_observed).prior
 
     def _view(
         self,
@@ -225,7 +225,7 @@ class Denoiser(nn.Module):
         cond_mask: torch.Tensor,
         calendar: torch.Tensor,
         history: torch.Tensor | None,
-        history_mask: torch.Tensor | None,
+        history_observed: torch.Tensor | None,
     ) -> _View:
         w, k, length = cond_values.shape
         h = self.cfg.history_steps
@@ -234,7 +234,7 @@ class Denoiser(nn.Module):
         shown = cond_values * m
         ext_m, ext = m, shown  # (W, K, H + L): the history, then the window
         if h:
-            hm, hv = self._history(history, history_mask, (w, k, h), shown)
+            hm, hv = self._history(history, history_observed, (w, k, h), shown)
             ext_m, ext = torch.cat([hm, m], dim=-1), torch.cat([hv * hm, shown], dim=-1)
         # the prior interpolates across the window's start from the history
         prior = interpolate(ext, ext_m, self.cfg.season)[..., h:]  # (W, K, L), inputs' dtype
@@ -251,20 +251,20 @@ class Denoiser(nn.Module):
     @staticmethod
     def _history(
         history: torch.Tensor | None,
-        history_mask: torch.Tensor | None,
+        history_observed: torch.Tensor | None,
         shape: tuple[int, int, int],
         like: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(mask, values) of the history, each ``shape`` = (W, K, H), in ``like``'s dtype."""
-        if history is None or history_mask is None:
+        if history is None or history_observed is None:
             zeros = like.new_zeros(shape)
             return zeros, zeros
-        if tuple(history.shape) != shape or tuple(history_mask.shape) != shape:
+        if tuple(history.shape) != shape or tuple(history_observed.shape) != shape:
             raise ValueError(
                 f"history must be (W, K, H) = {shape} for lags up to {shape[-1]}, "
-                f"got {tuple(history.shape)} and mask {tuple(history_mask.shape)}"
+                f"got {tuple(history.shape)} and mask {tuple(history_observed.shape)}"
             )
-        return history_mask.to(like.dtype), history.to(like.dtype)
+        return history_observed.to(like.dtype), history.to(like.dtype)
 
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor, cond: Conditioning) -> torch.Tensor:
         """Predict x_0 (or ε) for ``x_t`` (W·n, K, L): n samples per conditioned window.
@@ -306,7 +306,7 @@ class Denoiser(nn.Module):
         t: torch.Tensor,
         calendar: torch.Tensor,
         history: torch.Tensor | None = None,
-        history_mask: torch.Tensor | None = None,
+        history_observed: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict x_0 (or ε) on every cell; callers use it where ``cond_mask`` is 0.
 
@@ -316,8 +316,8 @@ class Denoiser(nn.Module):
 
         x_t (B, K, L) noisy values; cond_values (B, K, L) normalised observations (any
         value where the mask is 0); cond_mask (B, K, L) 1 = shown; t (B,) step indices;
-        calendar (B, 4, L); history, history_mask (B, K, H) see :meth:`condition`.
+        calendar (B, 4, L); history, history_observed (B, K, H) see :meth:`condition`.
         Returns (B, K, L).
         """
-        cond = self.condition(cond_values, cond_mask, calendar, history, history_mask)
+        cond = self.condition(cond_values, cond_mask, calendar, history, history_observed)
         return self.denoise(x_t, t, cond)

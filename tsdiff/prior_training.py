@@ -30,7 +30,7 @@ from tsdiff.training import Windows
 class PriorResult:
     """What the prior's training did: per-epoch records and the chosen epoch."""
 
-    history: list[dict[str, Any]] = field(default_factory=list)
+    epoch_log: list[dict[str, Any]] = field(default_factory=list)
     epochs_run: int = 0
     seconds: float = 0.0
     best_epoch: int = 0
@@ -142,7 +142,7 @@ def _fit(
                 stale += 1
         else:
             best, result.best_epoch = copy.deepcopy(prior.state_dict()), epoch + 1
-        result.history.append(record)
+        result.epoch_log.append(record)
         result.epochs_run = epoch + 1
         bar.update(1)
         bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"})

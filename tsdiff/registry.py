@@ -11,6 +11,9 @@ version of a name is also ``champion``. :func:`promote` moves ``champion`` to th
 challenger only when it scores a lower CRPS on the same held-out cells. :func:`load_model`
 loads a local directory or ``models:/NAME@alias`` / ``models:/NAME/VERSION``.
 
+The pyfunc is logged from code (:mod:`tsdiff.pyfunc_model`, MLflow's "models from
+code") with the saved model directory as an artifact: neither logging nor loading pickles.
+
 ``mlflow`` (about 1.5 s to import) and torch are imported only when needed, so that the
 CLI loading a local model directory does not pay for them.
 """
@@ -21,7 +24,6 @@ import hashlib
 import math
 import os
 import re
-import subprocess
 import tempfile
 import urllib.error
 import urllib.request
@@ -35,6 +37,7 @@ import pandas as pd
 
 from tsdiff import __version__
 from tsdiff.errors import ConfigError, TSDiffError
+from tsdiff.provenance import git_commit
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
@@ -50,6 +53,8 @@ PROMOTION_EXPERIMENT = "tsdiff-promotions"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"  # name of the logged pyfunc model inside a run
+MODEL_DIR_ARTIFACT = "model_dir"  # the saved model directory inside the pyfunc
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")  # the pyfunc, logged as code
 PIP_REQUIREMENTS = ("tsdiff", "torch", "pandas")
 KEY_METRICS = ("val_crps", "val_loss", "train_loss", "val_mae", "val_cov90")
 _HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
@@ -198,23 +203,6 @@ def data_fingerprint(df: pd.DataFrame, path: str | Path | None = None) -> dict[s
     }
 
 
-def git_commit() -> str:
-    """The commit of the tsdiff source tree, or ``"unknown"`` outside a git checkout."""
-    try:
-        r = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    commit = r.stdout.strip()
-    return commit if r.returncode == 0 and commit else "unknown"
-
-
 def flatten_config(config: TSDiffConfig) -> dict[str, str]:
     """Every config field as an MLflow param named ``section.field``."""
     out = {}
@@ -226,51 +214,6 @@ def flatten_config(config: TSDiffConfig) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- pyfunc
-_PYFUNC_CLASS: type | None = None
-
-
-def __getattr__(name: str) -> Any:
-    # TSDiffPyfunc subclasses mlflow.pyfunc.PythonModel; building it on first use keeps
-    # mlflow out of `import tsdiff.registry`. Pickle finds it here by name, like any class.
-    if name == "TSDiffPyfunc":
-        return _pyfunc_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _pyfunc_class() -> type:
-    global _PYFUNC_CLASS
-    if _PYFUNC_CLASS is not None:
-        return _PYFUNC_CLASS
-    import mlflow.pyfunc
-
-    class TSDiffPyfunc(mlflow.pyfunc.PythonModel):
-        """MLflow pyfunc around a saved tsdiff model: impute or forecast, chosen by params.
-
-        Params: ``mode`` ("impute" | "forecast"), ``horizon`` (forecast steps),
-        ``levels`` (list of ints; "50,90" is accepted where no signature is enforced),
-        ``n_samples``, ``steps``, ``seed``, ``return_samples`` (return the raw samples
-        frame instead). The work is done by :meth:`TSDiff.impute` / :meth:`TSDiff.forecast`;
-        nothing is re-implemented here.
-        Note that MLflow's schema enforcement turns datetime columns into ``datetime64[ns]``.
-        """
-
-        def load_context(self, context: Any) -> None:
-            from tsdiff.model import TSDiff
-
-            self.model = TSDiff.load(context.artifacts["model_dir"])
-
-        def predict(
-            self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
-        ) -> pd.DataFrame:
-            return predict_frame(self.model, model_input, params)
-
-    TSDiffPyfunc.__module__ = __name__
-    TSDiffPyfunc.__qualname__ = "TSDiffPyfunc"
-    _PYFUNC_CLASS = TSDiffPyfunc
-    globals()["TSDiffPyfunc"] = TSDiffPyfunc
-    return TSDiffPyfunc
-
-
 def predict_frame(
     model: TSDiff, df: pd.DataFrame, params: dict[str, Any] | None = None
 ) -> pd.DataFrame:
@@ -295,7 +238,7 @@ def predict_frame(
         out = model.forecast(df, horizon, **kw)
     else:
         out = model.impute(df, **kw)
-    return out[1] if isinstance(out, tuple) else out
+    return out.samples if out.samples is not None else out.frame
 
 
 def _opt_int(v: Any) -> int | None:
@@ -329,12 +272,11 @@ def _hide(model: TSDiff, df: pd.DataFrame, share: float, seed: int) -> pd.DataFr
     """A copy of ``df`` with a share of its observed values set missing, to show imputations."""
     c = model.columns
     cols = [c.value_col] if c.var_col in df.columns else [v for v in model.variables if v in df]
+    from tsdiff.masks import hold_out  # imports torch: only when needed
+
     out = df.copy()
-    rng = np.random.default_rng(seed)
-    values = out[cols].to_numpy(dtype=float, copy=True)
-    obs = np.flatnonzero(~np.isnan(values))
-    values.flat[rng.choice(obs, size=int(round(share * len(obs))), replace=False)] = np.nan
-    out[cols] = values
+    values = out[cols].to_numpy(dtype=float)
+    out[cols] = hold_out(values, share, np.random.default_rng(seed), rounding="round")[0]
     return out
 
 
@@ -356,8 +298,7 @@ def _log_pyfunc(model: TSDiff, model_dir: Path, example_source: pd.DataFrame) ->
     import mlflow.pyfunc
 
     example = _example(model, example_source)
-    output = model.impute(example)
-    assert isinstance(output, pd.DataFrame)
+    output = model.impute(example).frame
     s = model.config.sample
     params = {
         "mode": "impute",
@@ -370,8 +311,8 @@ def _log_pyfunc(model: TSDiff, model_dir: Path, example_source: pd.DataFrame) ->
     }
     return mlflow.pyfunc.log_model(
         name=MODEL_ARTIFACT,
-        python_model=_pyfunc_class()(),
-        artifacts={"model_dir": str(model_dir)},
+        python_model=PYFUNC_CODE,  # models from code: nothing is pickled
+        artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
         signature=_signature(example, output, params),
         input_example=example,
         pip_requirements=list(PIP_REQUIREMENTS),
@@ -467,7 +408,7 @@ def _log_figures(model: TSDiff, df: pd.DataFrame) -> None:
 
     from tsdiff.plot import plot_imputation
 
-    hist = pd.DataFrame(model.history)
+    hist = pd.DataFrame(model.epoch_log)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for col in ("train_loss", "val_loss"):
         if col in hist:
@@ -480,8 +421,7 @@ def _log_figures(model: TSDiff, df: pd.DataFrame) -> None:
     plt.close(fig)
 
     example = _hide(model, _example(model, df), 0.2, model.config.train.seed)
-    filled = model.impute(example, n_samples=min(model.config.sample.n_samples, 16), seed=0)
-    assert isinstance(filled, pd.DataFrame)
+    filled = model.impute(example, n_samples=min(model.config.sample.n_samples, 16), seed=0).frame
     fig = plot_imputation(filled, columns=model.columns, title="held-out example, 20% hidden")
     mlflow.log_figure(fig, "imputation.png")
     plt.close(fig)
@@ -549,8 +489,9 @@ def register_model(
                 }
             )
             mlflow.log_text(m.config.to_json(), "config.json")
-            final = {k: v for k, v in (m.history[-1] if m.history else {}).items() if k != "epoch"}
-            _log_epoch({"epoch": len(m.history), **final})
+            last = m.epoch_log[-1] if m.epoch_log else {}
+            final = {k: v for k, v in last.items() if k != "epoch"}
+            _log_epoch({"epoch": len(m.epoch_log), **final})
             version = _log_and_register(client, m, example_df, name, None, run.info.run_id)
     assert version is not None
     return run.info.run_id, version
@@ -668,7 +609,7 @@ def _download_and_load(name: str, version: str) -> TSDiff:
         )
         meta = yaml.safe_load((root / "MLmodel").read_text())
         try:
-            rel = meta["flavors"]["python_function"]["artifacts"]["model_dir"]["path"]
+            rel = meta["flavors"]["python_function"]["artifacts"][MODEL_DIR_ARTIFACT]["path"]
         except (KeyError, TypeError) as e:
             raise RegistryError(
                 f"models:/{name}/{version} is not a tsdiff model (no model_dir artifact)"

@@ -15,8 +15,12 @@ from dataclasses import dataclass
 
 import torch
 
+from tsdiff.calibration import rescale
 from tsdiff.errors import ConfigError
 from tsdiff.network import Denoiser
+from tsdiff.samplers import get_sampler
+from tsdiff.samplers.base import Sampler
+from tsdiff.samplers.options import check_sample_options
 from tsdiff.scheduler import NoiseScheduler
 
 
@@ -26,7 +30,7 @@ class WindowBatch:
 
     values (W, K, L) float32, anything where not observed; cond_mask (W, K, L) bool,
     True = observed and shown to the model; calendar (W, 4, L); seeds (W,) one noise
-    seed per window; history, history_mask (W, K, H): the steps before each window
+    seed per window; history, history_observed (W, K, H): the steps before each window
     that a network with lags reads (None: nothing known before the windows).
     """
 
@@ -35,7 +39,7 @@ class WindowBatch:
     calendar: torch.Tensor
     seeds: list[int]
     history: torch.Tensor | None = None
-    history_mask: torch.Tensor | None = None
+    history_observed: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.values.shape[0]
@@ -56,15 +60,6 @@ class Trajectory:
     states: torch.Tensor
     steps: list[int]
     noise_std: list[float]
-
-
-def reverse_steps(scheduler: NoiseScheduler, sampler: str, steps: int) -> list[int]:
-    """The descending diffusion steps the sampler visits (DDPM: all of them)."""
-    if sampler == "ddpm":
-        return list(range(scheduler.num_steps - 1, -1, -1))
-    if sampler == "ddim":
-        return scheduler.timesteps(steps)
-    raise ConfigError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
 
 
 def record_indices(n_states: int, record: int | Sequence[int]) -> list[int]:
@@ -127,11 +122,9 @@ def sample_windows(
     ``record_samples`` samples per window: ``(samples, trajectory)``. Recording copies
     states and draws no extra noise, so the samples are the same as without it.
     """
-    if precision not in ("float32", "bfloat16"):
-        raise ConfigError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
-    if n_samples < 1:
-        raise ConfigError(f"n_samples must be >= 1, got {n_samples}")
-    ts = reverse_steps(scheduler, sampler, steps)
+    check_sample_options(n_samples=n_samples, precision=precision)
+    stepper = get_sampler(sampler, scheduler, eta=eta)
+    ts = stepper.set_timesteps(steps)
     w, k, length = batch.values.shape
     out = torch.empty(w, n_samples, k, length)
     per_chunk = max(1, batch_cells // max(1, n_samples * k * length))  # windows per call
@@ -158,14 +151,11 @@ def sample_windows(
                 hi = min(w, lo + per_chunk)
                 out[lo:hi] = _sample_chunk(
                     runner,
-                    scheduler,
+                    stepper,
                     batch,
                     lo,
                     hi,
                     n_samples,
-                    ts,
-                    sampler,
-                    eta,
                     bounds,
                     keep,
                     None if traj is None else traj[lo:hi],
@@ -193,7 +183,7 @@ def prior_windows(net: Denoiser, batch: WindowBatch, batch_cells: int = 250_000)
             for lo in range(0, w, per_chunk):
                 hi = min(w, lo + per_chunk)
                 hist = [
-                    None if a is None else a[lo:hi] for a in (batch.history, batch.history_mask)
+                    None if a is None else a[lo:hi] for a in (batch.history, batch.history_observed)
                 ]
                 p = net.prior(
                     batch.values[lo:hi], batch.cond_mask[lo:hi], batch.calendar[lo:hi], *hist
@@ -206,14 +196,11 @@ def prior_windows(net: Denoiser, batch: WindowBatch, batch_cells: int = 250_000)
 
 def _sample_chunk(
     net: Denoiser,
-    scheduler: NoiseScheduler,
+    stepper: Sampler,
     batch: WindowBatch,
     lo: int,
     hi: int,
     n: int,
-    ts: list[int],
-    sampler: str,
-    eta: float,
     clip: tuple[torch.Tensor, torch.Tensor] | None,
     keep: Sequence[int] = (),
     traj: torch.Tensor | None = None,
@@ -237,31 +224,21 @@ def _sample_chunk(
         return torch.cat([torch.randn(n, k, length, generator=g) for g in gens])
 
     # the observations' share of the network runs once per window, not per step/sample
-    hist = [None if a is None else a[lo:hi] for a in (batch.history, batch.history_mask)]
+    hist = [None if a is None else a[lo:hi] for a in (batch.history, batch.history_observed)]
     cond = net.condition(batch.values[lo:hi], batch.cond_mask[lo:hi], batch.calendar[lo:hi], *hist)
     rows = (hi - lo) * n
     x = noise()  # (R, K, L)
     save(0, x)
+    ts, schedule = stepper.timesteps, stepper.schedule
     for i, t in enumerate(ts):
         t_vec = torch.full((rows,), t, dtype=torch.long)
         eps = net.denoise(x, t_vec, cond).float()
         if net.prediction == "x0":
-            eps = scheduler.eps_from_x0(x, eps, t)
-        if sampler == "ddpm":
-            z = noise() if t > 0 else None
-            x = scheduler.ddpm_step(x, eps, t, z, clip)
-        else:
-            t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-            z = noise() if eta > 0 and t_prev >= 0 else None
-            x = scheduler.ddim_step(x, eps, t, t_prev, eta, z, clip)
+            eps = schedule.eps_from_x0(x, eps, t)
+        z = noise() if stepper.needs_noise(t) else None
+        x = stepper.step(eps, t, x, noise=z, clip=clip).prev_sample
         if i == len(ts) - 1 and spread != 1.0:
-            x = _scale_spread(x.view(hi - lo, n, k, length), spread).view(rows, k, length)
+            x = rescale(x.view(hi - lo, n, k, length), spread, axis=1).view(rows, k, length)
         save(i + 1, x)
     x = x.view(hi - lo, n, k, length)
     return torch.where(observed, shown, x)
-
-
-def _scale_spread(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """x (W, n, K, L): each cell's n samples scaled by ``factor`` about their median."""
-    med = torch.quantile(x, 0.5, dim=1, keepdim=True)  # (W, 1, K, L), numpy's median
-    return med + factor * (x - med)

@@ -60,7 +60,7 @@ class Windows:
 
 @dataclass
 class TrainResult:
-    history: list[dict[str, Any]] = field(default_factory=list)
+    epoch_log: list[dict[str, Any]] = field(default_factory=list)
     epochs_run: int = 0
     steps_run: int = 0
     seconds: float = 0.0
@@ -133,7 +133,7 @@ def train(
         start_epoch = int(state["epoch"])
         planned_epochs = int(state["planned_epochs"])
         elapsed_before = float(state["seconds"])
-        result.history = list(state["history"])
+        result.epoch_log = list(state["epoch_log"] if "epoch_log" in state else state["history"])
         result.steps_run = int(state["steps"])
         result.best_epoch = int(state["best_epoch"])
         result.best_val_loss = float(state["best_val_loss"])
@@ -197,7 +197,7 @@ def train(
         else:
             best_state = copy.deepcopy(ema)
             result.best_epoch = epoch + 1
-        result.history.append(record)
+        result.epoch_log.append(record)
         result.epochs_run = epoch + 1
         result.seconds = time.perf_counter() - t_start
         for cb in callbacks:
@@ -216,7 +216,7 @@ def train(
                     "epoch": epoch + 1,
                     "planned_epochs": planned_epochs,
                     "seconds": result.seconds,
-                    "history": result.history,
+                    "epoch_log": result.epoch_log,
                     "steps": result.steps_run,
                     "best_epoch": result.best_epoch,
                     "best_val_loss": result.best_val_loss,

@@ -42,12 +42,12 @@ def outputs(imputer: TSDiff, forecaster: TSDiff, df) -> dict:
     fc = forecaster.forecast(df.iloc[:500], 12, seed=4, return_samples=True, **TRAJ)
     bt = backtest(forecaster, df, horizon=12, step=24, windows=3, seed=5, return_samples=True)
     return {
-        "impute": getattr(imp, "frame", None) if not isinstance(imp, tuple) else imp[0],
-        "impute_samples": imp.samples if not isinstance(imp, tuple) else imp[1],
-        "impute_trajectory": imp.trajectory if not isinstance(imp, tuple) else imp[2],
-        "forecast": fc.frame if not isinstance(fc, tuple) else fc[0],
-        "forecast_samples": fc.samples if not isinstance(fc, tuple) else fc[1],
-        "forecast_trajectory": fc.trajectory if not isinstance(fc, tuple) else fc[2],
+        "impute": imp.frame,
+        "impute_samples": imp.samples,
+        "impute_trajectory": imp.trajectory,
+        "forecast": fc.frame,
+        "forecast_samples": fc.samples,
+        "forecast_trajectory": fc.trajectory,
         "backtest": bt.forecasts,
         "backtest_samples": bt.samples_frame,
     }
@@ -55,7 +55,7 @@ def outputs(imputer: TSDiff, forecaster: TSDiff, df) -> dict:
 
 def scores(imputer: TSDiff, forecaster: TSDiff, df) -> dict:
     """Numbers (not frames) the golden test compares: evaluate, backtest summary, benches."""
-    from benchmarks import csdi, forecast
+    from tsdiff.benchmarks import csdi, forecast
 
     bt = backtest(forecaster, df, horizon=12, step=24, windows=3, seed=5, calibrate_windows=2)
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,7 +64,10 @@ def scores(imputer: TSDiff, forecaster: TSDiff, df) -> dict:
     return {
         "evaluate": imputer.evaluate(df.iloc[400:520], seed=6),
         "backtest": bt.summary["metrics"] if "metrics" in bt.summary else bt.summary,
-        "bench_impute": [_quality(imp_bench["methods"]["tsdiff"]), imp_bench["train"]["calibration"]],
+        "bench_impute": [
+            _quality(imp_bench["methods"]["tsdiff"]),
+            imp_bench["train"]["calibration"],
+        ],
         "bench_forecast": [_quality(fc_bench["methods"]["tsdiff"]), fc_bench["calibration"]],
     }
 

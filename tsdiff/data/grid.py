@@ -240,6 +240,14 @@ def _object_is_numeric(col: pd.Series) -> bool:
     )
 
 
+def _is_numeric_column(col: pd.Series) -> bool:
+    """A number column, or an object column holding numbers only (as JSON records give)."""
+    dtype = col.dtype
+    return _is_number_dtype(dtype) or (
+        pd.api.types.is_object_dtype(dtype) and _object_is_numeric(col)
+    )
+
+
 def _parse_times(col: pd.Series, name: str) -> _Times:
     """Timestamps as exact numbers: int64 UTC nanoseconds or float64."""
     dtype = col.dtype
@@ -255,7 +263,7 @@ def _parse_times(col: pd.Series, name: str) -> _Times:
             f"time column {name!r} holds timedeltas; convert them to numbers "
             f"(e.g. minutes) or to datetimes"
         )
-    if _is_number_dtype(dtype) or (pd.api.types.is_object_dtype(dtype) and _object_is_numeric(col)):
+    if _is_numeric_column(col):
         vals = col.to_numpy(dtype="float64", na_value=np.nan)  # (N,)
         bad = ~np.isfinite(vals)
         if bad.any():
@@ -335,10 +343,7 @@ def _first_unparseable(col: pd.Series) -> Any:
 def _numeric_values(col: pd.Series, name: str) -> np.ndarray:
     """A value column as float64 (N,), exact; non-numbers and infinities are errors."""
     dtype = col.dtype
-    ok = _is_number_dtype(dtype) or (
-        pd.api.types.is_object_dtype(dtype) and _object_is_numeric(col)
-    )
-    if not ok:
+    if not _is_numeric_column(col):
         nonnull = col[col.notna()]
         if pd.api.types.is_object_dtype(dtype):
             is_num = nonnull.map(
@@ -366,6 +371,29 @@ def _numeric_values(col: pd.Series, name: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _available(df: pd.DataFrame) -> str:
+    """The table's columns, for a missing-column message."""
+    return f"available columns: {_examples(list(df.columns), 20)}"
+
+
+def _table_times(df: pd.DataFrame, c: Columns, time_kind: TimeKind | None) -> _Times:
+    """The time column parsed, of the kind the model was fitted on (when given)."""
+    times = _parse_times(df[c.time_col], c.time_col)
+    if time_kind is not None and times.kind != time_kind:
+        raise TimestampError(
+            f"expected {time_kind} timestamps (as the model was fitted on) in "
+            f"column {c.time_col!r}, got {times.kind} ones (dtype {df[c.time_col].dtype})"
+        )
+    return times
+
+
+def _table_series(df: pd.DataFrame, c: Columns) -> tuple[np.ndarray, list[Any]]:
+    """:func:`_series_codes` of the id column; one series (key None) without one."""
+    if c.id_col in df.columns:
+        return _series_codes(df[c.id_col], c.id_col)
+    return np.zeros(len(df), dtype=np.int64), [None]
 
 
 def _series_codes(ids: pd.Series, name: str) -> tuple[np.ndarray, list[Any]]:
@@ -564,10 +592,15 @@ def _grid_index(b0: int, b1: int, times: _Times, freq: Freq) -> pd.Index:
     bins = np.arange(b0, b1 + 1, dtype=np.int64)
     if times.kind == "numeric":
         return pd.Index(_numeric_grid(bins, float(freq.step)), dtype="float64")
-    idx = pd.DatetimeIndex((bins * freq.step_ns).view("datetime64[ns]"))
-    if times.tz is not None:
-        idx = idx.tz_localize("UTC").tz_convert(times.tz)
-    unit = times.unit
+    return _datetime_index(bins * freq.step_ns, times.tz, times.unit, freq)
+
+
+def _datetime_index(ns: np.ndarray, tz: Any, unit: str | None, freq: Freq) -> pd.DatetimeIndex:
+    """(T,) UTC nanoseconds as datetimes in zone ``tz``, at ``unit`` where the step is a
+    whole number of it (else nanoseconds)."""
+    idx = pd.DatetimeIndex(ns.view("datetime64[ns]"))
+    if tz is not None:
+        idx = idx.tz_localize("UTC").tz_convert(tz)
     if unit in _UNIT_NS and unit != "ns" and freq.step_ns % _UNIT_NS[unit] == 0:
         idx = idx.as_unit(unit)
     return idx
@@ -603,18 +636,9 @@ def grid_steps(
     if len(df) == 0:
         raise EmptyInputError("the input table has no rows")
     if c.time_col not in df.columns:
-        available = f"available columns: {_examples(list(df.columns), 20)}"
-        raise MissingColumnError(f"time column {c.time_col!r} not found; {available}")
-    times = _parse_times(df[c.time_col], c.time_col)
-    if time_kind is not None and times.kind != time_kind:
-        raise TimestampError(
-            f"expected {time_kind} timestamps (as the model was fitted on) in "
-            f"column {c.time_col!r}, got {times.kind} ones (dtype {df[c.time_col].dtype})"
-        )
-    if c.id_col in df.columns:
-        s_codes, keys = _series_codes(df[c.id_col], c.id_col)
-    else:
-        s_codes, keys = np.zeros(len(df), dtype=np.int64), [None]
+        raise MissingColumnError(f"time column {c.time_col!r} not found; {_available(df)}")
+    times = _table_times(df, c, time_kind)
+    s_codes, keys = _table_series(df, c)
     b0, b1 = _extent(_bins(times, Freq.parse(freq, times.kind)), s_codes, len(keys))
     return int((b1 - b0 + 1).sum())
 
@@ -660,7 +684,7 @@ def to_panel(
     present = set(df.columns)
     if layout == "auto":
         layout = "long" if c.var_col in present and c.value_col in present else "wide"
-    available = f"available columns: {_examples(list(df.columns), 20)}"
+    available = _available(df)
     if c.time_col not in present:
         raise MissingColumnError(f"time column {c.time_col!r} not found; {available}")
     if layout == "long":
@@ -668,18 +692,9 @@ def to_panel(
             if col not in present:
                 raise MissingColumnError(f"long layout needs column {col!r}; {available}")
 
-    times = _parse_times(df[c.time_col], c.time_col)
-    if time_kind is not None and times.kind != time_kind:
-        raise TimestampError(
-            f"expected {time_kind} timestamps (as the model was fitted on) in "
-            f"column {c.time_col!r}, got {times.kind} ones "
-            f"(dtype {df[c.time_col].dtype})"
-        )
+    times = _table_times(df, c, time_kind)
     has_id = c.id_col in present
-    if has_id:
-        s_codes, keys = _series_codes(df[c.id_col], c.id_col)
-    else:
-        s_codes, keys = np.zeros(len(df), dtype=np.int64), [None]
+    s_codes, keys = _table_series(df, c)
     n_series = len(keys)
 
     if layout == "long":
@@ -801,13 +816,7 @@ def future_index(index: pd.Index, freq: Freq, horizon: int) -> pd.Index:
         if freq.kind != "datetime":
             raise FrequencyError("a datetime index needs a datetime frequency")
         ns = int(index[-1:].as_unit("ns").asi8[0])  # UTC nanoseconds
-        idx = pd.DatetimeIndex((ns + steps * freq.step_ns).view("datetime64[ns]"))
-        if index.tz is not None:
-            idx = idx.tz_localize("UTC").tz_convert(index.tz)
-        unit = index.unit
-        if unit != "ns" and freq.step_ns % _UNIT_NS[unit] == 0:
-            idx = idx.as_unit(unit)
-        return idx
+        return _datetime_index(ns + steps * freq.step_ns, index.tz, index.unit, freq)
     if freq.kind != "numeric":
         raise FrequencyError("a numeric index needs a numeric frequency")
     step = float(freq.step)

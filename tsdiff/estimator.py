@@ -1,0 +1,266 @@
+"""Fitting: the training windows, the training run and the calibration that follows.
+
+:class:`Estimator` turns a frame into a fitted :class:`~tsdiff.predictor.Predictor`:
+it puts the data on a grid, splits off validation series, infers the variables'
+bounds and kinds, fits the scaler, trains the learned prior and the denoiser
+(:mod:`tsdiff.prior_training`, :mod:`tsdiff.training`) and calibrates the samples'
+spread and the gate on the validation series (:func:`calibrate_imputation`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tsdiff.calibration import fit_gate, fit_spread
+from tsdiff.config import TSDiffConfig
+from tsdiff.data import Panel, Scaler, Series, to_panel
+from tsdiff.errors import DataError, RangeError
+from tsdiff.inference import prior_series, sample_series
+from tsdiff.masks import hold_out
+from tsdiff.network import Denoiser
+from tsdiff.predictor import Predictor
+from tsdiff.prior_training import train_prior
+from tsdiff.spec import RULE, VariableSpec, infer_spec, outside
+from tsdiff.training import EpochCallback, TrainResult, Windows, train, value_bounds
+from tsdiff.windowing import series_windows
+
+
+class Estimator:
+    """Fits a predictor with ``config`` (the GluonTS estimator role)."""
+
+    def __init__(self, config: TSDiffConfig) -> None:
+        self.config = config
+
+    def fit(
+        self,
+        df: pd.DataFrame,
+        *,
+        into: Predictor | None = None,
+        valid_df: pd.DataFrame | None = None,
+        freq: str | float | None = None,
+        checkpoint: str | Path | None = None,
+        resume: bool = False,
+        progress: bool = True,
+        callbacks: Sequence[EpochCallback] = (),
+    ) -> Predictor:
+        """Learn to denoise masked windows of ``df``; fills ``into`` (a new predictor when
+        None) and returns it. See ``TSDiff.fit`` for the options."""
+        cfg = self.config
+        model = into if into is not None else Predictor(cfg)
+        model.config = cfg
+        panel = to_panel(df, columns=model.columns, freq=freq or cfg.data.freq, agg=cfg.data.agg)
+        model.variables = list(panel.variables)
+        model.freq = panel.freq
+        train_series, val_series = self._split(model, panel.series, valid_df)
+        model.spec, spec_info = fit_spec(model, [s.values for s in train_series])
+        model.scaler = Scaler.fit([s.values for s in train_series])
+        train_set = self._windows(model, train_series)
+        if len(train_set) == 0:
+            raise DataError("no training window has an observed value")
+        val_set = self._windows(model, val_series) if val_series else None
+        lo, hi = value_bounds(train_set)
+        model.value_range = (lo.tolist(), hi.tolist())
+
+        with torch.random.fork_rng():
+            torch.manual_seed(cfg.train.seed)
+            model.net = Denoiser(cfg.network, len(model.variables), cfg.diffusion.prediction)
+        t0 = time.perf_counter()
+        train_cfg, prior = cfg.train, None
+        if model.net.prior_net is not None:
+            budget = cfg.train.max_minutes
+            prior = train_prior(
+                model.net,
+                train_set,
+                val_set,
+                cfg.train,
+                minutes=budget * cfg.train.prior_fraction if budget else None,
+                checkpoint=f"{checkpoint}.prior" if checkpoint else None,
+                resume=resume,
+                progress=progress,
+            )
+            if budget:  # the denoiser gets what the prior left of the budget
+                left = max(budget - prior.seconds / 60, 0.05 * budget)
+                train_cfg = dataclasses.replace(cfg.train, max_minutes=left)
+        with torch.random.fork_rng():  # the network's dropout draws from the global generator
+            torch.manual_seed(cfg.train.seed)
+            best, result = train(
+                model.net,
+                model.scheduler,
+                train_set,
+                val_set,
+                train_cfg,
+                checkpoint=checkpoint,
+                resume=resume,
+                progress=progress,
+                callbacks=callbacks,
+                clip=model.clip_bounds(),
+            )
+        model.net.load_state_dict(best)
+        model.net.eval()
+        model.epoch_log = result.epoch_log
+        secs = time.perf_counter() - t0
+        model.info = _fit_info(panel, train_set, val_set, result, secs)
+        model.info["spec"] = spec_info
+        if prior is not None:
+            model.info["prior"] = prior.to_dict()
+        model.spread, model.forecast_spread, model.gate = 1.0, None, None
+        if cfg.train.calibrate and val_series:
+            val_panel = dataclasses.replace(panel, series=val_series)
+            model.info["calibration"] = calibrate_imputation(model, val_panel, seed=cfg.train.seed)
+        return model
+
+    def _split(
+        self, model: Predictor, series: list[Series], valid_df: pd.DataFrame | None
+    ) -> tuple[list[Series], list[Series]]:
+        """Training and validation series: ``valid_df``'s, else a held-out share of the
+        series, else (few series) the end of each long enough timeline."""
+        if valid_df is not None:
+            val = to_panel(
+                valid_df,
+                columns=model.columns,
+                freq=model.freq,
+                agg=self.config.data.agg,
+                variables=model.variables,
+                time_kind=model.freq.kind if model.freq else None,
+            )
+            return series, val.series
+        frac = self.config.train.val_fraction
+        if frac <= 0:
+            return series, []
+        window = self.config.data.window
+        if len(series) < 5:  # few series: hold out the end of each long enough timeline
+            tr, va = [], []
+            for s in series:
+                cut = int(round(len(s.index) * (1 - frac)))
+                if len(s.index) - cut >= window // 2 and cut >= window:
+                    tr.append(Series(s.key, s.index[:cut], s.values[:, :cut]))
+                    va.append(Series(s.key, s.index[cut:], s.values[:, cut:]))
+                else:
+                    tr.append(s)
+            return tr, va
+        rng = np.random.default_rng(self.config.train.seed)
+        n_val = max(1, int(round(frac * len(series))))
+        pick = set(rng.choice(len(series), size=n_val, replace=False).tolist())
+        return (
+            [s for i, s in enumerate(series) if i not in pick],
+            [s for i, s in enumerate(series) if i in pick],
+        )
+
+    def _windows(self, model: Predictor, series: list[Series]) -> Windows:
+        """Training windows with at least one observed cell (normalised, NaN → 0)."""
+        vals, obs, cals, hist = [], [], [], []
+        shape = model.window_shape()
+        for s in series:
+            sw = series_windows(shape, s, self.config.data.stride("training"))
+            observed = ~np.isnan(sw.values) & sw.valid[:, None, :]
+            keep = observed.any(axis=(1, 2))
+            vals.append(sw.values[keep])
+            obs.append(observed[keep])
+            cals.append(sw.calendar[keep])
+            hist.append(sw.history[keep])
+        k, length, h = len(model.variables), model.window, model.history_steps
+        if not vals:
+            vals, obs, cals, hist = (
+                [np.zeros((0, k, length))],
+                [np.zeros((0, k, length), bool)],
+                [np.zeros((0, 4, length))],
+                [np.zeros((0, k, h))],
+            )
+        history = np.concatenate(hist)  # (N, K, H)
+        return Windows(
+            torch.from_numpy(np.nan_to_num(np.concatenate(vals))).float(),
+            torch.from_numpy(np.concatenate(obs)),
+            torch.from_numpy(np.concatenate(cals)).float(),
+            torch.from_numpy(np.nan_to_num(history)).float(),
+            torch.from_numpy(~np.isnan(history)),
+        )
+
+
+def fit_spec(
+    model: Predictor, arrays: list[np.ndarray]
+) -> tuple[dict[str, VariableSpec], dict[str, Any]]:
+    """Bounds and kinds from the training data and the config (before any training, so
+    a bad spec fails first); observed values outside them are counted and warned about,
+    never changed. Returns the specs and what ``info["spec"]`` records."""
+    vc = model.config.variables
+    specs = infer_spec(arrays, model.variables, vc.spec, infer=vc.infer)
+    x = np.concatenate(arrays, axis=1) if arrays else np.zeros((len(model.variables), 0))
+    out = {n: outside(x[k], specs[n]) for k, n in enumerate(model.variables)}
+    out = {n: c for n, c in out.items() if c}
+    if out:
+        warnings.warn(
+            f"observed values outside their declared bounds (kept as observed): {out}",
+            stacklevel=3,
+        )
+    return specs, {"rule": RULE, "observed_outside": out}
+
+
+def calibrate_imputation(
+    model: Predictor, panel: Panel, *, missing: float = 0.1, seed: int = 0
+) -> dict[str, Any]:
+    """Fit ``model.spread`` and ``model.gate`` on hidden cells of ``panel`` (validation).
+
+    Hides ``missing`` of the observed cells, samples them uncalibrated, chooses per
+    variable the gate (how much of the prior's point imputation the median takes,
+    :func:`tsdiff.calibration.fit_gate`) and then the spread factor minimising CRPS.
+    """
+    assert model.scaler is not None
+    if not 0 < missing < 1:
+        raise RangeError(f"missing must be in (0, 1), got {missing}")
+    series = panel.series[: model.config.train.calibrate_max_series]
+    panel = dataclasses.replace(panel, series=series)
+    rng = np.random.default_rng(seed + 7)
+    # ceil: every series with an observation gives the fit at least one cell
+    held = [hold_out(s.values, missing, rng, rounding="ceil") for s in series]
+    masked = [m for m, _ in held]  # per series (K, T), NaN where hidden
+    hidden = [h for _, h in held]  # per series (K, T) bool
+    opts = model.options(seed=seed)
+    model.gate = None
+    samples = sample_series(model, panel, opts, values=masked, spread=1.0).samples
+    norm = model.scaler.transform
+    smp = np.concatenate([norm(x).reshape(x.shape[0], -1) for x in samples], axis=1)
+    tru = np.concatenate([norm(s.values).reshape(-1) for s in series])
+    msk = np.concatenate([h.reshape(-1) for h in hidden])
+    if not msk.any():
+        return {"spread": 1.0, "n_cells": 0}
+    k = len(model.variables)
+    base = np.concatenate([p.reshape(-1) for p in prior_series(model, panel, masked)])[msk]
+    var = np.concatenate([np.repeat(np.arange(k), m.shape[1]) for m in masked])[msk]
+    smp = smp[:, msk]  # (n, m): the held-out cells
+    med = np.median(smp, axis=0)
+    gate = fit_gate(med, base, tru[msk], var, k)
+    smp = smp + ((1 - np.asarray(gate.gate)[var]) * (base - med))[None]  # as gate_shift
+    model.gate = list(gate.gate) if min(gate.gate) < 1 else None
+    fit = fit_spread(smp, tru[msk])  # (n, m), (m,)
+    model.spread = fit.spread
+    return {**fit.to_dict(), "gate": gate.to_dict()}
+
+
+def _fit_info(
+    panel: Panel, tr: Windows, va: Windows | None, result: TrainResult, secs: float
+) -> dict[str, Any]:
+    last = result.epoch_log[-1] if result.epoch_log else {}
+    return {
+        "n_series": len(panel.series),
+        "train_windows": len(tr),
+        "val_windows": len(va) if va is not None else 0,
+        "epochs_run": result.epochs_run,
+        "steps_run": result.steps_run,
+        "best_epoch": result.best_epoch,
+        "best_val_loss": result.best_val_loss if np.isfinite(result.best_val_loss) else None,
+        "stopped_by_budget": result.stopped_by_budget,
+        "train_seconds": round(secs, 2),
+        "step_seconds": round(result.step_seconds, 2),
+        "final": {k: v for k, v in last.items() if isinstance(v, (int, float))},
+        "layout": panel.layout,
+        "has_id": panel.has_id,
+    }

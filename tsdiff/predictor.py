@@ -1,0 +1,321 @@
+"""A fitted model's predicting half: impute, forecast, sample, save and load.
+
+Loadable and usable without the training code (:mod:`tsdiff.estimator` fills a
+predictor's state when it fits; :meth:`Predictor.load` restores it from disk). The
+sampling pipeline itself lives in :mod:`tsdiff.inference`, windows in
+:mod:`tsdiff.windowing`, the file format in :mod:`tsdiff.serialization`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tsdiff.config import TSDiffConfig
+from tsdiff.data import (
+    Columns,
+    Freq,
+    Panel,
+    Scaler,
+    forecast_frame,
+    impute_frame,
+    samples_frame,
+    to_panel,
+    trajectory_frame,
+)
+from tsdiff.errors import DataError, NotFittedError, RangeError
+from tsdiff.inference import (
+    check_max_gap,
+    interval_bounds,
+    leave_open,
+    sample_series,
+    trajectory_options,
+)
+from tsdiff.network import Denoiser
+from tsdiff.results import ForecastResult, ImputeResult
+from tsdiff.samplers.options import SampleOptions, resolve_options
+from tsdiff.scheduler import NoiseScheduler
+from tsdiff.spec import VariableSpec
+from tsdiff.windowing import WindowShape, forecast_windows
+
+
+class Predictor:
+    """Fitted state (network, variables, grid, scaler, calibration, spec) and the calls
+    that use it. ``TSDiff`` adds fitting on top; a predictor alone only predicts."""
+
+    def __init__(self, config: TSDiffConfig | None = None) -> None:
+        self.config = config or TSDiffConfig()
+        self.net: Denoiser | None = None
+        self.variables: list[str] = []
+        self.freq: Freq | None = None
+        self.scaler: Scaler | None = None
+        self.scheduler = NoiseScheduler(self.config.diffusion)
+        self.epoch_log: list[dict[str, Any]] = []  # the training's per-epoch records
+        self.value_range: tuple[list[float], list[float]] | None = None  # normalised (lo, hi)
+        self.spread = 1.0  # calibration factor of the samples' spread (see calibrate)
+        # the same for forecasts (tsdiff.backtest.calibrate_forecast); None: use spread
+        self.forecast_spread: float | None = None
+        # per-variable weight of the model's median against the prior it refines, in
+        # imputations, chosen on validation cells (see calibrate); None: the model alone
+        self.gate: list[float] | None = None
+        # what each variable can be (tsdiff.spec); every sample is projected onto it
+        self.spec: dict[str, VariableSpec] | None = None
+        self.info: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ state
+    @property
+    def columns(self) -> Columns:
+        d = self.config.data
+        return Columns(d.id_col, d.time_col, d.var_col, d.value_col)
+
+    @property
+    def window(self) -> int:
+        return self.config.data.window
+
+    @property
+    def history_steps(self) -> int:
+        """Steps before each window the network reads (its longest lag; 0 without lags)."""
+        return self.config.network.history_steps
+
+    @property
+    def fitted(self) -> bool:
+        return self.net is not None
+
+    def require_fitted(self) -> None:
+        if not self.fitted:
+            raise NotFittedError("this TSDiff model is not fitted: call fit() or TSDiff.load()")
+
+    def window_shape(self) -> WindowShape:
+        assert self.scaler is not None and self.freq is not None
+        return WindowShape(self.scaler, self.freq, self.window, self.history_steps)
+
+    def clip_bounds(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Normalised (lo, hi) of the clean-value estimates while sampling, or None."""
+        if self.value_range is None or not self.config.sample.clip:
+            return None
+        return torch.tensor(self.value_range[0]), torch.tensor(self.value_range[1])
+
+    def panel(self, df: pd.DataFrame, *, layout: str = "auto") -> Panel:
+        """``df`` checked against the model and put on its grid (what ``sample`` takes)."""
+        self.require_fitted()
+        assert self.freq is not None
+        return to_panel(
+            df,
+            columns=self.columns,
+            freq=self.freq,
+            agg=self.config.data.agg,
+            layout=layout,
+            variables=self.variables,
+            time_kind=self.freq.kind,
+        )
+
+    def options(self, **per_call: Any) -> SampleOptions:
+        """Per-call sampling options over the config's defaults, checked (see
+        :mod:`tsdiff.samplers.options`)."""
+        return resolve_options(self.config.sample, self.scheduler.num_steps, **per_call)
+
+    def check_horizon(self, horizon: Any) -> int:
+        """``horizon`` as an int, or :class:`RangeError`: it must leave one step of context."""
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)):
+            raise RangeError(f"horizon must be an integer, got {horizon!r}")
+        if not 1 <= horizon <= self.window - 1:
+            raise RangeError(
+                f"horizon must be in 1..{self.window - 1} (window {self.window} minus at least "
+                f"one step of context), got {horizon}"
+            )
+        return int(horizon)
+
+    def task_spread(self, task: str) -> float:
+        """The calibration factor samples get for ``task`` ("impute" or "forecast")."""
+        if task == "forecast" and self.forecast_spread is not None:
+            return self.forecast_spread
+        return self.spread
+
+    # ------------------------------------------------------------------ sampling
+    def sample(
+        self,
+        panel: Panel,
+        *,
+        values: Sequence[np.ndarray] | None = None,
+        n_samples: int | None = None,
+        steps: int | None = None,
+        sampler: str | None = None,
+        eta: float | None = None,
+        seed: int = 0,
+        spread: float | None = None,
+        lead: int = 0,
+        gate: bool = True,
+    ) -> list[np.ndarray]:
+        """Raw samples per series of ``panel`` → list of (n, K, T - lead), original units.
+
+        For evaluations, backtests and benchmarks that score samples themselves:
+        ``values`` replaces the series' (K, T) arrays, e.g. with held-out cells set to
+        NaN. Cells observed in what the model is given carry their values in every
+        sample. ``spread`` overrides the imputation spread (1.0: uncalibrated samples).
+        The first ``lead`` steps of every series are context only: a model with lags
+        reads them as history; they are neither imputed nor returned. ``gate``: recentre
+        imputed cells by the model's gate (see ``calibrate``); forecasts pass False.
+        """
+        if spread is not None and not (np.isfinite(spread) and spread > 0):
+            raise RangeError(f"spread must be a finite number > 0, got {spread!r}")
+        if isinstance(lead, bool) or not isinstance(lead, (int, np.integer)) or lead < 0:
+            raise RangeError(f"lead must be an integer >= 0, got {lead!r}")
+        if any(len(s.index) <= lead for s in panel.series):
+            raise DataError(f"every series must be longer than lead={lead}")
+        opts = self.options(n_samples=n_samples, steps=steps, sampler=sampler, eta=eta, seed=seed)
+        if values is not None:
+            values = [np.asarray(v, dtype=np.float64) for v in values]
+            shapes = [s.values.shape for s in panel.series]
+            if [v.shape for v in values] != shapes:
+                raise DataError(f"values must match the panel's series shapes {shapes[:3]}...")
+        drawn = sample_series(
+            self, panel, opts, values=values, spread=spread, lead=int(lead), gate=gate
+        )
+        return drawn.samples
+
+    def impute(
+        self,
+        df: pd.DataFrame,
+        *,
+        levels: Sequence[int] | None = None,
+        n_samples: int | None = None,
+        steps: int | None = None,
+        sampler: str | None = None,
+        eta: float | None = None,
+        seed: int = 0,
+        return_samples: bool = False,
+        return_trajectory: bool = False,
+        trajectory_steps: int | Sequence[int] | None = 6,
+        trajectory_samples: int = 3,
+        max_gap: int | None = None,
+        fill_edges: bool = True,
+    ) -> ImputeResult:
+        """Fill every missing cell of ``df``'s grid with the sample median.
+
+        ``.frame`` (the input's layout): observed values unchanged, a boolean
+        ``<var>_imputed`` flag, and ``<var>_lo_<level>`` / ``<var>_hi_<level>`` bounds of
+        the central intervals (equal to the value on observed cells). ``max_gap``: runs
+        of more than this many missing steps of a variable stay open (NaN, not imputed,
+        no interval), as with pandas' ``interpolate(limit=...)``; ``fill_edges=False``
+        also leaves the runs before a variable's first and after its last observation
+        open. ``return_samples`` fills ``.samples``; ``return_trajectory`` fills
+        ``.trajectory``: the reverse process' states as a long frame (``step`` 0 = the
+        starting noise .. ``steps`` = the result, ``noise_std``, ``sample``, value,
+        ``imputed``; which: ``trajectory_steps``, ``trajectory_samples``). Observed cells
+        hold their value in every state; the first state's other cells are N(0, 1) noise
+        in normalised units; the last is exactly the samples. Neither is gap-masked.
+        """
+        opts = self.options(
+            n_samples=n_samples, steps=steps, sampler=sampler, eta=eta, levels=levels, seed=seed
+        )
+        num = self.scheduler.num_steps
+        record = trajectory_options(num, return_trajectory, trajectory_steps, trajectory_samples)
+        check_max_gap(max_gap)  # before any sampling
+        panel = self.panel(df)
+        drawn = sample_series(self, panel, opts, record=record)
+        samples, traj = drawn.samples, drawn.trajectory
+        # samples carry the observed values, so bounds equal them there; the filled
+        # values take them straight from the input, bit for bit
+        imputed = [np.isnan(s.values) for s in panel.series]
+        filled = [
+            np.where(miss, np.median(smp, axis=0), s.values)
+            for s, smp, miss in zip(panel.series, samples, imputed, strict=True)
+        ]
+        bounds = interval_bounds(samples, opts.levels)
+        if max_gap is not None or not fill_edges:
+            opened = leave_open(panel, filled, imputed, bounds, max_gap, fill_edges)
+            filled, imputed, bounds = opened
+        index = [s.index for s in panel.series]
+        return ImputeResult(
+            frame=impute_frame(panel, filled, imputed, bounds),
+            samples=samples_frame(panel, samples, index) if return_samples else None,
+            trajectory=None
+            if traj is None
+            else trajectory_frame(panel, index, traj.states, traj.steps, traj.noise_std, imputed),
+        )
+
+    def forecast(
+        self,
+        df: pd.DataFrame,
+        horizon: int,
+        *,
+        levels: Sequence[int] | None = None,
+        n_samples: int | None = None,
+        steps: int | None = None,
+        sampler: str | None = None,
+        eta: float | None = None,
+        seed: int = 0,
+        return_samples: bool = False,
+        return_trajectory: bool = False,
+        trajectory_steps: int | Sequence[int] | None = 6,
+        trajectory_samples: int = 3,
+    ) -> ForecastResult:
+        """Forecast ``horizon`` steps after each series' last timestamp.
+
+        The model imputes a window whose last ``horizon`` steps are masked, conditioned
+        on the ``window - horizon`` steps before and, with lags, on the
+        ``history_steps`` before those (see :func:`tsdiff.windowing.origin_window`).
+        ``.frame``: per variable the median, the mean and the bounds of the requested
+        central intervals. ``.samples`` and ``.trajectory`` as in :meth:`impute`; the
+        trajectory covers the whole window the model saw (the context, observed cells
+        fixed, then the horizon), so a fan chart can be animated from noise.
+        """
+        opts = self.options(
+            n_samples=n_samples, steps=steps, sampler=sampler, eta=eta, levels=levels, seed=seed
+        )
+        num = self.scheduler.num_steps
+        record = trajectory_options(num, return_trajectory, trajectory_steps, trajectory_samples)
+        horizon = self.check_horizon(horizon)
+        panel = self.panel(df)
+        last = [[len(s.index) - 1] for s in panel.series]  # one window after each series
+        fw = forecast_windows(self.window_shape(), panel, last, horizon, key_by_origin=False)
+        spread = self.task_spread("forecast")
+        drawn = sample_series(
+            self, fw.panel, opts, record=record, spread=spread, lead=fw.lead, gate=False
+        )
+        samples = [smp[:, :, fw.context :] for smp in drawn.samples]
+        frame = forecast_frame(
+            panel,
+            fw.index,
+            [np.median(smp, axis=0) for smp in samples],
+            [smp.mean(axis=0) for smp in samples],
+            interval_bounds(samples, opts.levels),
+        )
+        traj, trajectory = drawn.trajectory, None
+        if traj is not None:  # the window without the padding in front of short histories
+            cut = [fw.lead + p for p in fw.pads]
+            trajectory = trajectory_frame(
+                panel,
+                [e.index[c:] for e, c in zip(fw.panel.series, cut, strict=True)],
+                [st[..., p:] for st, p in zip(traj.states, fw.pads, strict=True)],
+                traj.steps,
+                traj.noise_std,
+                [np.isnan(e.values[:, c:]) for e, c in zip(fw.panel.series, cut, strict=True)],
+            )
+        return ForecastResult(
+            frame=frame,
+            samples=samples_frame(panel, samples, fw.index) if return_samples else None,
+            trajectory=trajectory,
+        )
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write config, metadata and safetensors weights to the directory ``path``,
+        atomically: the old model there survives any failure."""
+        from tsdiff.serialization import save_model
+
+        self.require_fitted()
+        return save_model(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Any:
+        """Rebuild a model from its own saved config; no pickle is involved. ``path`` may
+        also be the short name of a shipped model (see :mod:`tsdiff.pretrained`)."""
+        from tsdiff.serialization import load_model
+
+        return load_model(cls, path)
