@@ -1,0 +1,39 @@
+"""The predictor role: a saved model loads and predicts without the training code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tsdiff.results import ForecastResult, ImputeResult
+
+SCRIPT = """
+import json, sys
+from tsdiff.datasets import pm25_slice
+from tsdiff.predictor import Predictor
+
+model = Predictor.load(sys.argv[1])
+df = pm25_slice("ground").iloc[:60]
+df = df.assign(**{c: df[c].where(df.index % 4 > 0) for c in df.columns[1:3]})
+out = model.impute(df, n_samples=4, seed=0)
+fc = model.forecast(df, 6, n_samples=4, seed=0)
+loaded = sorted(k for k in sys.modules if k.startswith("tsdiff."))
+print(json.dumps({"loaded": loaded, "imputed": int(out.frame.filter(like="_imputed").sum().sum()),
+                  "types": [type(out).__name__, type(fc).__name__], "rows": len(fc.frame)}))
+"""
+
+
+def test_a_saved_model_predicts_without_importing_training_code():
+    r = subprocess.run(
+        [sys.executable, "-c", SCRIPT, "tests/golden/forecaster"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    training = {"tsdiff.training", "tsdiff.prior_training", "tsdiff.estimator", "tsdiff.model"}
+    assert not training & set(got["loaded"]), got["loaded"]
+    assert got["imputed"] > 0 and got["rows"] > 0
+    assert got["types"] == [ImputeResult.__name__, ForecastResult.__name__]
