@@ -97,12 +97,9 @@ class PipelineParams:
         if out.batch_series < 1:
             raise ConfigError(f"batch_series must be >= 1, got {out.batch_series}")
         if out.task == "forecast":
-            if out.horizon is None or not 1 <= int(out.horizon) <= model.window - 1:
-                raise ConfigError(
-                    f"forecast needs a horizon in 1..{model.window - 1} (the model's window "
-                    f"minus one step of context), got {out.horizon}"
-                )
-            out = replace(out, horizon=int(out.horizon))
+            if out.horizon is None:
+                raise ConfigError("forecast needs a horizon (steps >= 1)")
+            out = replace(out, horizon=model.check_horizon(out.horizon))
         elif out.horizon is not None:
             raise ConfigError("horizon is only used by forecast")
         if out.max_gap is not None or not out.fill_edges:

@@ -288,7 +288,7 @@ class TSDiffService:
                 for k in ("n_series", "epochs_run", "best_epoch", "best_val_loss", "train_seconds")
             },
             "defaults": {"n_samples": s.n_samples, "steps": s.steps, "levels": list(s.levels)},
-            "limits": {**self.settings.limits(), "max_horizon_model": model.window - 1},
+            "limits": {**self.settings.limits(), "one_window_horizon": model.window - 1},
             "auth": bool(self.settings.api_keys),
             "tsdiff_version": __version__,
         }

@@ -150,7 +150,7 @@ def test_summary_matches_metrics_recomputed_from_the_parquet(fitted, pm25, tmp_p
 @pytest.mark.parametrize(
     "extra",
     [
-        ["--horizon", "24"],
+        ["--horizon", "0"],
         ["--horizon", "6", "--windows", "500"],
         ["--horizon", "6", "--step", "0"],
         ["--horizon", "6", "--calibrate-windows", "-1"],

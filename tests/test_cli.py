@@ -126,7 +126,7 @@ def test_bad_input_exits_nonzero_and_writes_nothing(workdir, capsys):
             str(workdir / "model"),
             str(workdir / "test.parquet"),
             "--horizon",
-            "999",
+            "0",
             "--out",
             str(out),
         ]

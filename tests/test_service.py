@@ -273,7 +273,7 @@ def test_model_info_from_a_directory(auth, client, physio_model):
     assert info["window"] == 48 and info["history_steps"] == 0
     assert info["frequency"] == physio_model.freq.to_str() == "60"
     assert info["metrics"]["val_loss"] == pytest.approx(physio_model.info["final"]["val_loss"])
-    assert info["limits"]["max_samples"] == 16 and info["limits"]["max_horizon_model"] == 47
+    assert info["limits"]["max_samples"] == 16 and info["limits"]["one_window_horizon"] == 47
     assert info["auth"] is True
 
 
@@ -435,8 +435,8 @@ def test_forecast_pm25_json(open_server, pm25, pm25_model):
 
 
 @slow
-def test_horizon_beyond_the_model_window_is_400(open_server, pm25):
-    form = {"horizon": "30", "n_samples": "2"}
+def test_horizon_below_one_step_is_400(open_server, pm25):
+    form = {"horizon": "0", "n_samples": "2"}
     resp = requests.post(
         f"{open_server.url}/v1/forecast", files=_upload(_parquet(pm25.iloc[:100])), data=form
     )

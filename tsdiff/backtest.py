@@ -29,8 +29,8 @@ from tsdiff import metrics
 from tsdiff.calibration import fit_spread
 from tsdiff.data import Panel, Series
 from tsdiff.errors import DataError, RangeError
+from tsdiff.forecasting import draw_forecasts
 from tsdiff.predictor import Predictor
-from tsdiff.windowing import forecast_windows
 
 ORIGIN_COL = "origin"
 STEP_COL = "step"
@@ -229,21 +229,24 @@ def _forecast_origins(
     opts: dict[str, Any],
     spread: float | None,
 ) -> _Origins:
-    """Sample the forecasts of every (series, origin) pair in one sampler call."""
+    """Sample the forecasts of every (series, origin) pair in one sampler call (per
+    continuation chunk, for horizons beyond one window)."""
     origins = [cutoffs(len(s.index), horizon, step, windows) for s in panel.series]
-    fw = forecast_windows(model.window_shape(), panel, origins, horizon, key_by_origin=True)
     if spread is None:
         spread = model.task_spread("forecast")
+    if not (np.isfinite(spread) and spread > 0):
+        raise RangeError(f"spread must be a finite number > 0, got {spread!r}")
+    sample_opts = model.options(**opts)
     t0 = time.perf_counter()
-    drawn = model.sample(
-        fw.panel, spread=spread, lead=fw.lead, gate=False, **opts
-    )  # each (n, K, window)
+    drawn = draw_forecasts(
+        model, panel, origins, horizon, sample_opts, spread=spread, key_by_origin=True
+    )
     seconds = time.perf_counter() - t0
     return _Origins(
-        samples=np.stack([d[:, :, fw.context :] for d in drawn]),
-        truth=np.stack(fw.truth),
-        where=fw.where,
-        index=fw.index,
+        samples=np.stack(drawn.samples),
+        truth=np.stack(drawn.truth),
+        where=drawn.where,
+        index=drawn.index,
         spread=float(spread),
         seconds=seconds,
     )

@@ -29,6 +29,7 @@ from tsdiff.data import (
     trajectory_frame,
 )
 from tsdiff.errors import DataError, NotFittedError, RangeError
+from tsdiff.forecasting import draw_forecasts
 from tsdiff.inference import (
     check_max_gap,
     interval_bounds,
@@ -41,7 +42,7 @@ from tsdiff.results import ForecastResult, ImputeResult
 from tsdiff.samplers.options import SampleOptions, resolve_options
 from tsdiff.scheduler import NoiseScheduler
 from tsdiff.spec import VariableSpec
-from tsdiff.windowing import WindowShape, forecast_windows
+from tsdiff.windowing import WindowShape
 
 
 class Predictor:
@@ -120,14 +121,12 @@ class Predictor:
         return resolve_options(self.config.sample, self.scheduler.num_steps, **per_call)
 
     def check_horizon(self, horizon: Any) -> int:
-        """``horizon`` as an int, or :class:`RangeError`: it must leave one step of context."""
+        """``horizon`` as an int >= 1, or :class:`RangeError`. Horizons beyond one window
+        (``window - 1``) are continued window by window (:mod:`tsdiff.forecasting`)."""
         if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)):
             raise RangeError(f"horizon must be an integer, got {horizon!r}")
-        if not 1 <= horizon <= self.window - 1:
-            raise RangeError(
-                f"horizon must be in 1..{self.window - 1} (window {self.window} minus at least "
-                f"one step of context), got {horizon}"
-            )
+        if horizon < 1:
+            raise RangeError(f"horizon must be >= 1, got {horizon}")
         return int(horizon)
 
     def task_spread(self, task: str) -> float:
@@ -260,6 +259,8 @@ class Predictor:
         The model imputes a window whose last ``horizon`` steps are masked, conditioned
         on the ``window - horizon`` steps before and, with lags, on the
         ``history_steps`` before those (see :func:`tsdiff.windowing.origin_window`).
+        A longer horizon continues each sample path window by window, conditioned on
+        its own earlier draws (:mod:`tsdiff.forecasting`); it has no trajectory.
         ``.frame``: per variable the median, the mean and the bounds of the requested
         central intervals. ``.samples`` and ``.trajectory`` as in :meth:`impute`; the
         trajectory covers the whole window the model saw (the context, observed cells
@@ -271,22 +272,26 @@ class Predictor:
         num = self.scheduler.num_steps
         record = trajectory_options(num, return_trajectory, trajectory_steps, trajectory_samples)
         horizon = self.check_horizon(horizon)
+        if record is not None and horizon > self.window - 1:
+            raise RangeError(
+                f"a trajectory is recorded for horizons up to {self.window - 1} (one window); "
+                f"horizon {horizon} is continued window by window"
+            )
         panel = self.panel(df)
-        last = [[len(s.index) - 1] for s in panel.series]  # one window after each series
-        fw = forecast_windows(self.window_shape(), panel, last, horizon, key_by_origin=False)
+        last = [[len(s.index) - 1] for s in panel.series]  # one forecast after each series
         spread = self.task_spread("forecast")
-        drawn = sample_series(
-            self, fw.panel, opts, record=record, spread=spread, lead=fw.lead, gate=False
+        drawn = draw_forecasts(
+            self, panel, last, horizon, opts, spread=spread, key_by_origin=False, record=record
         )
-        samples = [smp[:, :, fw.context :] for smp in drawn.samples]
+        samples = drawn.samples
         frame = forecast_frame(
             panel,
-            fw.index,
+            drawn.index,
             [np.median(smp, axis=0) for smp in samples],
             [smp.mean(axis=0) for smp in samples],
             interval_bounds(samples, opts.levels),
         )
-        traj, trajectory = drawn.trajectory, None
+        traj, trajectory, fw = drawn.trajectory, None, drawn.windows
         if traj is not None:  # the window without the padding in front of short histories
             cut = [fw.lead + p for p in fw.pads]
             trajectory = trajectory_frame(
@@ -299,7 +304,7 @@ class Predictor:
             )
         return ForecastResult(
             frame=frame,
-            samples=samples_frame(panel, samples, fw.index) if return_samples else None,
+            samples=samples_frame(panel, samples, drawn.index) if return_samples else None,
             trajectory=trajectory,
         )
 

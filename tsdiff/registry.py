@@ -233,7 +233,7 @@ def predict_frame(
         horizon = _opt_int(p.get("horizon"))
         if not horizon:
             raise ConfigError(
-                f"forecast needs params={{'horizon': H}} with 1 <= H <= {model.window - 1}"
+                "forecast needs params={'horizon': H} with H >= 1 steps"
             )
         out = model.forecast(df, horizon, **kw)
     else:

@@ -1,0 +1,70 @@
+"""Forecasts longer than the window: each sample path continued window by window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsdiff.backtest import ORIGIN_COL, backtest
+from tsdiff.errors import RangeError
+from tsdiff.forecasting import chunk_length, continue_paths, draw_forecasts
+
+H = 30  # the tiny model's window is 24: two continuation chunks after the first
+
+
+def test_long_forecast_keeps_the_grid_shapes_and_seeds(fitted, pm25):
+    df = pm25.iloc[:200]
+    res = fitted.forecast(df, H, n_samples=4, seed=3, return_samples=True)
+    times = pd.to_datetime(res.frame["timestamp"])
+    step = pd.Timedelta("1h")
+    expected = pd.date_range(df["timestamp"].max() + step, periods=H, freq=step)
+    assert list(times) == list(expected)
+    assert res.samples["sample"].nunique() == 4 and len(res.samples) == 4 * H
+    again = fitted.forecast(df, H, n_samples=4, seed=3, return_samples=True)
+    pd.testing.assert_frame_equal(res.frame, again.frame)
+    pd.testing.assert_frame_equal(res.samples, again.samples)
+    other = fitted.forecast(df, H, n_samples=4, seed=4).frame
+    assert not other.equals(res.frame)
+    # the first chunk is what a one-window forecast of that length draws
+    first = fitted.forecast(df, chunk_length(fitted), n_samples=4, seed=3).frame
+    k = chunk_length(fitted)
+    var = fitted.variables[0]
+    np.testing.assert_array_equal(res.frame[var].to_numpy()[:k], first[var].to_numpy())
+
+
+def test_each_path_continues_from_its_own_draws(fitted, pm25):
+    df = pm25.iloc[:200]
+    panel = fitted.panel(df)
+    opts = fitted.options(n_samples=4, seed=0)
+    k = chunk_length(fitted)
+    end = [[len(panel.series[0].index) - 1]]
+    first = draw_forecasts(fitted, panel, end, k, opts, spread=1.0, key_by_origin=False)
+    x = np.concatenate([s.values for s in panel.series], axis=1)
+    hi, lo = np.nanpercentile(x, 90, axis=1), np.nanpercentile(x, 10, axis=1)  # (K,)
+    planted = first.samples[0].copy()  # (4, K, k)
+    planted[0] = hi[:, None]  # path 0 ends high, the others low
+    planted[1:] = lo[:, None]
+    cut = len(panel.series[0].index) - 1
+    out = continue_paths(fitted, [panel.series[0]], [cut], first.windows, [planted], 6, opts, 1.0)
+    new = out[0][:, :, k]  # (4, K): the first step of the next window
+    assert out[0].shape == (4, len(fitted.variables), k + 6)
+    np.testing.assert_array_equal(out[0][:, :, :k], planted)  # earlier draws kept
+    higher = new[0] > new[1:].max(axis=0)  # path 0 continues from its own high level
+    assert higher.mean() >= 0.75, (new, hi, lo)
+
+
+def test_long_backtest_scores_every_step(fitted, pm25):
+    res = backtest(fitted, pm25, horizon=H, step=24, windows=2, n_samples=4, seed=1)
+    assert res.summary["horizon"] == H
+    per_origin = res.forecasts.groupby(ORIGIN_COL)["timestamp"].nunique()
+    assert (per_origin == H).all() and len(per_origin) == 2
+    var = fitted.variables[0]
+    rows = res.forecasts[res.forecasts["variable"] == var]
+    actual = pm25.set_index("timestamp")[var].reindex(pd.to_datetime(rows["timestamp"]))
+    np.testing.assert_array_equal(rows["truth"].to_numpy(), actual.to_numpy())  # all H steps
+
+
+def test_a_long_horizon_has_no_trajectory(fitted, pm25):
+    with pytest.raises(RangeError, match="trajectory"):
+        fitted.forecast(pm25.iloc[:100], H, return_trajectory=True)

@@ -1,0 +1,142 @@
+"""Forecast sample paths from origins, for any horizon.
+
+A horizon that fits in one window (``horizon <= window - 1``) is one sampler call over
+the forecast-origin windows (:func:`tsdiff.windowing.forecast_windows`). A longer one
+is continued window by window: each of the ``n`` sample paths is extended by a chunk
+of ``chunk_length`` steps drawn from a window whose context is the observed past *and
+that path's own earlier draws* (its history and lags too), so every sample stays one
+coherent trajectory rather than a set of independent marginals. Cost: the first chunk
+is one window per forecast with ``n`` samples; each further chunk is ``n`` windows of
+one sample per forecast — about ``ceil(horizon / chunk) × n`` window-samples per
+forecast, each ``steps`` network calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from tsdiff.calibration import rescale
+from tsdiff.data import Panel, Series, future_index
+from tsdiff.inference import SeriesTrajectory, TrajectoryOptions, sample_series
+from tsdiff.samplers.options import SampleOptions
+from tsdiff.spec import project
+from tsdiff.windowing import ForecastWindows, forecast_windows
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tsdiff.predictor import Predictor
+
+
+@dataclass(frozen=True)
+class ForecastDraws:
+    """Samples of every (series, origin) forecast, in the order of ``where``.
+
+    samples: per forecast (n, K, H), original units; truth: the observed steps after
+    each origin (K, ≤ H), NaN where missing; index: each forecast's H timestamps;
+    windows: the first chunk's windows (what a trajectory covers); trajectory: the
+    first chunk's reverse process, when recorded (only for one-window horizons).
+    """
+
+    samples: list[np.ndarray]
+    where: list[tuple[Any, int, Any]]
+    truth: list[np.ndarray]
+    index: list[pd.Index]
+    windows: ForecastWindows
+    trajectory: SeriesTrajectory | None = None
+
+
+def chunk_length(model: Predictor) -> int:
+    """Steps each continuation window forecasts: the longest future the training masks
+    hide (``train.max_forecast_fraction`` of the window), leaving the rest as context."""
+    frac = model.config.train.max_forecast_fraction
+    return min(model.window - 1, max(1, int(round(model.window * frac))))
+
+
+def draw_forecasts(
+    model: Predictor,
+    panel: Panel,
+    origins: Sequence[Sequence[int]],
+    horizon: int,
+    opts: SampleOptions,
+    *,
+    spread: float,
+    key_by_origin: bool,
+    record: TrajectoryOptions | None = None,
+) -> ForecastDraws:
+    """Sample ``horizon`` steps after ``origins[i]`` (positions) of ``panel.series[i]``.
+
+    ``spread`` scales the samples about their median (the forecast calibration);
+    ``key_by_origin``: see :func:`~tsdiff.windowing.forecast_windows`. ``record`` asks
+    for the trajectory, which only a one-window horizon has.
+    """
+    shape = model.window_shape()
+    long = horizon > model.window - 1
+    first = chunk_length(model) if long else horizon
+    fw = forecast_windows(shape, panel, origins, first, key_by_origin=key_by_origin)
+    drawn = sample_series(
+        model, fw.panel, opts, record=record, spread=spread, lead=fw.lead, gate=False
+    )
+    paths = [d[:, :, fw.context :] for d in drawn.samples]  # per forecast (n, K, first)
+    if not long:
+        return ForecastDraws(paths, fw.where, fw.truth, fw.index, fw, drawn.trajectory)
+    by_key = {s.key: s for s in panel.series}
+    past = [by_key[key] for key, _, _ in fw.where]  # each forecast's own series
+    cuts = [c for _, c, _ in fw.where]
+    done = first
+    while done < horizon:
+        h = min(chunk_length(model), horizon - done)
+        paths = continue_paths(model, past, cuts, fw, paths, h, opts, spread)
+        done += h
+    truth = [s.values[:, c + 1 : c + 1 + horizon] for s, c in zip(past, cuts, strict=True)]
+    index = [
+        future_index(s.index[: c + 1], panel.freq, horizon) for s, c in zip(past, cuts, strict=True)
+    ]
+    return ForecastDraws(paths, fw.where, truth, index, fw)
+
+
+def continue_paths(
+    model: Predictor,
+    past: list[Series],
+    cuts: list[int],
+    fw: ForecastWindows,
+    paths: list[np.ndarray],
+    h: int,
+    opts: SampleOptions,
+    spread: float,
+) -> list[np.ndarray]:
+    """Every path extended by ``h`` steps, each drawn after its own earlier steps."""
+    n = paths[0].shape[0]
+    ext: list[Series] = []
+    for f, (s, c, drawn) in enumerate(zip(past, cuts, paths, strict=True)):
+        idx = s.index[: c + 1]
+        idx = idx.append(future_index(idx, fw.panel.freq, drawn.shape[-1]))
+        key = fw.panel.series[f].key
+        for j in range(n):
+            values = np.concatenate([s.values[:, : c + 1], drawn[j]], axis=1)  # (K, c+1+done)
+            ext.append(Series((key, j), idx, values))
+    ends = [[len(e.index) - 1] for e in ext]
+    step = forecast_windows(
+        model.window_shape(),
+        dataclasses.replace(fw.panel, series=ext),
+        ends,
+        h,
+        key_by_origin=True,
+    )
+    one = SampleOptions(1, opts.steps, opts.sampler, opts.eta, opts.levels, opts.seed)
+    got = sample_series(model, step.panel, one, spread=1.0, lead=step.lead, gate=False)
+    chunk = [g[0, :, step.context :] for g in got.samples]  # per (forecast, path) (K, h)
+    specs = None if model.spec is None else [model.spec[v] for v in model.variables]
+    out = []
+    for f, drawn in enumerate(paths):
+        new = np.stack(chunk[f * n : (f + 1) * n])  # (n, K, h)
+        if spread != 1.0 and n > 1:  # the calibration, across the paths, as the sampler does
+            new = rescale(new, spread, axis=0)
+            if specs is not None:
+                new = project(new, specs)
+        out.append(np.concatenate([drawn, new], axis=-1))
+    return out
