@@ -69,13 +69,16 @@ class NetworkConfig:
     var_emb_dim: int = 16  # learned per-variable embedding
     dropout: float = 0.0
     # > 0: cells after a variable's last shown value start from its value `season` steps
-    # earlier (seasonal naive) instead of the last value; a prior the network corrects
-    season: int = 0
+    # earlier (seasonal naive) instead of the last value; a prior the network corrects.
+    # None: inferred at fit from the grid's step (tsdiff.seasonality; 24 for hourly data)
+    # and saved resolved; 0: none
+    season: int | None = None
     # steps back at which each cell also sees its variable's shown value (e.g. 24, 48, ..
     # 168 for a week of hourly days); lags may reach before the window, so the model
     # reads max(lags) steps of history before every window: its context is longer than
-    # the window it imputes
-    lags: tuple[int, ...] = ()
+    # the window it imputes. None: inferred at fit (tsdiff.seasonality: one season, so
+    # that the seasonal prior reaches before the window) and saved resolved
+    lags: tuple[int, ...] | None = None
     # the prior the denoiser refines: 0 layers = linear interpolation (+ seasonal naive);
     # > 0 = a deterministic transformer over time steps (one token per step, all
     # variables in it) that corrects the interpolation and is trained first to impute
@@ -93,11 +96,15 @@ class NetworkConfig:
             f"prior_dim ({self.prior_dim}) must be a multiple of prior_heads >= 1",
         )
         _check(0 <= self.prior_dropout < 1, "prior_dropout must be in [0, 1)")
-        _check(self.season >= 0, "season must be >= 0 (0: no seasonal prior)")
         _check(
-            all(isinstance(g, int) and not isinstance(g, bool) and g >= 1 for g in self.lags)
-            and len(set(self.lags)) == len(self.lags),
-            f"lags must be distinct integers >= 1, got {list(self.lags)}",
+            self.season is None or self.season >= 0,
+            "season must be >= 0 (0: no seasonal prior; None: inferred at fit)",
+        )
+        lags = self.lags or ()
+        _check(
+            all(isinstance(g, int) and not isinstance(g, bool) and g >= 1 for g in lags)
+            and len(set(lags)) == len(lags),
+            f"lags must be distinct integers >= 1, got {list(lags)}",
         )
         _check(self.heads >= 1, f"heads must be >= 1, got {self.heads}")
         _check(self.channels % self.heads == 0, "channels must be divisible by heads")
@@ -107,7 +114,7 @@ class NetworkConfig:
     @property
     def history_steps(self) -> int:
         """Steps before each window the network reads (for its lags): 0 without lags."""
-        return max(self.lags, default=0)
+        return max(self.lags or (), default=0)
 
 
 @dataclass(frozen=True)
@@ -134,7 +141,8 @@ class DiffusionConfig:
 class TrainConfig:
     """Optimisation, masking and the budget of a training run."""
 
-    epochs: int = 200
+    # None: 200 without a time budget; with one (max_minutes) the budget decides
+    epochs: int | None = None
     batch_size: int = 16
     lr: float = 1e-3
     weight_decay: float = 1e-6
@@ -165,8 +173,19 @@ class TrainConfig:
     prior_lr: float = 1e-3
     seed: int = 0
 
+    @property
+    def epoch_cap(self) -> int:
+        """The most epochs to run: ``epochs``, or with None 200 without a budget and no
+        cap with one (the budget, not an epoch count, ends a timed run)."""
+        if self.epochs is not None:
+            return self.epochs
+        return 10**9 if self.max_minutes else 200
+
     def __post_init__(self) -> None:
-        _check(self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be >= 1")
+        _check(
+            (self.epochs is None or self.epochs >= 1) and self.batch_size >= 1,
+            "epochs and batch_size must be >= 1",
+        )
         _check(self.masking in MASKINGS, f"masking must be one of {MASKINGS}")
         _check(self.loss_weighting in WEIGHTINGS, f"loss_weighting must be one of {WEIGHTINGS}")
         _check(len(self.mix_weights) == 4 and sum(self.mix_weights) > 0, "bad mix_weights")

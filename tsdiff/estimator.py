@@ -29,6 +29,7 @@ from tsdiff.masks import hold_out
 from tsdiff.network import Denoiser
 from tsdiff.predictor import Predictor
 from tsdiff.prior_training import train_prior
+from tsdiff.seasonality import default_lags, infer_season
 from tsdiff.spec import RULE, VariableSpec, infer_spec, outside
 from tsdiff.training import EpochCallback, TrainResult, Windows, train, value_bounds
 from tsdiff.windowing import series_windows
@@ -58,6 +59,8 @@ class Estimator:
         model = into if into is not None else Predictor(cfg)
         model.config = cfg
         panel = to_panel(df, columns=model.columns, freq=freq or cfg.data.freq, agg=cfg.data.agg)
+        cfg = self.config = resolve_defaults(cfg, panel)  # what the config left to the data
+        model.config = cfg
         model.variables = list(panel.variables)
         model.freq = panel.freq
         train_series, val_series = self._split(model, panel.series, valid_df)
@@ -183,6 +186,29 @@ class Estimator:
             torch.from_numpy(np.nan_to_num(history)).float(),
             torch.from_numpy(~np.isnan(history)),
         )
+
+
+# a training set with at most this many windows at stride 1 uses every one of them
+EVERY_WINDOW_UP_TO = 4096
+
+
+def resolve_defaults(cfg: TSDiffConfig, panel: Panel) -> TSDiffConfig:
+    """``cfg`` with what it leaves to the data (None) inferred, so that the saved config
+    records what was used: ``network.season`` and ``network.lags`` from the grid (see
+    :mod:`tsdiff.seasonality`), and ``data.training_stride``: 1 (every window) when
+    that gives at most ``EVERY_WINDOW_UP_TO`` windows — a short series has few windows
+    at half a window's stride — else half a window."""
+    net, data = cfg.network, cfg.data
+    longest = max((len(s.index) for s in panel.series), default=0)
+    season = net.season if net.season is not None else infer_season(panel.freq, longest)
+    lags = net.lags if net.lags is not None else default_lags(season, longest)
+    stride = data.training_stride
+    if stride is None:
+        every = sum(max(len(s.index) - data.window + 1, 1) for s in panel.series)
+        stride = 1 if every <= EVERY_WINDOW_UP_TO else data.stride("training")
+    return cfg.replace(
+        network={"season": season, "lags": tuple(lags)}, data={"training_stride": stride}
+    )
 
 
 def fit_spec(

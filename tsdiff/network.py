@@ -141,7 +141,7 @@ class Denoiser(nn.Module):
         c, nb = cfg.channels, cfg.blocks
         self.input_proj = nn.Linear(3, c)
         # lag values and their masks, embedded once per window and added to the input
-        self.lag_proj = nn.Linear(2 * len(cfg.lags), c) if cfg.lags else None
+        self.lag_proj = nn.Linear(2 * len(cfg.lags), c) if cfg.lags else None  # None: no lags
         self.step_mlp = nn.Sequential(
             nn.Linear(cfg.step_emb_dim, c), nn.SiLU(), nn.Linear(c, c), nn.SiLU()
         )
@@ -201,7 +201,7 @@ class Denoiser(nn.Module):
         lagged = None
         if self.lag_proj is not None:
             # cell t at lag d reads position H + t - d of [history | window], shown cells only
-            starts = [h - d for d in self.cfg.lags]
+            starts = [h - d for d in self.cfg.lags or ()]
             feats = [v.ext[..., c : c + length] for c in starts]
             feats += [v.ext_mask[..., c : c + length] for c in starts]
             lagged = self.lag_proj(torch.stack(feats, dim=-1).to(dt))  # (W, K, L, C)
@@ -237,7 +237,7 @@ class Denoiser(nn.Module):
             hm, hv = self._history(history, history_observed, (w, k, h), shown)
             ext_m, ext = torch.cat([hm, m], dim=-1), torch.cat([hv * hm, shown], dim=-1)
         # the prior interpolates across the window's start from the history
-        prior = interpolate(ext, ext_m, self.cfg.season)[..., h:]  # (W, K, L), inputs' dtype
+        prior = interpolate(ext, ext_m, self.cfg.season or 0)[..., h:]  # (W, K, L), inputs' dtype
         pos = sinusoidal(torch.arange(length, device=shown.device), self.cfg.time_emb_dim)
         time_feat = torch.cat(
             [pos.expand(w, length, -1), calendar.transpose(1, 2).to(pos.dtype)], dim=-1

@@ -118,7 +118,7 @@ def train(
     ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
     n = len(train_set)
     steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
-    planned_epochs = cfg.epochs
+    planned_epochs = cfg.epoch_cap
     result = TrainResult()
     best_state = copy.deepcopy(ema)
     start_epoch, elapsed_before = 0, 0.0
@@ -141,10 +141,14 @@ def train(
     budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
     t_start = time.perf_counter() - elapsed_before
     bar = tqdm(
-        total=cfg.epochs, initial=start_epoch, disable=not progress, desc="train", unit="epoch"
+        total=None if cfg.epoch_cap >= 10**9 else cfg.epoch_cap,  # a budget: no epoch count
+        initial=start_epoch,
+        disable=not progress,
+        desc="train",
+        unit="epoch",
     )
     net.train()
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(start_epoch, cfg.epoch_cap):
         t_epoch = time.perf_counter()
         order = torch.randperm(n, generator=gen)
         losses = []
@@ -173,7 +177,7 @@ def train(
             # fit the learning-rate schedule to the epochs the budget allows
             per_epoch = time.perf_counter() - t_epoch
             fits = int(max(1, (budget - elapsed) // max(per_epoch, 1e-9))) + epoch + 1
-            planned_epochs = max(epoch + 1, min(cfg.epochs, fits))
+            planned_epochs = max(epoch + 1, min(cfg.epoch_cap, fits))
 
         record: dict[str, Any] = {
             "epoch": epoch + 1,
@@ -181,7 +185,7 @@ def train(
             "lr": opt.param_groups[0]["lr"],
             "seconds": elapsed,
         }
-        last = epoch + 1 == cfg.epochs or result.stopped_by_budget
+        last = epoch + 1 == cfg.epoch_cap or result.stopped_by_budget
         if val_set is not None and len(val_set) > 0:
             with _swapped(net, ema):
                 record["val_loss"] = validation_loss(

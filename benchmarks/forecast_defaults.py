@@ -1,0 +1,166 @@
+"""Forecasting through the command line with no profile, as a new user meets it.
+
+``python -m tsdiff.benchmarks.forecast_defaults --minutes 2`` takes three plain frames
+(one ETTh1 sensor alone, the seven ETTh1 sensors, the 36 PM2.5 stations), each the
+last 11 weeks before 14 daily origins, and runs as processes
+``tsdiff train TRAIN --out MODEL --max-minutes M`` (nothing else: window, season, lags,
+stride and epochs are the defaults) and ``tsdiff backtest MODEL DATA --horizon H
+--step 24`` for H = 24 (14 origins) and H = 168 (the last 4 origins whose week fits).
+Seasonal naive (the last day repeated) is scored on exactly the cells of the same
+table. Results: ``benchmarks/results/forecast-defaults.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tsdiff.benchmarks.common import RESULTS, commit, log, machine
+from tsdiff.benchmarks.forecast import load_dataset
+from tsdiff.io import write_atomic, write_json
+
+ORIGINS = 14  # daily origins at h = 24
+HISTORY = 11 * 168  # training steps before the first origin
+HORIZONS = {24: ORIGINS, 168: 4}
+
+
+def _cli(*args: str) -> str:
+    r = subprocess.run([sys.executable, "-m", "tsdiff.cli", *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"tsdiff {' '.join(args[:1])} failed: {r.stderr[-2000:]}")
+    return r.stdout
+
+
+def frames(data_dir: str | None) -> dict[str, pd.DataFrame]:
+    """The three plain frames: the end of each data set, wide, hourly."""
+    etth1 = load_dataset("etth1", data_dir)
+    pm25 = load_dataset("pm25", data_dir)
+    need = HISTORY + 168 + 24 * ORIGINS
+    return {
+        "etth1-OT": etth1[["timestamp", "OT"]].iloc[-need:].reset_index(drop=True),
+        "etth1": etth1.iloc[-need:].reset_index(drop=True),
+        "pm25": pm25.iloc[-need:].reset_index(drop=True),
+    }
+
+
+def seasonal_naive(table: pd.DataFrame, data: pd.DataFrame) -> np.ndarray:
+    """The value one whole number of days before each forecast cell, seen at its origin."""
+    wide = data.set_index("timestamp")
+    back = pd.to_timedelta(np.ceil(table["step"] / 24) * 24, unit="h")
+    when = pd.to_datetime(table["timestamp"]) - back
+    return np.asarray(
+        [wide.at[t, v] for t, v in zip(when, table["variable"], strict=True)], dtype=float
+    )
+
+
+def score(table: pd.DataFrame, data: pd.DataFrame) -> dict[str, Any]:
+    sn = seasonal_naive(table, data)
+    y, med = table["truth"].to_numpy(float), table["median"].to_numpy(float)
+    ok = ~np.isnan(y) & ~np.isnan(sn)
+    mae, sn_mae = float(np.abs(med - y)[ok].mean()), float(np.abs(sn - y)[ok].mean())
+    inside = (table["lo_90"] <= table["truth"]) & (table["truth"] <= table["hi_90"])
+    return {
+        "n_cells": int(ok.sum()),
+        "mae": round(mae, 4),
+        "seasonal_naive_mae": round(sn_mae, 4),
+        "mae_ratio": round(mae / sn_mae, 4),
+        "cov90": round(float(inside[ok].mean()), 4),
+    }
+
+
+def run(minutes: float, out_dir: Path, data_dir: str | None = None) -> dict[str, Any]:
+    measured = commit()
+    results: dict[str, Any] = {}
+    for name, df in frames(data_dir).items():
+        first = len(df) - 24 * ORIGINS - 1
+        with tempfile.TemporaryDirectory(prefix="tsdiff-fc-defaults-") as tmp:
+            t = Path(tmp)
+            df.iloc[: first + 1].to_parquet(t / "train.parquet")
+            df.to_parquet(t / "data.parquet")
+            t0 = time.perf_counter()
+            _cli("train", str(t / "train.parquet"), "--out", str(t / "m"), "--max-minutes",
+                 str(minutes))  # fmt: skip
+            train_s = time.perf_counter() - t0
+            cfg = json.loads((t / "m" / "config.json").read_text())
+            row: dict[str, Any] = {
+                "train_command_s": round(train_s, 1),
+                "defaults_used": {
+                    "window": cfg["data"]["window"],
+                    "training_stride": cfg["data"]["training_stride"],
+                    "season": cfg["network"]["season"],
+                    "lags": cfg["network"]["lags"],
+                },
+            }
+            for h, windows in HORIZONS.items():
+                out = t / f"bt{h}.parquet"
+                _cli("backtest", str(t / "m"), str(t / "data.parquet"), "--horizon", str(h),
+                     "--step", "24", "--windows", str(windows), "--out", str(out))  # fmt: skip
+                row[f"h{h}"] = {"origins": windows, **score(pd.read_parquet(out), df)}
+            results[name] = row
+            log(f"{name}: {json.dumps(row)}")
+    report = {
+        "command": f"python -m tsdiff.benchmarks.forecast_defaults --minutes {minutes}",
+        "cli": f"tsdiff train TRAIN --out MODEL --max-minutes {minutes}; "
+        "tsdiff backtest MODEL DATA --horizon H --step 24 --windows W",
+        "commit": measured,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "results": results,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(report, out_dir / "forecast-defaults.json")
+    write_atomic(out_dir / "forecast-defaults.md", lambda p: p.write_text(markdown(report)))
+    return report
+
+
+def markdown(r: dict[str, Any]) -> str:
+    lines = [
+        "# Forecasting with the CLI defaults, as a new user meets them",
+        "",
+        f"Command: `{r['command']}`  ",
+        f"Commit {r['commit']}, {r['date']}; {r['machine']['cpus']} CPUs.",
+        "",
+        f"`{r['cli']}`; each frame the last {HISTORY} hourly steps before the first origin, "
+        f"origins daily. Seasonal naive (the last day repeated) on the same cells.",
+        "",
+        "| frame | h | origins | tsdiff MAE | seasonal naive MAE | ratio | tsdiff cov90 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in r["results"].items():
+        for h in HORIZONS:
+            s = row[f"h{h}"]
+            lines.append(
+                f"| {name} | {h} | {s['origins']} | {s['mae']:.3f} | "
+                f"{s['seasonal_naive_mae']:.3f} | **{s['mae_ratio']:.2f}** | {s['cov90']:.2f} |"
+            )
+    lines += ["", "Defaults the fits recorded (window, training stride, season, lags):", ""]
+    for name, row in r["results"].items():
+        d = row["defaults_used"]
+        lines.append(
+            f"- {name}: window {d['window']}, stride {d['training_stride']}, season "
+            f"{d['season']}, lags {d['lags']}; train command {row['train_command_s']} s"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m tsdiff.benchmarks.forecast_defaults")
+    ap.add_argument("--minutes", type=float, default=2.0)
+    ap.add_argument("--data-dir")
+    ap.add_argument("--out", default=str(RESULTS))
+    a = ap.parse_args(argv)
+    run(a.minutes, Path(a.out), a.data_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Defaults that forecast: season and lags inferred from the grid, the budget spent."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tests.conftest import tiny_config
+from tsdiff.config import TrainConfig
+from tsdiff.data import Freq
+from tsdiff.model import TSDiff
+from tsdiff.seasonality import default_lags, infer_season, natural_season
+
+
+@pytest.mark.parametrize(
+    ("step", "season"),
+    [("1h", 24), ("30min", 48), ("15min", 96), ("1D", 7), ("7D", 52), ("7h", 0), ("2D", 0)],
+)
+def test_natural_season_of_a_datetime_grid(step, season):
+    assert natural_season(Freq("datetime", pd.Timedelta(step))) == season
+
+
+def test_numeric_grids_have_no_season_and_two_cycles_are_needed():
+    assert natural_season(Freq("numeric", 60.0)) == 0
+    hourly = Freq("datetime", pd.Timedelta("1h"))
+    assert infer_season(hourly, 47) == 0 and infer_season(hourly, 48) == 24
+    assert default_lags(24, 500) == (24,) and default_lags(0, 500) == ()
+
+
+def test_fit_records_the_inferred_season_and_lags(pm25, tmp_path):
+    cfg = tiny_config().replace(network={"season": None, "lags": None})
+    model = TSDiff(cfg).fit(pm25.iloc[:300], progress=False)
+    assert model.config.network.season == 24 and model.config.network.lags == (24,)
+    assert model.history_steps == 24
+    loaded = TSDiff.load(model.save(tmp_path / "m"))
+    assert loaded.config.network == model.config.network  # saved resolved
+    fc = loaded.forecast(pm25.iloc[:300], 6, n_samples=2).frame
+    assert len(fc) == 6
+
+
+def test_explicit_season_and_lags_are_kept(pm25):
+    cfg = tiny_config().replace(network={"season": 0, "lags": (12,)})
+    model = TSDiff(cfg).fit(pm25.iloc[:300], progress=False)
+    assert model.config.network.season == 0 and model.config.network.lags == (12,)
+
+
+def test_a_time_budget_is_not_cut_short_by_an_epoch_count():
+    assert TrainConfig().epoch_cap == 200  # no budget: a bounded run
+    assert TrainConfig(max_minutes=2).epoch_cap >= 10**6  # the budget decides
+    assert TrainConfig(max_minutes=2, epochs=7).epoch_cap == 7  # asked for: kept
