@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -45,3 +47,26 @@ def test_bad_shapes_and_no_truth_are_data_errors() -> None:
         fit_spread(np.zeros((4, 3)), np.zeros(5))
     with pytest.raises(DataError, match="no held-out cell"):
         fit_spread(np.zeros((4, 3)), np.full(3, np.nan))
+
+
+def test_calibration_stops_at_its_deadline_after_one_batch(monkeypatch):
+    """``--max-minutes`` bounds the whole fit: past its deadline the calibration fits on
+    the series sampled so far (one batch at least), else on all of them."""
+    import time
+
+    from tsdiff import estimator
+    from tsdiff.datasets import physionet_slice
+    from tsdiff.estimator import calibrate_imputation
+    from tsdiff.model import TSDiff
+
+    monkeypatch.setattr(estimator, "CALIBRATION_BATCH", 2)  # a few stays suffice
+    model = TSDiff.load("physionet-vitals")
+    model.config = model.config.replace(sample={"n_samples": 8})
+    data = physionet_slice()
+    ids = data["series_id"].unique()[:5]
+    panel = model.panel(data[data["series_id"].isin(ids)])
+    full = calibrate_imputation(model, panel, seed=0)
+    late = calibrate_imputation(model, panel, seed=0, deadline=time.perf_counter() - 1)
+    assert 0 < late["n_cells"] < full["n_cells"]
+    first = dataclasses.replace(panel, series=panel.series[:2])
+    assert late == calibrate_imputation(model, first, seed=0)  # exactly the first batch

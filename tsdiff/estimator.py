@@ -56,6 +56,7 @@ class Estimator:
         """Learn to denoise masked windows of ``df``; fills ``into`` (a new predictor when
         None) and returns it. See ``TSDiff.fit`` for the options."""
         cfg = self.config
+        start = time.perf_counter()  # the budget (train.max_minutes) covers the whole fit
         model = into if into is not None else Predictor(cfg)
         model.config = cfg
         panel = to_panel(df, columns=model.columns, freq=freq or cfg.data.freq, agg=cfg.data.agg)
@@ -78,8 +79,11 @@ class Estimator:
             model.net = Denoiser(cfg.network, len(model.variables), cfg.diffusion.prediction)
         t0 = time.perf_counter()
         train_cfg, prior = cfg.train, None
+        budget = cfg.train.max_minutes
+        if budget:  # kept for the calibration after training (bounded by what is left)
+            budget -= CALIBRATION_SHARE * budget + (time.perf_counter() - start) / 60
+            train_cfg = dataclasses.replace(cfg.train, max_minutes=max(budget, 0.01))
         if model.net.prior_net is not None:
-            budget = cfg.train.max_minutes
             prior = train_prior(
                 model.net,
                 train_set,
@@ -118,7 +122,10 @@ class Estimator:
         model.spread, model.forecast_spread, model.gate = 1.0, None, None
         if cfg.train.calibrate and val_series:
             val_panel = dataclasses.replace(panel, series=val_series)
-            model.info["calibration"] = calibrate_imputation(model, val_panel, seed=cfg.train.seed)
+            deadline = start + cfg.train.max_minutes * 60 if cfg.train.max_minutes else None
+            model.info["calibration"] = calibrate_imputation(
+                model, val_panel, seed=cfg.train.seed, deadline=deadline
+            )
         return model
 
     def _split(
@@ -188,6 +195,9 @@ class Estimator:
         )
 
 
+# the share of a time budget kept for calibrating the samples after training
+CALIBRATION_SHARE = 0.1
+CALIBRATION_BATCH = 8  # series sampled at a time while calibrating
 # a training set with at most this many windows at stride 1 uses every one of them
 EVERY_WINDOW_UP_TO = 4096
 
@@ -231,13 +241,21 @@ def fit_spec(
 
 
 def calibrate_imputation(
-    model: Predictor, panel: Panel, *, missing: float = 0.1, seed: int = 0
+    model: Predictor,
+    panel: Panel,
+    *,
+    missing: float = 0.1,
+    seed: int = 0,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     """Fit ``model.spread`` and ``model.gate`` on hidden cells of ``panel`` (validation).
 
     Hides ``missing`` of the observed cells, samples them uncalibrated, chooses per
     variable the gate (how much of the prior's point imputation the median takes,
     :func:`tsdiff.calibration.fit_gate`) and then the spread factor minimising CRPS.
+    ``deadline`` (a ``time.perf_counter()`` value): series are sampled a few at a time
+    and the fit uses those sampled by then (at least one batch). Every window draws its
+    own noise, so without a deadline the result does not depend on the batching.
     """
     assert model.scaler is not None
     if not 0 < missing < 1:
@@ -251,7 +269,15 @@ def calibrate_imputation(
     hidden = [h for _, h in held]  # per series (K, T) bool
     opts = model.options(seed=seed)
     model.gate = None
-    samples = sample_series(model, panel, opts, values=masked, spread=1.0).samples
+    samples: list[np.ndarray] = []
+    for lo in range(0, len(series), CALIBRATION_BATCH):  # (n, K, T) per series
+        part = dataclasses.replace(panel, series=series[lo : lo + CALIBRATION_BATCH])
+        vals = masked[lo : lo + CALIBRATION_BATCH]
+        samples += sample_series(model, part, opts, values=vals, spread=1.0).samples
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+    series, masked, hidden = series[: len(samples)], masked[: len(samples)], hidden[: len(samples)]
+    panel = dataclasses.replace(panel, series=series)
     norm = model.scaler.transform
     smp = np.concatenate([norm(x).reshape(x.shape[0], -1) for x in samples], axis=1)
     tru = np.concatenate([norm(s.values).reshape(-1) for s in series])
