@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from tsdiff import __version__
+from tsdiff.data import left_open
 from tsdiff.errors import ConfigError, DataError, MissingColumnError, UnknownVariableError
 from tsdiff.io import write_atomic
 
@@ -438,3 +439,11 @@ def _plain(v: Any) -> Any:
     if v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
         return None
     return v
+
+
+def cells_left_open(model: TSDiff, params: PipelineParams, result: pd.DataFrame) -> int:
+    """Output cells an imputation left missing on request (``--max-gap``, open edges),
+    as the manifest reports them; 0 for forecasts."""
+    if params.task != "impute":
+        return 0
+    return left_open(result, model.variables, model.columns.value_col)

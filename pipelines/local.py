@@ -32,6 +32,7 @@ from tsdiff.pipelines.common import (
     PipelineParams,
     SeriesError,
     arrow_output_schema,
+    cells_left_open,
     check_columns,
     check_output_dir,
     crash_point,
@@ -154,6 +155,7 @@ def run_local(
                 complete=True,
                 rows_in=len(frame),
                 rows_out=len(result),
+                cells_left_open=cells_left_open(m, params, result),
                 failed=[f.to_dict() for f in failures],
             )
             _summarise(manifest)
@@ -219,6 +221,7 @@ def _summarise(manifest: dict[str, Any]) -> None:
         parts=sorted(p for b in complete for p in b["parts"]),
         rows_in=sum(b["rows_in"] for b in complete),
         rows_out=sum(b["rows_out"] for b in complete),
+        cells_left_open=sum(b.get("cells_left_open", 0) for b in complete),
         series_done=sum(b["n_series"] for b in complete) - len(failed),
         series_failed=failed,
     )

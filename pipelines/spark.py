@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 import tsdiff
+from tsdiff.data import value_columns
 from tsdiff.errors import ConfigError
 from tsdiff.pipelines.common import (
     MANIFEST_FORMAT,
@@ -331,9 +332,17 @@ def run_spark(
             if inp.partition_cols:
                 writer = writer.partitionBy(*inp.partition_cols)
             writer.parquet(str(out))
+            open_cols = value_columns(out_names, m.variables, m.columns.value_col)
+            if params.task != "impute":
+                open_cols = []
+            missing = [
+                F.when(error.isNull() & (F.col(c).isNull() | F.isnan(F.col(c))), 1).otherwise(0)
+                for c in open_cols
+            ]
             stats = result.agg(
                 F.count(F.when(error.isNull(), 1)).alias("rows"),
                 F.countDistinct(F.when(error.isNull(), F.col(id_col))).alias("series"),
+                F.sum(sum(missing, F.lit(0))).alias("left_open"),
             ).collect()[0]
         finally:
             result.unpersist()
@@ -345,6 +354,7 @@ def run_spark(
         n_series=int(stats["series"]) + len(fails),
         rows_in=count_rows(inp),
         rows_out=int(stats["rows"]),
+        cells_left_open=int(stats["left_open"] or 0),
         series_done=int(stats["series"]),
         series_failed=[f.to_dict() for f in fails],
         parts=sorted(

@@ -45,6 +45,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tsdiff import __version__
+from tsdiff.data import left_open
 from tsdiff.services.guard import ApiGuard
 from tsdiff.services.loading import load_with_origin
 from tsdiff.services.payloads import (
@@ -105,14 +106,6 @@ def _imputed_cells(frame: pd.DataFrame, model: TSDiff) -> int:
     if flags:
         return int(frame[flags].to_numpy().sum())
     return int(frame["imputed"].sum()) if "imputed" in frame.columns else 0
-
-
-def _left_open(frame: pd.DataFrame, model: TSDiff) -> int:
-    """Cells of an imputation answer with no value (gaps left open on request)."""
-    present = [v for v in model.variables if v in frame.columns]
-    if present:
-        return int(frame[present].isna().to_numpy().sum())
-    return int(frame["value"].isna().sum()) if "value" in frame.columns else 0
 
 
 def _forecast_cells(frame: pd.DataFrame, model: TSDiff) -> int:
@@ -240,7 +233,7 @@ class TSDiffService:
             if as_json:
                 body = self._json(out)
                 if horizon is None:  # missing cells the request asked to leave open
-                    body["left_open"] = _left_open(frame, model)
+                    body["left_open"] = left_open(frame, model.variables, model.columns.value_col)
                 return body
             return self._parquet(out)
 

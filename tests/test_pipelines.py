@@ -362,8 +362,14 @@ def test_spark_engine_matches_the_local_engine(
         one = run_spark(src, tmp_path / "one", model_dir, PARAMS, spark=session, buckets=1)
         with pytest.raises(SeriesError) as spark_error:
             run_spark(src, tmp_path / "ff", model_dir, fail_fast, spark=session)
+        gapped = replace(PARAMS, max_gap=1)
+        spark_gaps = run_spark(src, tmp_path / "gaps", model_dir, gapped, spark=session)
     finally:
         session.stop()
+    # both engines count the cells left open on request alike
+    local_gaps = run_local(src, tmp_path / "local-gaps", model_dir, gapped, progress=False)
+    assert spark_gaps["cells_left_open"] == local_gaps["cells_left_open"] > 0
+    assert man["cells_left_open"] == local["cells_left_open"] == 0
     # a failing series is reported as the local engine reports it, text and order alike
     assert str(spark_error.value) == str(local_error.value)
     assert "'bad_time' failed (TimestampError)" in str(spark_error.value)
@@ -472,7 +478,9 @@ def test_pipeline_impute_leaves_long_gaps_open_and_records_it(
         assert s["pm25"].isna().to_numpy()[gaps].all()  # runs of 2+ missing stay missing
         assert not s["pm25_imputed"].to_numpy()[gaps].any()
     assert got["pm25"].isna().any() and got["pm25_imputed"].any()  # short gaps still filled
-    assert json.loads((out / MANIFEST).read_text())["params"]["max_gap"] == 1
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["params"]["max_gap"] == 1
+    assert manifest["cells_left_open"] == int(got["pm25"].isna().sum()) > 0
     bad = ["pipeline", "impute", "--input", str(dataset), "--output", str(tmp_path / "o2")]
     assert main([*bad, "--model", str(model_dir), "--max-gap", "-1", "--quiet"]) == 2
     assert "max_gap" in capsys.readouterr().err and not (tmp_path / "o2").exists()

@@ -9,7 +9,11 @@ seconds, no training. ``--train`` keeps the train-then-impute path on the slice.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -82,11 +86,29 @@ def run_demo(
         if register:
             from tsdiff.registry import register_model, tracking_uri
 
-            run_id, version = register_model(model, register, test)
+            with _quiet_tracking():
+                run_id, version = register_model(model, register, test)
             print(
                 f"MLflow run {run_id} ({tracking_uri()}); registered models:/{register}/{version}"
             )
     return _report(model, model_dir, test, out, n_samples, steps, seed, t_start)
+
+
+@contextlib.contextmanager
+def _quiet_tracking() -> Iterator[None]:
+    """The demo's console shows its own summary: MLflow's (and its database
+    migrations') warnings and info lines stay out of it while it logs and registers."""
+    loggers = [logging.getLogger(n) for n in ("mlflow", "alembic")]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for lg, lv in zip(loggers, levels, strict=True):
+                lg.setLevel(lv)
 
 
 def _train(
@@ -106,9 +128,10 @@ def _train(
         # a tracked MLflow run, registered: `tsdiff models list` and `mlflow ui` show it
         from tsdiff.registry import tracking_uri, train_tracked
 
-        model, run_id, version = train_tracked(
-            train, cfg, register=register, out=model_dir, progress=progress, run_name="demo"
-        )
+        with _quiet_tracking():
+            model, run_id, version = train_tracked(
+                train, cfg, register=register, out=model_dir, progress=progress, run_name="demo"
+            )
         print(f"MLflow run {run_id} ({tracking_uri()}); registered models:/{register}/{version}")
     else:
         model = TSDiff(cfg).fit(train, progress=progress)
@@ -141,6 +164,7 @@ def _report(
         variables=[v for v in DEMO_VITALS if v in model.variables],
         path=png,
         title=f"ICU stay {stay}: observed vitals, imputed median, 50%/90% bands",
+        time_unit=(60.0, "hours since admission"),  # the data's time is in minutes
     )
     m, b = report["model_normalized"], report["baselines_normalized"]
     print("\nheld-out 10% of observed test cells (normalised units, CSDI convention):")

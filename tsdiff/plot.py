@@ -64,11 +64,14 @@ def plot_imputation(
     path: str | Path | None = None,
     title: str | None = None,
     max_variables: int = 8,
+    time_unit: tuple[float, str] | None = None,
 ) -> Figure:
     """One panel per variable: observed points, imputed median, 50% and 90% bands.
 
     ``series`` picks one series of a multi-series output (default: the first).
     Imputed cells are marked with crosses so they never pass for measurements.
+    ``time_unit`` = (divisor, label) shows numeric time in a readable unit, e.g.
+    ``(60, "hours since admission")`` for minutes.
     """
     df, key = _pick_series(_long_view(frame, columns), columns, series)
     if key is not None:
@@ -82,6 +85,8 @@ def plot_imputation(
     for ax, name in zip(axes[:, 0], names, strict=True):
         d = df[df[columns.var_col] == name].sort_values(columns.time_col)
         t = d[columns.time_col].to_numpy()
+        if time_unit is not None:
+            t = t / time_unit[0]
         imp = d["imputed"].to_numpy(bool)
         val = d[columns.value_col].to_numpy(float)
         for lv, alpha in zip(sorted(levels, reverse=True), (0.18, 0.32, 0.45), strict=False):
@@ -93,7 +98,8 @@ def plot_imputation(
         ax.scatter(t[imp], val[imp], s=10, marker="x", color="tab:red", lw=0.7, label="imputed")
         ax.set_ylabel(str(name), rotation=0, ha="right", va="center", fontsize=8)
         ax.tick_params(labelsize=7)
-    return _finish(fig, axes, columns.time_col, title, path)
+    xlabel = time_unit[1] if time_unit is not None else columns.time_col
+    return _finish(fig, axes, xlabel, title, path)
 
 
 FIGURE_SUFFIXES = (".png", ".svg")

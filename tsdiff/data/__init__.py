@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from tsdiff.data.columns import Columns
-from tsdiff.data.frames import forecast_frame, impute_frame, samples_frame, trajectory_frame
+from tsdiff.data.frames import (
+    forecast_frame,
+    impute_frame,
+    left_open,
+    samples_frame,
+    trajectory_frame,
+    value_columns,
+)
 from tsdiff.data.grid import (
     Freq,
     Panel,
@@ -29,6 +36,8 @@ __all__ = [
     "forecast_frame",
     "future_index",
     "impute_frame",
+    "left_open",
+    "value_columns",
     "infer_freq",
     "owner",
     "samples_frame",

@@ -330,3 +330,17 @@ def trajectory_frame(
     cols["imputed"] = np.concatenate(flag_col) if flag_col else np.zeros(0, bool)
     names += [c.var_col, "step", "noise_std", "sample", c.value_col, "imputed"]
     return _frame(cols, names)
+
+
+def value_columns(columns: Sequence[str], variables: Sequence[str], value_col: str) -> list[str]:
+    """The columns holding an imputation's values: the variables' (wide) or ``value_col``
+    (long), whichever ``columns`` has."""
+    present = [v for v in variables if v in columns]
+    return present or ([value_col] if value_col in columns else [])
+
+
+def left_open(frame: pd.DataFrame, variables: Sequence[str], value_col: str) -> int:
+    """Cells of an imputation frame with no value: the gaps ``max_gap`` / open edges
+    left missing on request."""
+    cols = value_columns(list(frame.columns), variables, value_col)
+    return int(frame[cols].isna().to_numpy().sum()) if cols else 0
