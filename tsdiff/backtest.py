@@ -199,8 +199,8 @@ def _fit_forecast_spread(
     # in the model's normalised units: CRPS divides by sum |y| over all cells, so a
     # variable in large units would otherwise decide the factor alone
     assert model.scaler is not None
-    smp = model.scaler.transform(run.samples).transpose(1, 0, 2, 3).reshape(n, -1)  # (n, W·K·H)
-    y = model.scaler.transform(run.truth).reshape(-1)  # (W·K·H,), NaN where not observed
+    smp = model.normalizer.transform(run.samples).transpose(1, 0, 2, 3).reshape(n, -1)  # (n, W·K·H)
+    y = model.normalizer.transform(run.truth).reshape(-1)  # (W·K·H,), NaN where not observed
     info = fit_spread(smp, y).to_dict()
     info.update(
         windows=len(run.where),

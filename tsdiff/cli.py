@@ -78,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(a side left empty is open)",
     )
     t.add_argument("--kind", help="per-variable kinds, e.g. GCS=integer,Vent=binary")
+    t.add_argument(
+        "--transform",
+        help="per-variable transforms the network models in, e.g. ALT=log,SaO2=logit "
+        "(log: positive values; logit: both bounds needed)",
+    )
+    t.add_argument(
+        "--transforms",
+        action="store_true",
+        help="infer log transforms for positive, strongly right-skewed variables",
+    )
     t.add_argument("--epochs", type=int, help="maximum epochs")
     t.add_argument("--batch-size", type=int)
     t.add_argument("--max-minutes", type=float, help="wall-clock training budget")
@@ -376,17 +386,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     lags = _int_list(args.lags, "--lags")
     cfg = cfg.replace(data=data, train=train, network={} if lags is None else {"lags": lags})
-    if args.bounds or args.kind:
-        from tsdiff.spec import parse_bounds, parse_kinds
+    if args.bounds or args.kind or args.transform:
+        from tsdiff.spec import parse_bounds, parse_kinds, parse_transforms
 
         spec = {k: dict(v) for k, v in cfg.variables.spec.items()}
         for part in (
             parse_bounds(args.bounds) if args.bounds else {},
             parse_kinds(args.kind) if args.kind else {},
+            parse_transforms(args.transform) if args.transform else {},
         ):
             for name, fields in part.items():
                 spec.setdefault(name, {}).update(fields)
         cfg = cfg.replace(variables={"spec": spec})
+    if args.transforms:
+        cfg = cfg.replace(variables={"transforms": True})
     df = read_frame(args.data)
     valid = read_frame(args.valid) if args.valid else None
     checkpoint = args.checkpoint or f"{str(args.out).rstrip('/')}.ckpt"

@@ -227,17 +227,20 @@ class SampleConfig:
 @dataclass(frozen=True)
 class VariablesConfig:
     """What each variable can be (see :mod:`tsdiff.spec`): ``spec`` maps a variable name
-    to any of ``lower``, ``upper`` (None: open) and ``kind`` (continuous, integer,
-    binary); they override what ``infer`` reads from the training data."""
+    to any of ``lower``, ``upper`` (None: open), ``kind`` (continuous, integer, binary)
+    and ``transform`` (identity, log, logit); they override what ``infer`` reads from the
+    training data. ``transforms``: also infer log transforms for positive, strongly
+    right-skewed variables."""
 
     infer: bool = True
     spec: dict[str, dict[str, Any]] = field(default_factory=dict)
+    transforms: bool = False
 
     def __post_init__(self) -> None:
         _check(isinstance(self.spec, dict), "variables.spec must map names to settings")
         for name, s in self.spec.items():
             _check(isinstance(s, dict), f"variables.spec[{name!r}] must be a mapping")
-            bad = sorted(set(s) - {"lower", "upper", "kind"})
+            bad = sorted(set(s) - {"lower", "upper", "kind", "transform"})
             _check(not bad, f"variables.spec[{name!r}]: unknown field(s) {bad}")
 
 

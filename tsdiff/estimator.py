@@ -32,6 +32,7 @@ from tsdiff.prior_training import train_prior
 from tsdiff.seasonality import default_lags, infer_season
 from tsdiff.spec import RULE, VariableSpec, infer_spec, outside
 from tsdiff.training import EpochCallback, TrainResult, Windows, train, value_bounds
+from tsdiff.transforms import Normalizer, uses_transforms
 from tsdiff.windowing import series_windows
 
 
@@ -67,6 +68,12 @@ class Estimator:
         train_series, val_series = self._split(model, panel.series, valid_df)
         model.spec, spec_info = fit_spec(model, [s.values for s in train_series])
         model.scaler = Scaler.fit([s.values for s in train_series])
+        specs = [model.spec[v] for v in model.variables]
+        model.transformed_scaler = (
+            Normalizer.fit(specs, [s.values for s in train_series]).scaler
+            if uses_transforms(specs)
+            else None
+        )
         train_set = self._windows(model, train_series)
         if len(train_set) == 0:
             raise DataError("no training window has an observed value")
@@ -228,7 +235,7 @@ def fit_spec(
     a bad spec fails first); observed values outside them are counted and warned about,
     never changed. Returns the specs and what ``info["spec"]`` records."""
     vc = model.config.variables
-    specs = infer_spec(arrays, model.variables, vc.spec, infer=vc.infer)
+    specs = infer_spec(arrays, model.variables, vc.spec, infer=vc.infer, transforms=vc.transforms)
     x = np.concatenate(arrays, axis=1) if arrays else np.zeros((len(model.variables), 0))
     out = {n: outside(x[k], specs[n]) for k, n in enumerate(model.variables)}
     out = {n: c for n, c in out.items() if c}
@@ -278,7 +285,7 @@ def calibrate_imputation(
             break
     series, masked, hidden = series[: len(samples)], masked[: len(samples)], hidden[: len(samples)]
     panel = dataclasses.replace(panel, series=series)
-    norm = model.scaler.transform
+    norm = model.normalizer.transform  # the network's space
     smp = np.concatenate([norm(x).reshape(x.shape[0], -1) for x in samples], axis=1)
     tru = np.concatenate([norm(s.values).reshape(-1) for s in series])
     msk = np.concatenate([h.reshape(-1) for h in hidden])

@@ -135,7 +135,8 @@ def continue_paths(
     for f, drawn in enumerate(paths):
         new = np.stack(chunk[f * n : (f + 1) * n])  # (n, K, h)
         if spread != 1.0 and n > 1:  # the calibration, across the paths, as the sampler does
-            new = rescale(new, spread, axis=0)
+            norm = model.normalizer  # in the network's space, where the sampler scales
+            new = norm.inverse(rescale(norm.transform(new), spread, axis=0))
             if specs is not None:
                 new = project(new, specs)
         out.append(np.concatenate([drawn, new], axis=-1))

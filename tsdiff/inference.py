@@ -226,7 +226,7 @@ def sample_series(
     out = []
     specs = None if model.spec is None else [model.spec[n] for n in model.variables]
     for x, v in zip(stitched, vals, strict=True):
-        samples = model.scaler.inverse(x)
+        samples = model.normalizer.inverse(x)
         if specs is not None:  # every sample a value its variable can take
             samples = project(samples, specs)
         samples = np.where(~np.isnan(v)[None], v[None], samples)  # observed: bit-identical
@@ -276,7 +276,7 @@ def _trajectory(
         states = stitch(full, starts, length).astype(np.float64)  # (S, m, K, T)
         if shifts is not None and final:  # the result carries the gate, as the samples
             states[final] += shifts[si][None, None]
-        states = model.scaler.inverse(states)
+        states = model.normalizer.inverse(states)
         v = vals[si]
         out.append(np.where(np.isnan(v)[None, None], states, v[None, None]))  # (S, m, K, T)
     return SeriesTrajectory(out, list(steps), list(levels))

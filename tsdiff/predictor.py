@@ -42,6 +42,7 @@ from tsdiff.results import ForecastResult, ImputeResult
 from tsdiff.samplers.options import SampleOptions, resolve_options
 from tsdiff.scheduler import NoiseScheduler
 from tsdiff.spec import VariableSpec
+from tsdiff.transforms import Normalizer, uses_transforms
 from tsdiff.windowing import WindowShape
 
 
@@ -54,7 +55,9 @@ class Predictor:
         self.net: Denoiser | None = None
         self.variables: list[str] = []
         self.freq: Freq | None = None
-        self.scaler: Scaler | None = None
+        self.scaler: Scaler | None = None  # z-score of raw values (what metrics use)
+        # z-score of transformed values, when a variable has a transform (tsdiff.transforms)
+        self.transformed_scaler: Scaler | None = None
         self.scheduler = NoiseScheduler(self.config.diffusion)
         self.epoch_log: list[dict[str, Any]] = []  # the training's per-epoch records
         self.value_range: tuple[list[float], list[float]] | None = None  # normalised (lo, hi)
@@ -91,9 +94,19 @@ class Predictor:
         if not self.fitted:
             raise NotFittedError("this TSDiff model is not fitted: call fit() or TSDiff.load()")
 
+    @property
+    def normalizer(self) -> Scaler | Normalizer:
+        """Raw values ↔ the network's space: the scaler, or with transforms a
+        :class:`~tsdiff.transforms.Normalizer` (transform, then z-score)."""
+        assert self.scaler is not None
+        specs = None if self.spec is None else [self.spec[v] for v in self.variables]
+        if specs is None or not uses_transforms(specs) or self.transformed_scaler is None:
+            return self.scaler
+        return Normalizer(specs, self.transformed_scaler)
+
     def window_shape(self) -> WindowShape:
-        assert self.scaler is not None and self.freq is not None
-        return WindowShape(self.scaler, self.freq, self.window, self.history_steps)
+        assert self.freq is not None
+        return WindowShape(self.normalizer, self.freq, self.window, self.history_steps)
 
     def clip_bounds(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Normalised (lo, hi) of the clean-value estimates while sampling, or None."""

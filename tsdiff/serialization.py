@@ -47,6 +47,9 @@ def _meta(model: Predictor) -> dict[str, Any]:
         "freq": model.freq.to_str(),
         "time_kind": model.freq.kind,
         "scaler": model.scaler.to_dict(),
+        "transformed_scaler": None
+        if model.transformed_scaler is None
+        else model.transformed_scaler.to_dict(),
         "value_range": model.value_range,
         "spread": model.spread,
         "forecast_spread": model.forecast_spread,
@@ -134,6 +137,8 @@ def _restore(model: Predictor, meta: dict[str, Any]) -> None:
     model.variables = list(meta["variables"])
     model.freq = Freq.parse(meta["freq"], meta["time_kind"])
     model.scaler = Scaler.from_dict(meta["scaler"])
+    ts = meta.get("transformed_scaler")
+    model.transformed_scaler = None if ts is None else Scaler.from_dict(ts)
     vr = meta.get("value_range")
     model.value_range = (list(vr[0]), list(vr[1])) if vr else None
     model.spread = float(meta.get("spread", 1.0))

@@ -17,9 +17,16 @@ Inference rules (``infer_spec``), recorded with the model as ``rule``:
 - upper bound 1 when every observed value lies in [0, 1] and at least ``CEILING_SHARE``
   of them equal 1 (a fraction that piles up at its ceiling, e.g. FiO2), 100 likewise for
   [0, 100] (a percentage, e.g. SaO2); a single value that happens to be 100 is no ceiling;
-- otherwise the upper bound is open: the largest value seen is not a limit.
+- otherwise the upper bound is open: the largest value seen is not a limit;
+- with ``variables.transforms`` on: transform ``log`` for a continuous variable whose
+  observed values are all positive and strongly right-skewed (sample skewness >
+  ``LOG_SKEW``), as many lab values are; the network then models log values, and
+  samples map back to positive values by construction.
 
-User overrides (config ``variables``, CLI ``--bounds`` / ``--kind``) win over inference.
+A transform (``identity``, ``log``, ``logit`` for a variable bounded on both sides) is
+where the diffusion works: values are transformed, then z-scored (see
+:mod:`tsdiff.transforms`). User overrides (config ``variables``, CLI ``--bounds`` /
+``--kind`` / ``--transform``) win over inference.
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ import numpy as np
 from tsdiff.errors import ConfigError
 
 KINDS = ("continuous", "integer", "binary")
+TRANSFORMS = ("identity", "log", "logit")
+SPEC_FIELDS = {"lower", "upper", "kind", "transform"}  # what a user may set per variable
+LOG_SKEW = 2.0  # sample skewness above which a positive variable is modelled in logs
 MAX_INTEGER_LEVELS = 20
 CEILING_SHARE = 0.005  # share of observations at 1 (or 100) that makes it a ceiling
 RULE = (
@@ -46,12 +56,14 @@ RULE = (
 
 @dataclass(frozen=True)
 class VariableSpec:
-    """One variable's support: ``lower``/``upper`` (None = open) and ``kind``."""
+    """One variable's support: ``lower``/``upper`` (None = open), ``kind`` and the
+    ``transform`` the network models it in."""
 
     lower: float | None = None
     upper: float | None = None
     kind: str = "continuous"
     source: str = "inferred"  # or "user"
+    transform: str = "identity"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -61,12 +73,24 @@ class VariableSpec:
                 raise ConfigError(f"bounds must be finite numbers or open, got {b!r}")
         if self.lower is not None and self.upper is not None and self.lower >= self.upper:
             raise ConfigError(f"lower bound {self.lower} must be below upper {self.upper}")
+        if self.transform not in TRANSFORMS:
+            raise ConfigError(f"transform must be one of {TRANSFORMS}, got {self.transform!r}")
+        if self.transform != "identity" and self.kind != "continuous":
+            raise ConfigError(f"a {self.transform} transform needs a continuous kind")
+        if self.transform == "logit" and (self.lower is None or self.upper is None):
+            raise ConfigError("a logit transform needs both a lower and an upper bound")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"lower": self.lower, "upper": self.upper, "kind": self.kind, "source": self.source}
+        return {
+            "lower": self.lower,
+            "upper": self.upper,
+            "kind": self.kind,
+            "source": self.source,
+            "transform": self.transform,
+        }
 
 
-def infer_one(values: np.ndarray) -> VariableSpec:
+def infer_one(values: np.ndarray, transforms: bool = False) -> VariableSpec:
     """The spec the rules above give for one variable's observed values (NaN ignored)."""
     v = values[np.isfinite(values)]
     if v.size == 0:
@@ -80,7 +104,13 @@ def infer_one(values: np.ndarray) -> VariableSpec:
     lower = 0.0 if lo >= 0 else None
     ceiling = lo >= 0 and hi in (1.0, 100.0) and float(np.mean(v == hi)) >= CEILING_SHARE
     upper = hi if ceiling else None  # a fraction or a percentage
-    return VariableSpec(lower, upper)
+    skewed = lo > 0 and v.size >= 3 and _skewness(v) > LOG_SKEW
+    return VariableSpec(lower, upper, transform="log" if transforms and skewed else "identity")
+
+
+def _skewness(v: np.ndarray) -> float:
+    sd = float(v.std())
+    return float(np.mean(((v - v.mean()) / sd) ** 3)) if sd > 0 else 0.0
 
 
 def infer_spec(
@@ -89,10 +119,13 @@ def infer_spec(
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     *,
     infer: bool = True,
+    transforms: bool = False,
 ) -> dict[str, VariableSpec]:
     """Per-variable specs from training arrays (K, T_i) and the user's overrides
-    ``{name: {"lower": .., "upper": .., "kind": ..}}`` (keys left out keep the inferred
-    value; None opens a bound). ``infer=False``: open continuous unless overridden."""
+    ``{name: {"lower": .., "upper": .., "kind": .., "transform": ..}}`` (keys left out
+    keep the inferred value; None opens a bound). ``infer=False``: open continuous unless
+    overridden. ``transforms``: infer log transforms too. A log transform on a variable
+    with an observed value <= 0 is a :class:`ConfigError`."""
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(variables))
     if unknown:
@@ -100,10 +133,10 @@ def infer_spec(
     x = np.concatenate([np.asarray(a, dtype=np.float64) for a in arrays], axis=1)  # (K, ΣT)
     out = {}
     for k, name in enumerate(variables):
-        spec = infer_one(x[k]) if infer else VariableSpec()
+        spec = infer_one(x[k], transforms) if infer else VariableSpec()
         if name in overrides:
             o = overrides[name]
-            bad = sorted(set(o) - {"lower", "upper", "kind"})
+            bad = sorted(set(o) - SPEC_FIELDS)
             if bad:
                 raise ConfigError(f"{name}: unknown spec field(s) {bad}")
             merged = {**spec.to_dict(), **o, "source": "user"}
@@ -111,6 +144,11 @@ def infer_spec(
                 spec = VariableSpec(**merged)
             except ConfigError as e:
                 raise ConfigError(f"{name}: {e}") from e
+        observed = x[k][np.isfinite(x[k])]
+        if spec.transform == "log" and observed.size and observed.min() <= 0:
+            raise ConfigError(
+                f"{name}: a log transform needs positive values, but {observed.min()} is observed"
+            )
         out[name] = spec
     return out
 
@@ -172,6 +210,19 @@ def parse_kinds(text: str) -> dict[str, dict[str, Any]]:
         if not name or not sep or kind not in KINDS:
             raise ConfigError(f"--kind: {item!r} is not NAME=KIND with KIND one of {KINDS}")
         out[name] = {"kind": kind}
+    return out
+
+
+def parse_transforms(text: str) -> dict[str, dict[str, Any]]:
+    """``"ALT=log,SaO2=logit"`` → ``{"ALT": {"transform": "log"}, ...}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in _items(text, "--transform"):
+        name, sep, how = item.partition("=")
+        if not name or not sep or how not in TRANSFORMS:
+            raise ConfigError(
+                f"--transform: {item!r} is not NAME=TRANSFORM with TRANSFORM one of {TRANSFORMS}"
+            )
+        out[name] = {"transform": how}
     return out
 
 

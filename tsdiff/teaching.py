@@ -35,10 +35,10 @@ def forward_process(
     out = []
     for s in panel.series:
         rng = np.random.default_rng(window_seed(seed, s.key, -1))
-        x0 = model.scaler.transform(s.values)  # (K, T)
+        x0 = model.normalizer.transform(s.values)  # (K, T), the network's space
         eps = rng.standard_normal(x0.shape)
         xt = keep[:, None, None] * x0 + level[:, None, None] * eps  # (S, K, T)
-        xt = model.scaler.inverse(xt)
+        xt = model.normalizer.inverse(xt)
         out.append(np.where(np.isnan(s.values), np.nan, xt)[:, None])  # (S, 1, K, T)
     frame = trajectory_frame(
         panel,

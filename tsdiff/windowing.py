@@ -27,6 +27,7 @@ from tsdiff.data import (
     future_index,
     window_starts,
 )
+from tsdiff.transforms import Normalizer
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class SeriesWindows:
 class WindowShape:
     """What windowing needs to know of a model: its scaler, grid, window and lags."""
 
-    scaler: Scaler
+    scaler: Scaler | Normalizer  # raw values → the network's space
     freq: Freq
     window: int
     history_steps: int
