@@ -167,6 +167,8 @@ def test_cli_train_refuses_a_bad_spec_before_training(tmp_path, pm25) -> None:
         (["--bounds", "station_001001=5:1"], "lower bound"),
         (["--bounds", "nope=0:1"], "unknown variable"),
         (["--kind", "station_001001=ordinal"], "--kind"),
+        (["--transform", "station_001001=sqrt"], "--transform"),
+        (["--transform", "station_001001=logit"], "both a lower and an upper"),
     ):
         r, out = _train_cli(tmp_path, pm25, *flags)
         assert r.returncode == 2, r.stderr[-500:]
@@ -175,7 +177,14 @@ def test_cli_train_refuses_a_bad_spec_before_training(tmp_path, pm25) -> None:
 
 def test_cli_train_records_user_bounds(tmp_path, pm25) -> None:
     r, out = _train_cli(
-        tmp_path, pm25, "--bounds", "station_001001=0:500", "--kind", "station_001002=integer"
+        tmp_path,
+        pm25,
+        "--bounds",
+        "station_001001=0:500,station_001003=0:1000",
+        "--kind",
+        "station_001002=integer",
+        "--transform",
+        "station_001003=logit",
     )
     assert r.returncode == 0, r.stderr[-2000:]
     spec = json.loads((out / "model.json").read_text())["spec"]
@@ -184,5 +193,74 @@ def test_cli_train_records_user_bounds(tmp_path, pm25) -> None:
         "upper": 500.0,
         "kind": "continuous",
         "source": "user",
+        "transform": "identity",
     }
     assert spec["station_001002"]["kind"] == "integer"
+    assert spec["station_001003"]["transform"] == "logit"
+
+
+def test_log_is_inferred_for_positive_skewed_variables_only_when_asked():
+    from tsdiff.spec import infer_spec
+
+    rng = np.random.default_rng(0)
+    skewed = rng.lognormal(0, 1.2, size=(1, 500))
+    normal = rng.normal(5, 1, size=(1, 500))
+    x = np.concatenate([skewed, normal, -skewed])
+    names = ["lab", "vital", "negative"]
+    on = infer_spec([x], names, transforms=True)
+    assert [on[n].transform for n in names] == ["log", "identity", "identity"]
+    assert all(s.transform == "identity" for s in infer_spec([x], names).values())
+    over = infer_spec([x], names, {"vital": {"lower": 0, "upper": 10, "transform": "logit"}})
+    assert over["vital"].transform == "logit" and over["vital"].source == "user"
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ({"negative": {"transform": "log"}}, "positive values"),
+        ({"vital": {"transform": "logit"}}, "both a lower and an upper"),
+        ({"vital": {"transform": "sqrt"}}, "transform must be one of"),
+        ({"vital": {"kind": "integer", "transform": "log"}}, "continuous"),
+    ],
+)
+def test_a_bad_transform_is_a_config_error(override, match):
+    from tsdiff.errors import ConfigError
+    from tsdiff.spec import infer_spec
+
+    rng = np.random.default_rng(1)
+    x = np.stack([rng.normal(5, 1, 200), -rng.lognormal(0, 1, 200)])
+    with pytest.raises(ConfigError, match=match):
+        infer_spec([x], ["vital", "negative"], override)
+
+
+def test_transforms_map_every_real_back_inside_the_support():
+    from tsdiff.spec import VariableSpec
+    from tsdiff.transforms import backward, forward
+
+    specs = [VariableSpec(0.0, None, transform="log"), VariableSpec(0.0, 100.0, transform="logit")]
+    z = np.linspace(-50, 50, 101)[None].repeat(2, axis=0)  # (K, T): any network output
+    raw = backward(z, specs)
+    assert (raw[0] > 0).all() and ((raw[1] >= 0) & (raw[1] <= 100)).all()
+    x = np.array([[0.5, 3.0, 120.0], [1.0, 50.0, 99.0]])
+    np.testing.assert_allclose(backward(forward(x, specs), specs), x, rtol=1e-9)
+
+
+def test_a_model_with_transforms_saves_loads_and_keeps_log_values_positive(tmp_path):
+    from tests.conftest import tiny_config
+    from tsdiff.datasets import physionet_slice
+    from tsdiff.model import TSDiff
+
+    df = physionet_slice()
+    ids = df["series_id"].unique()
+    train, test = df[df.series_id.isin(ids[:40])], df[df.series_id.isin(ids[40:46])]
+    cfg = tiny_config().replace(data={"window": 48, "freq": "60"}, variables={"transforms": True})
+    model = TSDiff(cfg).fit(train, progress=False)
+    logs = [v for v in model.variables if model.spec[v].transform == "log"]
+    assert logs and model.transformed_scaler is not None
+    res = model.impute(test, n_samples=6, seed=0, return_samples=True)
+    values = res.samples[res.samples["variable"].isin(logs)]["value"]
+    assert (values.dropna() > 0).all()
+    loaded = TSDiff.load(model.save(tmp_path / "m"))
+    assert loaded.spec == model.spec and loaded.transformed_scaler == model.transformed_scaler
+    again = loaded.impute(test, n_samples=6, seed=0).frame
+    pd.testing.assert_frame_equal(again, res.frame)
