@@ -50,7 +50,8 @@ RULE = (
     "lower 0 if no observed value < 0; binary if values are {0, 1}; integer (bounds = "
     f"observed min..max) if all values whole with <= {MAX_INTEGER_LEVELS} levels; upper 1 if "
     "all values in [0, 1] with >= 0.5% at 1, upper 100 likewise for [0, 100]; "
-    "user bounds/kinds override"
+    f"with variables.transforms: log if all values > 0 and skewness > {LOG_SKEW}; "
+    "user bounds/kinds/transforms override"
 )
 
 
