@@ -85,8 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--transforms",
-        action="store_true",
-        help="infer log transforms for positive, strongly right-skewed variables",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="infer log transforms for positive, strongly right-skewed variables "
+        "(default: on; --no-transforms models every variable as it is)",
     )
     t.add_argument("--epochs", type=int, help="maximum epochs")
     t.add_argument("--batch-size", type=int)
@@ -398,8 +400,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             for name, fields in part.items():
                 spec.setdefault(name, {}).update(fields)
         cfg = cfg.replace(variables={"spec": spec})
-    if args.transforms:
-        cfg = cfg.replace(variables={"transforms": True})
+    if args.transforms is not None:
+        cfg = cfg.replace(variables={"transforms": args.transforms})
     df = read_frame(args.data)
     valid = read_frame(args.valid) if args.valid else None
     checkpoint = args.checkpoint or f"{str(args.out).rstrip('/')}.ckpt"
