@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tsdiff.errors import ConfigError
-from tsdiff.samplers.options import check_sample_options
+from tsdiff.samplers.options import CHECKED, check_sample_options
 
 T = TypeVar("T")
 
@@ -214,14 +214,8 @@ class SampleConfig:
     precision: str = "bfloat16"
 
     def __post_init__(self) -> None:
-        check_sample_options(  # the same checks as every per-call option
-            n_samples=self.n_samples,
-            steps=self.steps,
-            sampler=self.sampler,
-            eta=self.eta,
-            levels=self.levels,
-            precision=self.precision,
-        )
+        # the same checks as every per-call option
+        check_sample_options(**{k: getattr(self, k) for k in CHECKED})
 
 
 @dataclass(frozen=True)

@@ -82,31 +82,8 @@ class TSDiff(Predictor):
         self.info["spec"] = summary
         return summary
 
-    def evaluate(
-        self,
-        df: pd.DataFrame,
-        *,
-        missing: float = 0.1,
-        seed: int = 0,
-        levels: Sequence[int] | None = None,
-        n_samples: int | None = None,
-        steps: int | None = None,
-        sampler: str | None = None,
-        eta: float | None = None,
-    ) -> dict[str, Any]:
-        """Hide a share of the observed cells, impute them, score the result (see
-        :func:`tsdiff.evaluation.evaluate`)."""
-        return evaluate(
-            self,
-            df,
-            missing=missing,
-            seed=seed,
-            levels=levels,
-            n_samples=n_samples,
-            steps=steps,
-            sampler=sampler,
-            eta=eta,
-        )
+    # hide a share of the observed cells, impute them, score them beside baselines
+    evaluate = evaluate
 
     def forward_process(
         self, df: pd.DataFrame, *, states: int | Sequence[int] = 6, seed: int = 0

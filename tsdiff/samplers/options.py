@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from tsdiff.config import SampleConfig
 
 PRECISIONS = ("float32", "bfloat16")
+# the options :func:`check_sample_options` checks (SampleConfig and SampleOptions fields)
+CHECKED = ("n_samples", "steps", "sampler", "eta", "levels", "precision")
 
 
 class SamplingOptionError(RangeError):
@@ -118,15 +120,7 @@ def resolve_options(
         seed=seed,
         precision=precision or defaults.precision,
     )
-    check_sample_options(
-        n_samples=opts.n_samples,
-        steps=opts.steps,
-        sampler=opts.sampler,
-        eta=opts.eta,
-        levels=opts.levels,
-        precision=opts.precision,
-        num_steps=num_steps,
-    )
+    check_sample_options(num_steps=num_steps, **{k: getattr(opts, k) for k in CHECKED})
     return SampleOptions(
         n_samples=int(opts.n_samples),
         steps=int(opts.steps),
