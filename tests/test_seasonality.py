@@ -48,3 +48,13 @@ def test_a_time_budget_is_not_cut_short_by_an_epoch_count():
     assert TrainConfig().epoch_cap == 200  # no budget: a bounded run
     assert TrainConfig(max_minutes=2).epoch_cap >= 10**6  # the budget decides
     assert TrainConfig(max_minutes=2, epochs=7).epoch_cap == 7  # asked for: kept
+
+
+def test_a_budget_smaller_than_the_preparation_still_fits(pm25):
+    """The budget covers the whole fit; one already spent reading the data still trains a
+    step of the prior and of the denoiser rather than failing."""
+    cfg = tiny_config(epochs=None).replace(
+        network={"prior_layers": 1, "prior_dim": 16, "prior_heads": 2}
+    )
+    model = TSDiff(cfg).fit(pm25.iloc[:200], max_minutes=1e-5, progress=False)
+    assert model.fitted and model.info["steps_run"] >= 1

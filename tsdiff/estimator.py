@@ -88,8 +88,9 @@ class Estimator:
         train_cfg, prior = cfg.train, None
         budget = cfg.train.max_minutes
         if budget:  # kept for the calibration after training (bounded by what is left)
-            budget -= CALIBRATION_SHARE * budget + (time.perf_counter() - start) / 60
-            train_cfg = dataclasses.replace(cfg.train, max_minutes=max(budget, 0.01))
+            spent = (time.perf_counter() - start) / 60  # reading the data, the windows
+            budget = max(budget - CALIBRATION_SHARE * budget - spent, 0.01)  # at least a step
+            train_cfg = dataclasses.replace(cfg.train, max_minutes=budget)
         if model.net.prior_net is not None:
             prior = train_prior(
                 model.net,
