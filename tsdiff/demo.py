@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -98,8 +99,12 @@ def run_demo(
 def _quiet_tracking() -> Iterator[None]:
     """The demo's console shows its own summary: MLflow's (and its database
     migrations') warnings and info lines stay out of it while it logs and registers."""
+    import mlflow  # noqa: F401  (its import sets its loggers' levels: set ours after it)
+
     loggers = [logging.getLogger(n) for n in ("mlflow", "alembic")]
     levels = [lg.level for lg in loggers]
+    bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for lg in loggers:
@@ -109,6 +114,10 @@ def _quiet_tracking() -> Iterator[None]:
         finally:
             for lg, lv in zip(loggers, levels, strict=True):
                 lg.setLevel(lv)
+            if bar is None:
+                os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+            else:
+                os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bar
 
 
 def _train(
