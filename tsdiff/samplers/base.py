@@ -46,6 +46,15 @@ class Sampler(ABC):
         """Whether ``step`` at ``t`` adds fresh noise (so the caller draws it)."""
 
     @abstractmethod
+    def prev_mean(
+        self, x0: torch.Tensor, eps: torch.Tensor, t: int, x_t: torch.Tensor
+    ) -> torch.Tensor:
+        """The previous sample before fresh noise, from x̂_0, ε and x_t at ``t``."""
+
+    @abstractmethod
+    def noise_scale(self, t: int) -> float:
+        """σ of the fresh noise ``step`` adds at ``t`` (0: none)."""
+
     def step(
         self,
         model_output: torch.Tensor,
@@ -55,7 +64,14 @@ class Sampler(ABC):
         noise: torch.Tensor | None = None,
         clip: Clip | None = None,
     ) -> SamplerOutput:
-        """From ``sample`` = x_t and the network's ε at ``t`` to the previous step."""
+        """From ``sample`` = x_t and the network's ε (``model_output``) at ``t`` to the
+        previous step: the sampler's mean from the (clipped) x̂_0, plus σ_t ``noise``."""
+        x0, eps = self.clean_estimate(sample, model_output, t, clip)
+        prev = self.prev_mean(x0, eps, t, sample)
+        sigma = self.noise_scale(t)
+        if sigma > 0 and noise is not None:
+            prev = prev + sigma * noise
+        return SamplerOutput(prev, x0)
 
     def prev_timestep(self, t: int) -> int:
         """The step after ``t`` in ``timesteps`` (-1: the clean end)."""

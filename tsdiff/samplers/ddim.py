@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from tsdiff.samplers.base import Clip, Sampler, SamplerOutput
+from tsdiff.samplers.base import Sampler
 from tsdiff.samplers.options import SamplingOptionError
 
 
@@ -40,23 +40,15 @@ class DDIMSampler(Sampler):
         abar_prev = float(self.schedule.alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0
         return self.eta * math.sqrt((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev))
 
-    def step(
-        self,
-        model_output: torch.Tensor,
-        t: int,
-        sample: torch.Tensor,
-        *,
-        noise: torch.Tensor | None = None,
-        clip: Clip | None = None,
-    ) -> SamplerOutput:
-        """x_prev = sqrt(ᾱ_prev) x̂_0 + sqrt(1 - ᾱ_prev - σ²) ε + σ z (t_prev = -1: the
-        clean end, ᾱ = 1)."""
+    def noise_scale(self, t: int) -> float:
+        return self.sigma(t, self.prev_timestep(t))
+
+    def prev_mean(
+        self, x0: torch.Tensor, eps: torch.Tensor, t: int, x_t: torch.Tensor
+    ) -> torch.Tensor:
+        """sqrt(ᾱ_prev) x̂_0 + sqrt(1 - ᾱ_prev - σ²) ε (t_prev = -1: the clean end, ᾱ = 1);
+        ``step`` adds σ z."""
         t_prev = self.prev_timestep(t)
-        x0, eps = self.clean_estimate(sample, model_output, t, clip)
         abar_prev = float(self.schedule.alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0
-        sigma = self.sigma(t, t_prev)
-        dir_coef = math.sqrt(max(1 - abar_prev - sigma**2, 0.0))
-        prev = math.sqrt(abar_prev) * x0 + dir_coef * eps
-        if sigma > 0 and noise is not None:
-            prev = prev + sigma * noise
-        return SamplerOutput(prev, x0)
+        dir_coef = math.sqrt(max(1 - abar_prev - self.sigma(t, t_prev) ** 2, 0.0))
+        return math.sqrt(abar_prev) * x0 + dir_coef * eps

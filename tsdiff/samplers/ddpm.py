@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from tsdiff.samplers.base import Clip, Sampler, SamplerOutput
+from tsdiff.samplers.base import Sampler
 
 
 class DDPMSampler(Sampler):
@@ -29,25 +29,18 @@ class DDPMSampler(Sampler):
         abar_prev = float(self.schedule.alphas_cumprod[t - 1])
         return math.sqrt((1 - abar_prev) / (1 - abar) * float(self.schedule.betas[t]))
 
-    def step(
-        self,
-        model_output: torch.Tensor,
-        t: int,
-        sample: torch.Tensor,
-        *,
-        noise: torch.Tensor | None = None,
-        clip: Clip | None = None,
-    ) -> SamplerOutput:
+    def noise_scale(self, t: int) -> float:
+        return self.sigma(t)
+
+    def prev_mean(
+        self, x0: torch.Tensor, eps: torch.Tensor, t: int, x_t: torch.Tensor
+    ) -> torch.Tensor:
         """μ = sqrt(ᾱ_{t-1}) β_t/(1-ᾱ_t) x̂_0 + sqrt(α_t)(1-ᾱ_{t-1})/(1-ᾱ_t) x_t, which
         equals (x_t - β_t/sqrt(1-ᾱ_t) ε)/sqrt(α_t) when x̂_0 is not clipped."""
         s = self.schedule
-        x0, _ = self.clean_estimate(sample, model_output, t, clip)
         beta, alpha = float(s.betas[t]), float(s.alphas[t])
         abar = float(s.alphas_cumprod[t])
         abar_prev = float(s.alphas_cumprod[t - 1]) if t > 0 else 1.0
         c0 = math.sqrt(abar_prev) * beta / (1 - abar)
         ct = math.sqrt(alpha) * (1 - abar_prev) / (1 - abar)
-        prev = c0 * x0 + ct * sample
-        if t > 0 and noise is not None:
-            prev = prev + self.sigma(t) * noise
-        return SamplerOutput(prev, x0)
+        return c0 * x0 + ct * x_t
