@@ -97,11 +97,19 @@ def test_fit_infers_and_saves_the_spec(bounded, tmp_path) -> None:
 @given(
     seed=st.integers(0, 10_000),
     missing=st.floats(0.1, 0.9),
-    kinds=st.lists(st.sampled_from(["continuous", "integer", "binary"]), min_size=8, max_size=8),
+    kinds=st.lists(
+        st.sampled_from(["continuous", "integer", "binary", "log", "logit"]),
+        min_size=8,
+        max_size=8,
+    ),
     lowers=st.lists(st.floats(-50, 60), min_size=8, max_size=8),
     widths=st.lists(st.floats(1, 200), min_size=8, max_size=8),
 )
 def test_every_output_lies_inside_its_bounds(bounded, seed, missing, kinds, lowers, widths):
+    """Bounds, kinds and transforms (log: positive; logit: inside both bounds): every
+    output, interval bound and raw sample inside; observed cells bit-identical."""
+    from tsdiff.transforms import Normalizer
+
     rng = np.random.default_rng(seed)
     spec = {}
     for v, kind, lo, w in zip(VARS, kinds, lowers, widths, strict=True):
@@ -109,11 +117,17 @@ def test_every_output_lies_inside_its_bounds(bounded, seed, missing, kinds, lowe
             spec[v] = VariableSpec(0.0, 1.0, "binary")
         elif kind == "integer":
             spec[v] = VariableSpec(float(np.floor(lo)), float(np.floor(lo) + np.ceil(w)), kind)
+        elif kind == "log":
+            spec[v] = VariableSpec(0.0, None, transform="log")
+        elif kind == "logit":
+            spec[v] = VariableSpec(lo, lo + w, transform="logit")
         else:
             spec[v] = VariableSpec(lo, lo + w)
     bounded.spec = spec
     try:
         vals = rng.normal(60, 40, size=(48, len(VARS)))  # observed values may lie outside
+        specs = [spec[v] for v in VARS]  # the network's space for these transforms
+        bounded.transformed_scaler = Normalizer.fit(specs, [vals.T]).scaler
         vals[rng.random(vals.shape) < missing] = np.nan
         df = pd.DataFrame(vals, columns=VARS)
         df.insert(0, "timestamp", pd.date_range("2020-01-01", periods=48, freq="h"))
@@ -124,21 +138,26 @@ def test_every_output_lies_inside_its_bounds(bounded, seed, missing, kinds, lowe
             assert np.array_equal(out[v].to_numpy()[obs], df[v].to_numpy()[obs])
             imp = ~obs
             cols = [v, f"{v}_lo_50", f"{v}_hi_50", f"{v}_lo_90", f"{v}_hi_90"]
+            lo, hi = _support(s)
             for c in cols:
                 x = out[c].to_numpy()[imp]
-                assert (x >= s.lower - 1e-9).all() and (x <= s.upper + 1e-9).all(), c
+                assert (x >= lo).all() and (x <= hi).all(), c
                 if s.kind != "continuous":  # medians of whole numbers may fall halfway
                     assert np.allclose(x * 2, np.round(x * 2)), c
         assert samples is not None and len(samples) == 48 * bounded.config.sample.n_samples
         for v in VARS:  # raw samples, time-major then sample: (T, n)
             x = samples[v].to_numpy().reshape(48, -1)
             s, imp = spec[v], df[v].isna().to_numpy()
-            assert (x[imp] >= s.lower - 1e-9).all() and (x[imp] <= s.upper + 1e-9).all()
+            lo, hi = _support(s)
+            assert (x[imp] >= lo).all() and (x[imp] <= hi).all()
+            if s.transform == "log":  # positive by construction, not only not below 0
+                assert (x[imp] > 0).all()
             if s.kind != "continuous":
                 assert (np.round(x[imp]) == x[imp]).all()
             assert (x[~imp] == df[v].to_numpy()[~imp, None]).all()  # observed: as given
     finally:
         bounded.spec = {v: VariableSpec(0.0, None) for v in VARS}
+        bounded.transformed_scaler = None
 
 
 def _train_cli(tmp_path, pm25, *flags: str) -> tuple[subprocess.CompletedProcess, object]:
@@ -264,3 +283,10 @@ def test_a_model_with_transforms_saves_loads_and_keeps_log_values_positive(tmp_p
     assert loaded.spec == model.spec and loaded.transformed_scaler == model.transformed_scaler
     again = loaded.impute(test, n_samples=6, seed=0).frame
     pd.testing.assert_frame_equal(again, res.frame)
+
+
+def _support(s: VariableSpec) -> tuple[float, float]:
+    """A spec's bounds with a tolerance, open sides infinite."""
+    lo = -np.inf if s.lower is None else s.lower - 1e-9
+    hi = np.inf if s.upper is None else s.upper + 1e-9
+    return lo, hi
