@@ -53,6 +53,7 @@ from tsdiff.data import Panel, Series
 from tsdiff.data.windows import extract_windows, window_starts
 from tsdiff.datasets import PHYSIONET_VARIABLES, default_data_dir, load_physionet
 from tsdiff.errors import ConfigError, DataError
+from tsdiff.evaluation import flat_cells
 from tsdiff.io import write_atomic, write_json
 from tsdiff.masks import hold_out
 from tsdiff.model import TSDiff
@@ -305,17 +306,13 @@ def held_out_cells(
     return Cells(panel, truth, [g for g, _ in held], [h for _, h in held])
 
 
-def _flat(arrays: Sequence[np.ndarray]) -> np.ndarray:
-    return np.concatenate([a.reshape(*a.shape[:-2], -1) for a in arrays], axis=-1)
-
-
 def score(model: TSDiff, cells: Cells, samples: Sequence[np.ndarray], normalized: bool) -> dict:
     """Metrics of samples (list of (n, K, T), original units) on the hidden cells."""
     assert model.scaler is not None
     to_scale = model.scaler.transform if normalized else (lambda a: a)
-    smp = _flat([to_scale(s) for s in samples])  # (n, cells)
-    mask = _flat(cells.hidden)
-    tru = np.where(mask, _flat([to_scale(t) for t in cells.truth]), 0.0)
+    smp = flat_cells([to_scale(s) for s in samples])  # (n, cells)
+    mask = flat_cells(cells.hidden)
+    tru = np.where(mask, flat_cells([to_scale(t) for t in cells.truth]), 0.0)
     out = metrics.summarize(smp, tru, mask, LEVELS)
     return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in out.items()}
 

@@ -24,7 +24,7 @@ def test_numeric_grids_have_no_season_and_two_cycles_are_needed():
     assert natural_season(Freq("numeric", 60.0)) == 0
     hourly = Freq("datetime", pd.Timedelta("1h"))
     assert infer_season(hourly, 47) == 0 and infer_season(hourly, 48) == 24
-    assert default_lags(24, 500) == (24,) and default_lags(0, 500) == ()
+    assert default_lags(24) == (24,) and default_lags(0) == ()
 
 
 def test_fit_records_the_inferred_season_and_lags(pm25, tmp_path):

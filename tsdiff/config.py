@@ -179,7 +179,7 @@ class TrainConfig:
         cap with one (the budget, not an epoch count, ends a timed run)."""
         if self.epochs is not None:
             return self.epochs
-        return 10**9 if self.max_minutes else 200
+        return UNCAPPED if self.max_minutes else 200
 
     def __post_init__(self) -> None:
         _check(
@@ -195,6 +195,9 @@ class TrainConfig:
         _check(0 < self.prior_fraction < 1, "prior_fraction must be in (0, 1)")
         _check(self.prior_epochs >= 1 and self.prior_patience >= 1, "prior_epochs/patience >= 1")
         _check(self.prior_lr > 0, "prior_lr must be > 0")
+
+
+UNCAPPED = 10**9  # TrainConfig.epoch_cap with a time budget: the budget ends the run
 
 
 @dataclass(frozen=True)

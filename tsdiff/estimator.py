@@ -219,7 +219,7 @@ def resolve_defaults(cfg: TSDiffConfig, panel: Panel) -> TSDiffConfig:
     net, data = cfg.network, cfg.data
     longest = max((len(s.index) for s in panel.series), default=0)
     season = net.season if net.season is not None else infer_season(panel.freq, longest)
-    lags = net.lags if net.lags is not None else default_lags(season, longest)
+    lags = net.lags if net.lags is not None else default_lags(season)
     stride = data.training_stride
     if stride is None:
         every = sum(max(len(s.index) - data.window + 1, 1) for s in panel.series)

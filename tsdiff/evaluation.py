@@ -17,7 +17,7 @@ from tsdiff.masks import hold_out
 from tsdiff.predictor import Predictor
 
 
-def _flat(arrays: list[np.ndarray]) -> np.ndarray:
+def flat_cells(arrays: Sequence[np.ndarray]) -> np.ndarray:
     """Per-series (..., K, T) arrays → one (..., K·T summed over series) array."""
     return np.concatenate([a.reshape(*a.shape[:-2], -1) for a in arrays], axis=-1)
 
@@ -58,11 +58,11 @@ def evaluate(
     truth = [s.values for s in panel.series]
     means = np.asarray(model.scaler.mean)
 
-    smp, tru, msk = _flat(samples), _flat(truth), _flat(hidden)
+    smp, tru, msk = flat_cells(samples), flat_cells(truth), flat_cells(hidden)
     tru = np.where(msk, tru, 0.0)
     norm = model.scaler.transform
-    smp_n = _flat([norm(x) for x in samples])
-    tru_n = np.where(msk, _flat([norm(x) for x in truth]), 0.0)
+    smp_n = flat_cells([norm(x) for x in samples])
+    tru_n = np.where(msk, flat_cells([norm(x) for x in truth]), 0.0)
     result: dict[str, Any] = {
         "n_series": len(panel.series),
         "n_cells": int(msk.sum()),
@@ -79,7 +79,7 @@ def evaluate(
     }
     for name, fn in baselines.BASELINES.items():
         filled = [fn(m, means) for m in masked]
-        pred, pred_n = _flat(filled), _flat([norm(f) for f in filled])
+        pred, pred_n = flat_cells(filled), flat_cells([norm(f) for f in filled])
         result["baselines"][name] = {
             "mae": metrics.mae(pred, tru, msk),
             "rmse": metrics.rmse(pred, tru, msk),

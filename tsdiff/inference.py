@@ -225,8 +225,9 @@ def sample_series(
         stitched = [x + d[None] for x, d in zip(stitched, shifts, strict=True)]
     out = []
     specs = None if model.spec is None else [model.spec[n] for n in model.variables]
+    norm = model.normalizer
     for x, v in zip(stitched, vals, strict=True):
-        samples = model.normalizer.inverse(x)
+        samples = norm.inverse(x)
         if specs is not None:  # every sample a value its variable can take
             samples = project(samples, specs)
         samples = np.where(~np.isnan(v)[None], v[None], samples)  # observed: bit-identical
@@ -264,7 +265,7 @@ def _trajectory(
     lookup = {key: i for i, key in enumerate(col.where)}
     m = min(record.samples, opts.n_samples)
     final = [i for i, st in enumerate(steps) if st == n_states - 1]  # the result, if kept
-    out = []
+    out, norm = [], model.normalizer
     for si, (win, starts, length) in enumerate(col.per_series):
         full = np.broadcast_to(
             np.nan_to_num(win)[:, None, None], (len(starts), len(steps), m, *win.shape[1:])
@@ -276,7 +277,7 @@ def _trajectory(
         states = stitch(full, starts, length).astype(np.float64)  # (S, m, K, T)
         if shifts is not None and final:  # the result carries the gate, as the samples
             states[final] += shifts[si][None, None]
-        states = model.normalizer.inverse(states)
+        states = norm.inverse(states)
         v = vals[si]
         out.append(np.where(np.isnan(v)[None, None], states, v[None, None]))  # (S, m, K, T)
     return SeriesTrajectory(out, list(steps), list(levels))

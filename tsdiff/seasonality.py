@@ -40,7 +40,7 @@ def infer_season(freq: Freq, longest: int) -> int:
     return season if season >= 2 and longest >= 2 * season else 0
 
 
-def default_lags(season: int, longest: int) -> tuple[int, ...]:
+def default_lags(season: int) -> tuple[int, ...]:
     """Lags a model with ``season`` reads by default: one season back, so the seasonal
     prior and the network see last cycle's value even before a short window; none
     without a season."""

@@ -205,25 +205,27 @@ def parse_bounds(text: str) -> dict[str, dict[str, Any]]:
 
 def parse_kinds(text: str) -> dict[str, dict[str, Any]]:
     """``"GCS=integer,MechVent=binary"`` → ``{"GCS": {"kind": "integer"}, ...}``."""
-    out: dict[str, dict[str, Any]] = {}
-    for item in _items(text, "--kind"):
-        name, sep, kind = item.partition("=")
-        if not name or not sep or kind not in KINDS:
-            raise ConfigError(f"--kind: {item!r} is not NAME=KIND with KIND one of {KINDS}")
-        out[name] = {"kind": kind}
-    return out
+    return _parse_choices(text, "--kind", "kind", KINDS)
 
 
 def parse_transforms(text: str) -> dict[str, dict[str, Any]]:
     """``"ALT=log,SaO2=logit"`` → ``{"ALT": {"transform": "log"}, ...}``."""
+    return _parse_choices(text, "--transform", "transform", TRANSFORMS)
+
+
+def _parse_choices(
+    text: str, flag: str, field: str, choices: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """``NAME=CHOICE,..`` → ``{NAME: {field: CHOICE}}``, every CHOICE one of ``choices``."""
     out: dict[str, dict[str, Any]] = {}
-    for item in _items(text, "--transform"):
-        name, sep, how = item.partition("=")
-        if not name or not sep or how not in TRANSFORMS:
+    what = field.upper()
+    for item in _items(text, flag):
+        name, sep, value = item.partition("=")
+        if not name or not sep or value not in choices:
             raise ConfigError(
-                f"--transform: {item!r} is not NAME=TRANSFORM with TRANSFORM one of {TRANSFORMS}"
+                f"{flag}: {item!r} is not NAME={what} with {what} one of {tuple(choices)}"
             )
-        out[name] = {"transform": how}
+        out[name] = {field: value}
     return out
 
 

@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from tsdiff import metrics
-from tsdiff.config import TrainConfig
+from tsdiff.config import UNCAPPED, TrainConfig
 from tsdiff.masks import holdout_mask, make_mask_fn, random_mask
 from tsdiff.network import Denoiser
 from tsdiff.sampling import WindowBatch, sample_windows
@@ -141,7 +141,7 @@ def train(
     budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
     t_start = time.perf_counter() - elapsed_before
     bar = tqdm(
-        total=None if cfg.epoch_cap >= 10**9 else cfg.epoch_cap,  # a budget: no epoch count
+        total=None if cfg.epoch_cap >= UNCAPPED else cfg.epoch_cap,  # a budget: no epoch count
         initial=start_epoch,
         disable=not progress,
         desc="train",

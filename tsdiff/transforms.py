@@ -12,7 +12,6 @@ bounds by construction. The model's raw ``scaler`` stays what metrics are normal
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -74,6 +73,3 @@ class Normalizer:
 
     def inverse(self, values: np.ndarray) -> np.ndarray:
         return backward(self.scaler.inverse(values), self.specs)
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.scaler.to_dict()
