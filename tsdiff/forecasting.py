@@ -89,7 +89,7 @@ def draw_forecasts(
     cuts = [c for _, c, _ in fw.where]
     done = first
     while done < horizon:
-        h = min(chunk_length(model), horizon - done)
+        h = min(first, horizon - done)  # chunk_length(model), as the first chunk
         paths = continue_paths(model, past, cuts, fw, paths, h, opts, spread)
         done += h
     truth = [s.values[:, c + 1 : c + 1 + horizon] for s, c in zip(past, cuts, strict=True)]
