@@ -421,6 +421,7 @@ def peer_scores(
         np.concatenate(test_w),
         minutes=minutes,
         seed=seed,
+        device=str(model.device),
     )
     pred = [  # (1, K, T) each: a point "sample", observed cells as given
         sc.inverse(np.where(np.isnan(v), full, v))[None]
@@ -568,9 +569,11 @@ def run(
     command: str | None = None,
     progress: bool = True,
     save_model: str | Path | None = None,
+    device: str | None = "auto",
 ) -> dict[str, Any]:
     """Run one benchmark end to end and write its JSON and markdown results;
-    ``save_model``: also keep the trained model there (before the slower comparisons)."""
+    ``save_model``: also keep the trained model there (before the slower comparisons);
+    ``device``: where our model trains and samples (SAITS then trains on it too)."""
     commit = current_commit()  # the code that runs, even if the tree moves on meanwhile
     profile = load_profile(family, profile_name)
     bench = profile.bench
@@ -589,7 +592,9 @@ def run(
     log(f"{task.dataset} / {profile.name}: {task.protocol['split']}")
 
     cfg = profile.model.replace(train={"seed": seed, "max_minutes": bench.train_minutes})
-    model = TSDiff(cfg).fit(task.train, valid_df=task.valid, freq=task.freq, progress=progress)
+    model = TSDiff(cfg).fit(
+        task.train, valid_df=task.valid, freq=task.freq, progress=progress, device=device
+    )
     info = model.info
     log(f"trained {info['epochs_run']} epochs in {info['train_seconds']:.0f} s")
     if save_model:  # with the split, so that users (and the demo) know what it never saw
@@ -636,7 +641,7 @@ def run(
         "command": command or "",
         "commit": commit,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
+        "machine": {**machine(), "device": str(model.device)},
         "protocol": {**task.protocol, "n_cells": cells.n_cells, "n_samples": bench.n_samples},
         "train": {
             "epochs_run": info["epochs_run"],

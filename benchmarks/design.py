@@ -62,11 +62,15 @@ def _prior_alone(model: TSDiff, cells: Any, norm: bool) -> dict[str, Any] | None
     x = np.concatenate(wins)  # (N, K, L)
     obs = ~np.isnan(x)
     with torch.inference_mode():
-        p = net.prior(
-            torch.from_numpy(np.nan_to_num(x)).float(),
-            torch.from_numpy(obs),
-            torch.zeros(len(x), 4, model.window),
-        ).numpy().astype(np.float64)
+        p = (
+            net.prior(
+                torch.from_numpy(np.nan_to_num(x)).float(),
+                torch.from_numpy(obs),
+                torch.zeros(len(x), 4, model.window),
+            )
+            .numpy()
+            .astype(np.float64)
+        )
     pred = [
         sc.inverse(np.where(np.isnan(v), full, v))[None]
         for v, full in zip(z, unchunk(p, z), strict=True)
@@ -138,8 +142,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     norm = task.normalized_metrics
     sc = model.scaler
     assert sc is not None
-    lin = [sc.inverse(baselines.linear_impute(sc.transform(g), np.zeros(len(g))))[None]
-           for g in cells.given]
+    lin = [
+        sc.inverse(baselines.linear_impute(sc.transform(g), np.zeros(len(g))))[None]
+        for g in cells.given
+    ]
     result: dict[str, Any] = {
         "family": a.family,
         "method": a.method,
@@ -166,8 +172,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["train"] = {k: v for k, v in model.info.items() if k != "final"}
         result["fit_s"] = round(fit_s, 1)
     s = result["scores"]
-    log(f"{a.method} {a.set}: MAE {s.get('mae')} CRPS {s.get('crps')} "
-        f"(linear MAE {result['linear']['mae']}) on {cells.n_cells} cells")
+    log(
+        f"{a.method} {a.set}: MAE {s.get('mae')} CRPS {s.get('crps')} "
+        f"(linear MAE {result['linear']['mae']}) on {cells.n_cells} cells"
+    )
     write_json(result, Path(a.out))
     return result
 

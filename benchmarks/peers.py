@@ -66,10 +66,12 @@ def run_saits(
     seed: int = 0,
     settings: dict[str, Any] | None = None,
     max_epochs: int = 1000,
+    device: str = "cpu",
 ) -> PeerRun:
     """Train SAITS on ``train`` windows (N, K, L) z-scored, NaN = missing, for about
     ``minutes`` of wall time; impute ``test`` (M, K, L). ``valid`` (with SAITS's own
-    artificial holdout) picks its best epoch, as PyPOTS does by default."""
+    artificial holdout) picks its best epoch, as PyPOTS does by default. ``device``:
+    ``cpu`` or ``cuda``, the device our model ran on in the same comparison."""
     reason = missing_reason()
     if reason:
         raise ImportError(reason)
@@ -93,7 +95,7 @@ def run_saits(
             epochs=epochs,
             saving_path=path,
             model_saving_strategy=None,
-            device="cpu",
+            device=device,  # the device ours ran on: the same budget buys the same
             verbose=False,
             **opts,
         )

@@ -53,15 +53,18 @@ ENGINE = "local"
 PartCallback = Callable[[dict[str, Any]], None]
 
 
-def load(model: str | Path | TSDiff, model_uri: str | None = None) -> tuple[TSDiff, str]:
-    """A model object and the URI to record for it (a path or ``models:/...``)."""
+def load(
+    model: str | Path | TSDiff, model_uri: str | None = None, device: str | None = "cpu"
+) -> tuple[TSDiff, str]:
+    """A model object (on ``device``) and the URI to record for it (a path or
+    ``models:/...``). A model object passed in stays where it is."""
     from tsdiff.model import TSDiff
 
     if isinstance(model, TSDiff):
         return model, model_uri or "(in memory)"
     from tsdiff.registry import load_model
 
-    return load_model(model), model_uri or str(model)
+    return load_model(model, device=device), model_uri or str(model)
 
 
 def run_local(
@@ -73,15 +76,17 @@ def run_local(
     model_uri: str | None = None,
     progress: bool = True,
     on_part: PartCallback | None = None,
+    device: str | None = "cpu",
 ) -> dict[str, Any]:
     """Impute or forecast every series of a parquet file or directory into ``output``.
 
     Returns the final manifest. ``on_part`` is called after each part is written and
     recorded (with the batch number and the part's path), e.g. to report progress.
     A series that breaks the data contract is recorded in the manifest and skipped,
-    unless ``params.fail_fast`` (then :class:`SeriesError` is raised).
+    unless ``params.fail_fast`` (then :class:`SeriesError` is raised). ``device``: where
+    a model loaded here runs (``auto``, ``cpu``, ``cuda``).
     """
-    m, uri = load(model, model_uri)
+    m, uri = load(model, model_uri, device)
     params = (params or PipelineParams()).resolve(m)
     assert params.id_col is not None
     inp = open_input(input)  # schema mismatch stops here, before any write

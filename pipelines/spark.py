@@ -77,13 +77,14 @@ class GroupTask:
     columns: tuple[str, ...]  # output columns (with partition columns), without the errors
     time_tz: str | None
     threads: int
+    device: str = "cpu"  # resolved on each worker (``auto``: its GPU, if it has one)
 
 
 def _quiet() -> None:
     warnings.filterwarnings("ignore", message=PANDAS_WARNING, category=FutureWarning)
 
 
-def worker_model(uri: str, threads: int = 1) -> TSDiff:
+def worker_model(uri: str, threads: int = 1, device: str = "cpu") -> TSDiff:
     """The model for ``uri``, loaded on first use in this process and kept."""
     model = _MODELS.get(uri)
     if model is None:
@@ -92,7 +93,7 @@ def worker_model(uri: str, threads: int = 1) -> TSDiff:
         from tsdiff.registry import load_model
 
         torch.set_num_threads(max(1, threads))  # results do not depend on it
-        model = _MODELS[uri] = load_model(uri)
+        model = _MODELS[uri] = load_model(uri, device=device)
     return model
 
 
@@ -103,7 +104,7 @@ def apply_group(task: GroupTask, pdf: pd.DataFrame) -> pd.DataFrame:
     _quiet()
     params = task.params
     pdf = pdf.drop(columns=[BUCKET_COL], errors="ignore")
-    model = worker_model(task.model_uri, task.threads)
+    model = worker_model(task.model_uri, task.threads, task.device)
     time_col = str(params.time_col)
     if task.time_tz is not None and getattr(pdf[time_col].dtype, "tz", None) is None:
         # Spark hands zoned timestamps over as naive session-time (UTC) values
@@ -201,6 +202,7 @@ def run_spark(
     buckets: int | None = None,
     progress: bool = True,
     conf: dict[str, str] | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Impute or forecast every series of ``input`` with Spark; returns the manifest.
 
@@ -209,10 +211,13 @@ def run_spark(
     threads per Python worker (``local[N]`` runs N workers). ``buckets``: how many
     groups the series are hashed into (default :func:`default_buckets`); a Python call
     holds one bucket in memory, so more buckets bound memory, fewer cut overhead.
+    ``device``: where the workers run the network (``auto``: a worker's GPU if it has
+    one); checked on the driver first.
     """
     from pyspark.sql import functions as F
     from pyspark.storagelevel import StorageLevel
 
+    from tsdiff.device import resolve_device
     from tsdiff.model import TSDiff
     from tsdiff.registry import load_model
 
@@ -223,6 +228,7 @@ def run_spark(
         raise ConfigError("the Spark engine loads the model in its workers: pass its path or URI")
     text = str(model)
     uri = text if text.startswith("models:/") else str(Path(text).resolve())
+    resolve_device(device)  # a device the driver lacks fails before Spark starts
     m = load_model(uri)
     params = (params or PipelineParams()).resolve(m)
     id_col, time_col = str(params.id_col), str(params.time_col)
@@ -257,6 +263,7 @@ def run_spark(
         columns=tuple(all_names),
         time_tz=getattr(time_type, "tz", None),
         threads=worker_threads,
+        device=device,
     )
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,

@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # pragma: no cover
 ORIGIN_FILE = "origin.json"  # written by tsdiff.services.bundle next to a bundled model's files
 
 
-def load_with_origin(uri: str) -> tuple[TSDiff, dict[str, Any]]:
+def load_with_origin(uri: str, device: str = "cpu") -> tuple[TSDiff, dict[str, Any]]:
     """The model at ``uri`` and its name, version, alias, aliases, run id and metrics.
 
     A registry alias is resolved to a version first and that exact version loaded, so
@@ -24,7 +24,7 @@ def load_with_origin(uri: str) -> tuple[TSDiff, dict[str, Any]]:
 
     if not uri.startswith("models:/"):
         path = locate(Path(uri).expanduser()).resolve()  # a folder, or a shipped model's name
-        model = load_model(path)
+        model = load_model(path, device=device)
         origin: dict[str, Any] = {
             "name": path.name,
             "version": None,
@@ -47,7 +47,7 @@ def load_with_origin(uri: str) -> tuple[TSDiff, dict[str, Any]]:
     if row is None:
         load_model(uri)  # raises the registry's own error, which lists what exists
         raise LookupError(f"cannot resolve {uri}")
-    model = load_model(f"models:/{name}/{row['version']}")
+    model = load_model(f"models:/{name}/{row['version']}", device=device)
     return model, {
         "name": name,
         "version": row["version"],

@@ -150,7 +150,7 @@ class TSDiffService:
         uri = self.settings.model_uri
         logger.info("loading tsdiff model from %s", uri)
         try:
-            model, self.origin = load_with_origin(uri)
+            model, self.origin = load_with_origin(uri, self.settings.device)
             self.model = model  # last: requests see a model only with its origin
         except Exception as e:
             self.load_error = f"{type(e).__name__}: {e}"
@@ -159,7 +159,12 @@ class TSDiffService:
             import torch
 
             threads = torch.get_num_threads()
-            logger.info("tsdiff model ready (torch threads %d): %s", threads, self.origin)
+            logger.info(
+                "tsdiff model ready on %s (torch threads %d): %s",
+                model.device,
+                threads,
+                self.origin,
+            )
 
     def __is_ready__(self) -> bool:
         return self.model is not None
@@ -283,6 +288,7 @@ class TSDiffService:
             "defaults": {"n_samples": s.n_samples, "steps": s.steps, "levels": list(s.levels)},
             "limits": {**self.settings.limits(), "one_window_horizon": model.window - 1},
             "auth": bool(self.settings.api_keys),
+            "device": str(model.device),
             "tsdiff_version": __version__,
         }
 

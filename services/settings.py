@@ -33,6 +33,7 @@ class Settings:
     max_samples: int = 200
     max_cells: int = 2_000_000
     api_keys: tuple[str, ...] = ()
+    device: str = "auto"  # where the model runs (TSDIFF_DEVICE: auto, cpu, cuda, cuda:N)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -54,6 +55,7 @@ class Settings:
             max_samples=_number(env, "TSDIFF_MAX_SAMPLES", cls.max_samples, int),
             max_cells=_number(env, "TSDIFF_MAX_CELLS", cls.max_cells, int),
             api_keys=keys,
+            device=env.get("TSDIFF_DEVICE", "").strip() or cls.device,
         )
 
     def limits(self) -> dict[str, float | int]:

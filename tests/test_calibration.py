@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from tsdiff.calibration import SPREAD_GRID, fit_spread, rescale
+from tsdiff.calibration import SPREAD_GRID, fit_spread, fit_variable_spread, rescale
 from tsdiff.errors import DataError
+from tsdiff.model import TSDiff
 
 
 def test_too_narrow_samples_are_widened_to_about_the_true_spread() -> None:
@@ -70,3 +72,45 @@ def test_calibration_stops_at_its_deadline_after_one_batch(monkeypatch):
     assert 0 < late["n_cells"] < full["n_cells"]
     first = dataclasses.replace(panel, series=panel.series[:2])
     assert late == calibrate_imputation(model, first, seed=0)  # exactly the first batch
+
+
+def test_each_variable_gets_its_own_factor_where_it_has_the_cells() -> None:
+    rng = np.random.default_rng(2)
+    m = 3000
+    var = np.repeat([0, 1, 2], [m, m, 20])  # variable 2: too few cells for its own factor
+    truth = rng.normal(10.0, 1.0, var.size)
+    width = np.array([0.4, 1.0, 0.4])[var]  # variable 0 too narrow, 1 right
+    samples = 10.0 + width * rng.normal(size=(64, var.size))
+    fit = fit_variable_spread(samples, truth, var, 3, overall=1.7)
+    assert 2.0 <= fit.spread[0] <= 3.2
+    assert 0.8 <= fit.spread[1] <= 1.25
+    assert fit.spread[2] == 1.7 and fit.n_own == 2
+    one = fit_spread(samples, truth)
+    assert fit.crps_after < one.crps_after  # better than the one factor for all
+    assert 0.85 <= fit.cov90_after <= 0.95
+    with pytest.raises(DataError):
+        fit_variable_spread(samples, truth, var[:-1], 3, overall=1.0)
+
+
+def test_impute_applies_per_variable_factors(fitted, pm25, tmp_path) -> None:
+    frame = pm25.iloc[500:560].copy()
+    gappy = fitted.variables[1]
+    frame.iloc[10:30, frame.columns.get_loc(gappy)] = np.nan  # a gap to impute
+    k = len(fitted.variables)
+    saved = fitted.spread, fitted.variable_spread
+    try:
+        fitted.variable_spread = None
+        by_one = {}
+        for f in (1.6, 3.0):
+            fitted.spread = f
+            by_one[f] = fitted.impute(frame, seed=1, return_samples=True).samples
+        assert not by_one[1.6][gappy].equals(by_one[3.0][gappy])  # the factor shows
+        fitted.variable_spread = [3.0 if i == 1 else 1.6 for i in range(k)]
+        mixed = fitted.impute(frame, seed=1, return_samples=True).samples
+        others = [v for v in fitted.variables if v != gappy]
+        pd.testing.assert_frame_equal(mixed[others], by_one[1.6][others])  # their factor
+        pd.testing.assert_series_equal(mixed[gappy], by_one[3.0][gappy])  # its own
+        fitted.save(tmp_path / "m")
+        assert TSDiff.load(tmp_path / "m").variable_spread == fitted.variable_spread
+    finally:
+        fitted.spread, fitted.variable_spread = saved

@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint", help="resumable checkpoint file (default OUT.ckpt)")
     t.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _device_arg(t, "trains")
     t.add_argument("--register", metavar="NAME", help="track with MLflow, register as NAME")
     t.add_argument(
         "--experiment", default="tsdiff", help="MLflow experiment of --register (default tsdiff)"
@@ -129,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
         s.add_argument("--out", required=True, help="output .parquet")
         _sampling_args(s)
+        _device_arg(s)
         s.add_argument("--samples-out", help="also write the raw samples to this .parquet")
         s.add_argument(
             "--trajectory-out",
@@ -163,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="first fit the forecast spread on this many earlier origins (0: the model's)",
     )
     _sampling_args(bt)
+    _device_arg(bt)
     bt.set_defaults(func=cmd_backtest)
 
     c = sub.add_parser(
@@ -178,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--steps", type=int, help="reverse diffusion steps (default the model's)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", required=True, help="directory for the calibrated model")
+    _device_arg(c)
     c.set_defaults(func=cmd_calibrate_forecast)
 
     e = sub.add_parser("evaluate", help="hide observed cells, impute them, print metrics (JSON)")
@@ -186,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--missing", type=float, default=0.1, help="share of observed cells hidden")
     _sampling_args(e)
     e.add_argument("--out", help="also write the JSON here")
+    _device_arg(e)
     e.set_defaults(func=cmd_evaluate)
 
     m = sub.add_parser("models", help="MLflow registry: list versions, promote a challenger")
@@ -246,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--time-col", help="timestamp column (default the model's)")
         s.add_argument("--fail-fast", action="store_true", help="stop at the first bad series")
         s.add_argument("--quiet", action="store_true", help="no progress bar")
+        _device_arg(s)
         s.set_defaults(func=cmd_pipeline, task=name, horizon=None)
 
     d = sub.add_parser("demo", help="impute held-out ICU stays with the shipped vitals model, plot")
@@ -261,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true")
     d.add_argument("--register", default="physionet-demo", help="registered model name")
     d.add_argument("--no-register", action="store_true", help="skip MLflow tracking")
+    _device_arg(d)
     d.set_defaults(func=cmd_demo)
 
     b = sub.add_parser(
@@ -279,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.add_argument("--save-model", help="also save the trained model to this folder")
+    _device_arg(b, "trains and samples")
     b.set_defaults(func=cmd_benchmark)
 
     pp = sub.add_parser("plot", help="draw impute, forecast or trajectory outputs (PNG/SVG)")
@@ -313,8 +321,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--port", type=int, default=3000, help="port (default 3000)")
     v.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    _device_arg(v, default=None)
     v.set_defaults(func=cmd_serve)
     return p
+
+
+def _device_arg(
+    s: argparse.ArgumentParser, does: str = "runs", default: str | None = "auto"
+) -> None:
+    was = "$TSDIFF_DEVICE, else auto" if default is None else default
+    s.add_argument(
+        "--device",
+        default=default,
+        metavar="{auto,cpu,cuda,cuda:N}",
+        help=f"where the network {does} (default {was}: a CUDA GPU when present, else "
+        "the CPU); a seed gives the same samples on any device, up to float rounding",
+    )
 
 
 def _sampling_args(s: argparse.ArgumentParser) -> None:
@@ -340,10 +362,10 @@ def _levels(text: str | None) -> list[int] | None:
     return _int_list(text, "--levels")
 
 
-def _load_model(uri: str) -> Any:
+def _load_model(uri: str, device: str | None = "cpu") -> Any:
     from tsdiff.registry import load_model
 
-    return load_model(uri)
+    return load_model(uri, device=device)
 
 
 def _sample_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -419,11 +441,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             checkpoint=checkpoint,
             resume=args.resume,
             progress=not args.quiet,
+            device=args.device,
         )
         extra = {"run_id": run_id, "registered": args.register, "version": version}
     else:
         model = TSDiff(cfg).fit(
-            df, valid_df=valid, checkpoint=checkpoint, resume=args.resume, progress=not args.quiet
+            df,
+            valid_df=valid,
+            checkpoint=checkpoint,
+            resume=args.resume,
+            progress=not args.quiet,
+            device=args.device,
         )
         model.save(args.out)
         extra = {}
@@ -451,7 +479,7 @@ def _trajectory_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_impute(args: argparse.Namespace) -> int:
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.device)
     df = read_frame(args.data)
     out = model.impute(
         df,
@@ -466,7 +494,7 @@ def cmd_impute(args: argparse.Namespace) -> int:
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.device)
     df = read_frame(args.data)
     out = model.forecast(
         df,
@@ -482,7 +510,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 def cmd_backtest(args: argparse.Namespace) -> int:
     from tsdiff.backtest import backtest
 
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.device)
     df = read_frame(args.data)
     kw = _sample_kwargs(args)
     result = backtest(
@@ -553,7 +581,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_calibrate_forecast(args: argparse.Namespace) -> int:
     from tsdiff.backtest import calibrate_forecast
 
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.device)
     df = read_frame(args.data)
     info = calibrate_forecast(
         model,
@@ -572,7 +600,7 @@ def cmd_calibrate_forecast(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.device)
     df = read_frame(args.data)
     kw = _sample_kwargs(args)
     result = model.evaluate(df, missing=args.missing, **kw)
@@ -654,10 +682,11 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             master=args.spark_master,
             buckets=args.spark_buckets,
             progress=not args.quiet,
+            device=args.device,
         )
     else:
         manifest = pipelines.run_local(
-            args.input, args.output, args.model, params, progress=not args.quiet
+            args.input, args.output, args.model, params, progress=not args.quiet, device=args.device
         )
     summary = {k: manifest.get(k) for k in ("status", "rows_in", "rows_out", "series_done")}
     summary["series_failed"] = len(manifest.get("series_failed", []))
@@ -679,6 +708,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
         register=None if args.no_register else args.register,
+        device=args.device,
     )
     return 0
 
@@ -698,6 +728,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         command=command_line(),
         progress=not args.quiet,
         save_model=args.save_model,
+        device=args.device,
     )
     return 0
 
@@ -733,6 +764,11 @@ def serve_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
         model = str(path)
     if model:
         env["TSDIFF_MODEL_URI"] = model
+    if args.device is not None:  # checked here: a bad device fails before bentoml starts
+        from tsdiff.device import resolve_device
+
+        resolve_device(args.device)
+        env["TSDIFF_DEVICE"] = args.device
     env["MLFLOW_TRACKING_URI"] = tracking_uri()
     argv = [sys.executable, "-m", "bentoml", "serve", SERVICE]
     argv += ["--working-dir", str(Path.cwd()), "--host", args.host, "--port", str(args.port)]

@@ -67,16 +67,18 @@ def run_demo(
     seed: int = 0,
     progress: bool = True,
     register: str | None = DEMO_MODEL_NAME,
+    device: str | None = "auto",
 ) -> dict:
     """Impute held-out stays with the shipped model (or, with ``train``, one trained
-    here for ``minutes``), evaluate against baselines on hidden cells, write, plot."""
+    here for ``minutes``), evaluate against baselines on hidden cells, write, plot.
+    ``device``: where the network runs (``auto``: a CUDA GPU when present)."""
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     model_dir = out / "model"
     if train:
-        model, test = _train(model_dir, minutes, test_stays, seed, progress, register)
+        model, test = _train(model_dir, minutes, test_stays, seed, progress, register, device)
     else:
-        model = TSDiff.load(SHIPPED_MODEL)
+        model = TSDiff.load(SHIPPED_MODEL, device=device)
         test = held_out_stays(model, test_stays, seed)
         model.save(model_dir)
         print(
@@ -127,6 +129,7 @@ def _train(
     seed: int,
     progress: bool,
     register: str | None,
+    device: str | None,
 ) -> tuple[TSDiff, pd.DataFrame]:
     """The train-then-impute path: the demo profile on the slice, time-boxed."""
     train, test = demo_split(seed, test_stays)
@@ -139,11 +142,17 @@ def _train(
 
         with _quiet_tracking():
             model, run_id, version = train_tracked(
-                train, cfg, register=register, out=model_dir, progress=progress, run_name="demo"
+                train,
+                cfg,
+                register=register,
+                out=model_dir,
+                progress=progress,
+                run_name="demo",
+                device=device,
             )
         print(f"MLflow run {run_id} ({tracking_uri()}); registered models:/{register}/{version}")
     else:
-        model = TSDiff(cfg).fit(train, progress=progress)
+        model = TSDiff(cfg).fit(train, progress=progress, device=device)
         model.save(model_dir)
     print(f"trained {model.info['epochs_run']} epochs in {model.info['train_seconds']:.0f} s")
     return model, test

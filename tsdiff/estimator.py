@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsdiff.calibration import fit_gate, fit_spread
+from tsdiff.calibration import fit_gate, fit_spread, fit_variable_spread
 from tsdiff.config import TSDiffConfig
 from tsdiff.data import Panel, Scaler, Series, to_panel
+from tsdiff.device import resolve_device
 from tsdiff.errors import DataError, RangeError
 from tsdiff.inference import prior_series, sample_series
 from tsdiff.masks import hold_out
@@ -53,9 +54,11 @@ class Estimator:
         resume: bool = False,
         progress: bool = True,
         callbacks: Sequence[EpochCallback] = (),
+        device: str | torch.device | None = "auto",
     ) -> Predictor:
         """Learn to denoise masked windows of ``df``; fills ``into`` (a new predictor when
         None) and returns it. See ``TSDiff.fit`` for the options."""
+        target = resolve_device(device)  # a device this machine lacks fails before any work
         cfg = self.config
         start = time.perf_counter()  # the budget (train.max_minutes) covers the whole fit
         model = into if into is not None else Predictor(cfg)
@@ -84,6 +87,7 @@ class Estimator:
         with torch.random.fork_rng():
             torch.manual_seed(cfg.train.seed)
             model.net = Denoiser(cfg.network, len(model.variables), cfg.diffusion.prediction)
+        model.net.to(target)  # initialised on the CPU: the same weights on any device
         t0 = time.perf_counter()
         train_cfg, prior = cfg.train, None
         budget = cfg.train.max_minutes
@@ -128,6 +132,7 @@ class Estimator:
         if prior is not None:
             model.info["prior"] = prior.to_dict()
         model.spread, model.forecast_spread, model.gate = 1.0, None, None
+        model.variable_spread = None
         if cfg.train.calibrate and val_series:
             val_panel = dataclasses.replace(panel, series=val_series)
             deadline = start + cfg.train.max_minutes * 60 if cfg.train.max_minutes else None
@@ -276,7 +281,7 @@ def calibrate_imputation(
     masked = [m for m, _ in held]  # per series (K, T), NaN where hidden
     hidden = [h for _, h in held]  # per series (K, T) bool
     opts = model.options(seed=seed)
-    model.gate = None
+    model.gate, model.variable_spread = None, None
     samples: list[np.ndarray] = []
     for lo in range(0, len(series), CALIBRATION_BATCH):  # (n, K, T) per series
         part = dataclasses.replace(panel, series=series[lo : lo + CALIBRATION_BATCH])
@@ -302,7 +307,12 @@ def calibrate_imputation(
     model.gate = list(gate.gate) if min(gate.gate) < 1 else None
     fit = fit_spread(smp, tru[msk])  # (n, m), (m,)
     model.spread = fit.spread
-    return {**fit.to_dict(), "gate": gate.to_dict()}
+    info = {**fit.to_dict(), "gate": gate.to_dict()}
+    if model.config.train.spread_per_variable:
+        per = fit_variable_spread(smp, tru[msk], var, k, overall=fit.spread)
+        model.variable_spread = list(per.spread) if per.n_own else None
+        info["per_variable"] = per.to_dict()
+    return info
 
 
 def _fit_info(

@@ -173,6 +173,14 @@ def prior_series(
     return [p[0] for p in _stitch(col, drawn)]
 
 
+def _spread(model: Predictor, spread: float | None, gate: bool) -> float | list[float]:
+    """The factor(s) samples get: the caller's, else the model's (per variable when it
+    has them, for imputations: ``gate`` marks the imputation path)."""
+    if spread is not None:
+        return spread
+    return model.task_spread("impute") if gate else model.spread
+
+
 def sample_series(
     model: Predictor,
     panel: Panel,
@@ -207,7 +215,7 @@ def sample_series(
             batch_cells=cells,
             clip=model.clip_bounds(),
             precision=model.config.sample.precision,
-            spread=model.spread if spread is None else spread,
+            spread=_spread(model, spread, gate),
             **({"record": record.states, "record_samples": record.samples} if record else {}),
         )
         if record is not None:

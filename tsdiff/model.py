@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from tsdiff.estimator import Estimator, calibrate_imputation, fit_spec
 from tsdiff.evaluation import evaluate
@@ -40,12 +41,14 @@ class TSDiff(Predictor):
         resume: bool = False,
         progress: bool = True,
         callbacks: Sequence[EpochCallback] = (),
+        device: str | torch.device | None = "auto",
     ) -> TSDiff:
         """Learn to denoise masked windows of ``df`` (wide or long, see the README).
 
         Validation uses ``valid_df`` when given, else a held-out share of the series
         (``train.val_fraction``). ``max_minutes`` caps wall-clock time; the learning
-        rate schedule adapts to the epochs that fit in it.
+        rate schedule adapts to the epochs that fit in it. ``device``: where training
+        runs (``auto``: CUDA when present); the fitted model stays there (see ``to``).
         """
         if max_minutes is not None:
             self.config = self.config.replace(train={"max_minutes": max_minutes})
@@ -58,6 +61,7 @@ class TSDiff(Predictor):
             resume=resume,
             progress=progress,
             callbacks=callbacks,
+            device=device,
         )
         return self
 

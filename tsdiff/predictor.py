@@ -28,6 +28,7 @@ from tsdiff.data import (
     to_panel,
     trajectory_frame,
 )
+from tsdiff.device import module_device, resolve_device
 from tsdiff.errors import DataError, NotFittedError, RangeError
 from tsdiff.forecasting import draw_forecasts
 from tsdiff.inference import (
@@ -62,6 +63,8 @@ class Predictor:
         self.epoch_log: list[dict[str, Any]] = []  # the training's per-epoch records
         self.value_range: tuple[list[float], list[float]] | None = None  # normalised (lo, hi)
         self.spread = 1.0  # calibration factor of the samples' spread (see calibrate)
+        # per-variable factors for imputation (train.spread_per_variable); None: spread
+        self.variable_spread: list[float] | None = None
         # the same for forecasts (tsdiff.backtest.calibrate_forecast); None: use spread
         self.forecast_spread: float | None = None
         # per-variable weight of the model's median against the prior it refines, in
@@ -142,11 +145,12 @@ class Predictor:
             raise RangeError(f"horizon must be >= 1, got {horizon}")
         return int(horizon)
 
-    def task_spread(self, task: str) -> float:
-        """The calibration factor samples get for ``task`` ("impute" or "forecast")."""
-        if task == "forecast" and self.forecast_spread is not None:
-            return self.forecast_spread
-        return self.spread
+    def task_spread(self, task: str) -> float | list[float]:
+        """The calibration factor samples get for ``task`` ("impute" or "forecast"):
+        a number, or one per variable (imputation with ``variable_spread``)."""
+        if task == "forecast":
+            return self.spread if self.forecast_spread is None else self.forecast_spread
+        return self.spread if self.variable_spread is None else self.variable_spread
 
     # ------------------------------------------------------------------ sampling
     def sample(
@@ -331,9 +335,25 @@ class Predictor:
         return save_model(self, path)
 
     @classmethod
-    def load(cls, path: str | Path) -> Any:
+    def load(cls, path: str | Path, *, device: str | torch.device | None = "cpu") -> Any:
         """Rebuild a model from its own saved config; no pickle is involved. ``path`` may
-        also be the short name of a shipped model (see :mod:`tsdiff.pretrained`)."""
+        also be the short name of a shipped model (see :mod:`tsdiff.pretrained`).
+        ``device``: where it predicts (``auto``, ``cpu``, ``cuda``; see :meth:`to`)."""
         from tsdiff.serialization import load_model
 
-        return load_model(cls, path)
+        return load_model(cls, path).to(device)
+
+    # ------------------------------------------------------------------ device
+    @property
+    def device(self) -> torch.device:
+        """Where the network runs (the CPU before fitting)."""
+        return module_device(self.net) if self.net is not None else torch.device("cpu")
+
+    def to(self, device: str | torch.device | None) -> Any:
+        """Run the network on ``device`` (``auto``: CUDA when present, else the CPU) and
+        return this model. Samples depend on the seed, not the device: noise is drawn on
+        the CPU, so a seed gives the same samples on any device up to float rounding."""
+        target = resolve_device(device)
+        if self.net is not None:
+            self.net.to(target)
+        return self

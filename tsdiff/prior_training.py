@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from tsdiff.config import TrainConfig
+from tsdiff.device import module_device
 from tsdiff.masks import MaskFn, make_mask_fn
 from tsdiff.network import Denoiser
+from tsdiff.progress import BudgetBar
 from tsdiff.training import Windows
 
 
@@ -66,7 +67,7 @@ def train_prior(
         raise ValueError("the network has no learned prior (network.prior_layers = 0)")
     ckpt = Path(checkpoint) if checkpoint else None
     if resume and ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, weights_only=True)
+        state = torch.load(ckpt, weights_only=True, map_location=module_device(net))
         prior.load_state_dict(state["prior"])
         result = PriorResult(**state["result"])
         _freeze(prior)
@@ -112,7 +113,7 @@ def _fit(
     budget = minutes * 60 if minutes else math.inf
     n, bs = len(train_set), cfg.batch_size
     t0, stale, step = time.perf_counter(), 0, 0
-    bar = tqdm(total=cfg.prior_epochs, disable=not progress, desc="prior", unit="epoch")
+    bar = BudgetBar("prior", budget_s=budget, epochs=cfg.prior_epochs, disable=not progress)
     for epoch in range(cfg.prior_epochs):
         net.train()
         order = torch.randperm(n, generator=gen)
@@ -144,8 +145,9 @@ def _fit(
             best, result.best_epoch = copy.deepcopy(prior.state_dict()), epoch + 1
         result.epoch_log.append(record)
         result.epochs_run = epoch + 1
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"})
+        bar.advance(
+            epoch + 1, time.perf_counter() - t0, {k: v for k, v in record.items() if k != "epoch"}
+        )
         if time.perf_counter() - t0 > budget or stale >= cfg.prior_patience:
             break
     bar.close()
@@ -161,6 +163,8 @@ def _freeze(module: torch.nn.Module) -> None:
 
 def _abs_error(net: Denoiser, b: Windows, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(Σ |prior − truth|, cell count) over the observed cells that ``cond`` hides."""
+    device = module_device(net)
+    b, cond = b.to(device), cond.to(device)  # drawn on the CPU, computed where the net is
     target = b.observed & ~cond  # (B, K, L)
     pred = net.prior(b.values, cond, b.calendar, b.history, b.history_observed)
     return ((pred - b.values).abs() * target).sum(), target.sum()

@@ -232,9 +232,7 @@ def predict_frame(
     if mode == "forecast":
         horizon = _opt_int(p.get("horizon"))
         if not horizon:
-            raise ConfigError(
-                "forecast needs params={'horizon': H} with H >= 1 steps"
-            )
+            raise ConfigError("forecast needs params={'horizon': H} with H >= 1 steps")
         out = model.forecast(df, horizon, **kw)
     else:
         out = model.impute(df, **kw)
@@ -334,6 +332,7 @@ def train_tracked(
     progress: bool = False,
     run_name: str | None = None,
     uri: str | None = None,
+    device: str | None = "auto",
 ) -> TrackedRun:
     """Fit ``TSDiff(config)`` inside an MLflow run and log everything needed to reproduce it.
 
@@ -341,7 +340,8 @@ def train_tracked(
     epoch), data-fingerprint / git / version tags, ``config.json``, a loss curve, an
     imputation plot of a held-out example, and the model as a pyfunc. With ``register``
     the model becomes a new version of that name (alias ``challenger``; ``champion`` too
-    when the name has none). ``out`` also saves the model directory there.
+    when the name has none). ``out`` also saves the model directory there. ``device``:
+    where training runs (``auto``: a CUDA GPU when present).
     """
     import mlflow
 
@@ -369,6 +369,7 @@ def train_tracked(
                 resume=resume,
                 progress=progress,
                 callbacks=[_log_epoch],
+                device=device,
             )
             _log_summary(model)
             held_out = valid_df if valid_df is not None else df
@@ -580,19 +581,24 @@ def parse_model_uri(uri: str) -> tuple[str, str]:
     return name, ref
 
 
-def load_model(uri: str | Path, *, tracking: str | None = None) -> TSDiff:
+def load_model(
+    uri: str | Path, *, tracking: str | None = None, device: str | None = "cpu"
+) -> TSDiff:
     """A :class:`TSDiff` from a model directory or a registry URI (``models:/NAME@alias``,
     ``models:/NAME/VERSION``); the registered version's saved directory is downloaded and
-    loaded with :meth:`TSDiff.load`, so no pickle is involved."""
+    loaded with :meth:`TSDiff.load`, so no pickle is involved. ``device``: where it
+    predicts (``auto``, ``cpu``, ``cuda``), checked before anything is downloaded."""
+    from tsdiff.device import resolve_device
     from tsdiff.model import TSDiff
 
+    target = resolve_device(device)
     text = str(uri)
     if not text.startswith("models:/"):
-        return TSDiff.load(text)
+        return TSDiff.load(text, device=target)
     name, ref = parse_model_uri(text)
     with _store(tracking) as (_, client):
         version = _resolve(client, name, ref)
-        return _download_and_load(name, version)
+        return _download_and_load(name, version).to(target)
 
 
 def _download_and_load(name: str, version: str) -> TSDiff:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from tsdiff.calibration import rescale
+from tsdiff.device import module_device
 from tsdiff.errors import ConfigError
 from tsdiff.network import Denoiser
 from tsdiff.samplers import get_sampler
@@ -43,6 +44,21 @@ class WindowBatch:
 
     def __len__(self) -> int:
         return self.values.shape[0]
+
+    def rows(self, lo: int, hi: int, device: torch.device) -> WindowBatch:
+        """Windows lo..hi, their tensors on ``device`` (the seeds stay numbers)."""
+
+        def part(a: torch.Tensor | None) -> torch.Tensor | None:
+            return None if a is None else a[lo:hi].to(device)
+
+        return WindowBatch(
+            part(self.values),
+            part(self.cond_mask),
+            part(self.calendar),
+            self.seeds[lo:hi],
+            part(self.history),
+            part(self.history_observed),
+        )
 
 
 @dataclass
@@ -103,7 +119,7 @@ def sample_windows(
     batch_cells: int = 250_000,
     clip: tuple[torch.Tensor, torch.Tensor] | None = None,
     precision: str = "float32",
-    spread: float = 1.0,
+    spread: float | Sequence[float] = 1.0,
     record: int | Sequence[int] | None = None,
     record_samples: int = 3,
 ) -> torch.Tensor | tuple[torch.Tensor, Trajectory]:
@@ -115,7 +131,8 @@ def sample_windows(
     (normalised units): it keeps few-step sampling stable when ε is imprecise.
     ``precision="bfloat16"`` runs a bfloat16 copy of the network (see ``SampleConfig``).
     ``spread`` scales each cell's samples about their median at the end (a calibration
-    factor fitted on validation data, see ``TSDiff.calibrate``); 1 leaves them as drawn.
+    factor fitted on validation data, see ``TSDiff.calibrate``; or one per variable, (K,));
+    1 leaves them as drawn.
 
     ``record`` (a count of evenly spaced states, or state indices, see
     :func:`record_indices`) also returns a :class:`Trajectory` of the first
@@ -137,9 +154,11 @@ def sample_windows(
         m = min(record_samples, n_samples)
         traj = torch.empty(w, len(keep), m, k, length)  # (W, S, m, K, L)
 
+    device = module_device(net)
+    factor = _spread_factor(spread, k, device)
     bounds = None
     if clip is not None:
-        bounds = (clip[0].float().view(1, k, 1), clip[1].float().view(1, k, 1))
+        bounds = tuple(c.float().view(1, k, 1).to(device) for c in clip)
     was_training = net.training
     net.eval()
     try:
@@ -152,15 +171,13 @@ def sample_windows(
                 out[lo:hi] = _sample_chunk(
                     runner,
                     stepper,
-                    batch,
-                    lo,
-                    hi,
+                    batch.rows(lo, hi, device),
                     n_samples,
                     bounds,
                     keep,
                     None if traj is None else traj[lo:hi],
-                    spread,
-                )
+                    factor,
+                ).cpu()
     finally:
         net.train(was_training)
     if traj is None:
@@ -176,69 +193,80 @@ def prior_windows(net: Denoiser, batch: WindowBatch, batch_cells: int = 250_000)
     w, k, length = batch.values.shape
     per_chunk = max(1, batch_cells // max(1, k * length))
     out = torch.empty(w, k, length)
+    device = module_device(net)
     was_training = net.training
     net.eval()
     try:
         with torch.inference_mode():
             for lo in range(0, w, per_chunk):
                 hi = min(w, lo + per_chunk)
-                hist = [
-                    None if a is None else a[lo:hi] for a in (batch.history, batch.history_observed)
-                ]
-                p = net.prior(
-                    batch.values[lo:hi], batch.cond_mask[lo:hi], batch.calendar[lo:hi], *hist
-                )
-                out[lo:hi] = torch.where(batch.cond_mask[lo:hi], batch.values[lo:hi], p.float())
+                b = batch.rows(lo, hi, device)
+                p = net.prior(b.values, b.cond_mask, b.calendar, b.history, b.history_observed)
+                out[lo:hi] = torch.where(b.cond_mask, b.values, p.float()).cpu()
     finally:
         net.train(was_training)
     return out
+
+
+def _spread_factor(
+    spread: float | Sequence[float], k: int, device: torch.device
+) -> float | torch.Tensor:
+    """A number, or per-variable factors as a (1, 1, K, 1) tensor for (W', n, K, L)."""
+    if isinstance(spread, (int, float)):
+        return float(spread)
+    f = torch.as_tensor([float(x) for x in spread], dtype=torch.float32)
+    if f.shape != (k,):
+        raise ConfigError(f"spread: need one factor per variable ({k}), got {tuple(f.shape)}")
+    return f.view(1, 1, k, 1).to(device)
 
 
 def _sample_chunk(
     net: Denoiser,
     stepper: Sampler,
     batch: WindowBatch,
-    lo: int,
-    hi: int,
     n: int,
     clip: tuple[torch.Tensor, torch.Tensor] | None,
     keep: Sequence[int] = (),
     traj: torch.Tensor | None = None,
-    spread: float = 1.0,
+    spread: float | torch.Tensor = 1.0,
 ) -> torch.Tensor:
-    """Samples of windows lo..hi (W', n, K, L); states listed in ``keep`` go to ``traj``."""
-    _, k, length = batch.values.shape
-    observed = batch.cond_mask[lo:hi, None]  # (W', 1, K, L)
-    shown = batch.values[lo:hi, None]
+    """Samples of the batch's windows (W', n, K, L), on the batch's device; states listed
+    in ``keep`` go to ``traj`` (CPU)."""
+    w, k, length = batch.values.shape
+    device = batch.values.device
+    observed = batch.cond_mask[:, None]  # (W', 1, K, L)
+    shown = batch.values[:, None]
 
     def save(i: int, x: torch.Tensor) -> None:  # x (R, K, L) → traj[:, slot] (W', m, K, L)
         if traj is None or i not in keep:
             return
         m = traj.shape[2]
-        state = x.view(hi - lo, n, k, length)[:, :m].float()
-        traj[:, keep.index(i)] = torch.where(observed, shown, state)
+        state = x.view(w, n, k, length)[:, :m].float()
+        traj[:, keep.index(i)] = torch.where(observed, shown, state).cpu()
 
-    gens = [torch.Generator().manual_seed(int(s)) for s in batch.seeds[lo:hi]]
+    gens = [torch.Generator().manual_seed(int(s)) for s in batch.seeds]
 
     def noise() -> torch.Tensor:  # (rows, K, L), rows = windows·n, window-major
-        return torch.cat([torch.randn(n, k, length, generator=g) for g in gens])
+        # drawn on the CPU: the same numbers whichever device runs the network
+        return torch.cat([torch.randn(n, k, length, generator=g) for g in gens]).to(device)
 
     # the observations' share of the network runs once per window, not per step/sample
-    hist = [None if a is None else a[lo:hi] for a in (batch.history, batch.history_observed)]
-    cond = net.condition(batch.values[lo:hi], batch.cond_mask[lo:hi], batch.calendar[lo:hi], *hist)
-    rows = (hi - lo) * n
+    cond = net.condition(
+        batch.values, batch.cond_mask, batch.calendar, batch.history, batch.history_observed
+    )
+    rows = w * n
     x = noise()  # (R, K, L)
     save(0, x)
     ts, schedule = stepper.timesteps, stepper.schedule
     for i, t in enumerate(ts):
-        t_vec = torch.full((rows,), t, dtype=torch.long)
+        t_vec = torch.full((rows,), t, dtype=torch.long, device=device)
         eps = net.denoise(x, t_vec, cond).float()
         if net.prediction == "x0":
             eps = schedule.eps_from_x0(x, eps, t)
         z = noise() if stepper.needs_noise(t) else None
         x = stepper.step(eps, t, x, noise=z, clip=clip).prev_sample
-        if i == len(ts) - 1 and spread != 1.0:
-            x = rescale(x.view(hi - lo, n, k, length), spread, axis=1).view(rows, k, length)
+        if i == len(ts) - 1 and not (isinstance(spread, float) and spread == 1.0):
+            x = rescale(x.view(w, n, k, length), spread, axis=1).view(rows, k, length)
         save(i + 1, x)
-    x = x.view(hi - lo, n, k, length)
+    x = x.view(w, n, k, length)
     return torch.where(observed, shown, x)

@@ -52,6 +52,7 @@ def _meta(model: Predictor) -> dict[str, Any]:
         else model.transformed_scaler.to_dict(),
         "value_range": model.value_range,
         "spread": model.spread,
+        "variable_spread": model.variable_spread,
         "forecast_spread": model.forecast_spread,
         "gate": model.gate,
         "spec": None if model.spec is None else {n: s.to_dict() for n, s in model.spec.items()},
@@ -70,7 +71,7 @@ def save_model(model: Predictor, path: str | Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        state = {k: v.detach().contiguous() for k, v in model.net.state_dict().items()}
+        state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE))
         (tmp / CONFIG_FILE).write_text(model.config.to_json())
         meta = json.dumps(_meta(model), indent=2, default=_json_default)
@@ -142,6 +143,8 @@ def _restore(model: Predictor, meta: dict[str, Any]) -> None:
     vr = meta.get("value_range")
     model.value_range = (list(vr[0]), list(vr[1])) if vr else None
     model.spread = float(meta.get("spread", 1.0))
+    vs = meta.get("variable_spread")
+    model.variable_spread = None if vs is None else [float(x) for x in vs]
     fs = meta.get("forecast_spread")
     model.forecast_spread = None if fs is None else float(fs)
     sp = meta.get("spec")

@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from tsdiff import metrics
-from tsdiff.config import UNCAPPED, TrainConfig
+from tsdiff.config import TrainConfig
+from tsdiff.device import module_device
 from tsdiff.masks import holdout_mask, make_mask_fn, random_mask
 from tsdiff.network import Denoiser
+from tsdiff.progress import BudgetBar
 from tsdiff.sampling import WindowBatch, sample_windows
 from tsdiff.scheduler import NoiseScheduler
 
@@ -55,6 +56,16 @@ class Windows:
             self.calendar[idx],
             self.history[idx],
             self.history_observed[idx],
+        )
+
+    def to(self, device: torch.device) -> Windows:
+        """The same windows on ``device`` (a no-op on the CPU)."""
+        return Windows(
+            self.values.to(device),
+            self.observed.to(device),
+            self.calendar.to(device),
+            self.history.to(device),
+            self.history_observed.to(device),
         )
 
 
@@ -113,7 +124,7 @@ def train(
     """
     gen = torch.Generator().manual_seed(cfg.seed)
     mask_fn = make_mask_fn(cfg.masking, cfg.mix_weights, cfg.max_forecast_fraction)
-    weight = loss_weights(scheduler, net.prediction, cfg)
+    weight = loss_weights(scheduler, net.prediction, cfg).to(module_device(net))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
     n = len(train_set)
@@ -125,11 +136,11 @@ def train(
 
     ckpt_path = Path(checkpoint) if checkpoint else None
     if resume and ckpt_path is not None and ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=True)
+        state = torch.load(ckpt_path, weights_only=True, map_location=module_device(net))
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         ema, best_state = state["ema"], state["best"]
-        gen.set_state(state["gen"])
+        gen.set_state(state["gen"].cpu())
         start_epoch = int(state["epoch"])
         planned_epochs = int(state["planned_epochs"])
         elapsed_before = float(state["seconds"])
@@ -140,12 +151,13 @@ def train(
 
     budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
     t_start = time.perf_counter() - elapsed_before
-    bar = tqdm(
-        total=None if cfg.epoch_cap >= UNCAPPED else cfg.epoch_cap,  # a budget: no epoch count
-        initial=start_epoch,
+    bar = BudgetBar(
+        "train",
+        budget_s=budget,
+        epochs=cfg.epoch_cap,
+        initial_epoch=start_epoch,
+        initial_s=elapsed_before,
         disable=not progress,
-        desc="train",
-        unit="epoch",
     )
     net.train()
     for epoch in range(start_epoch, cfg.epoch_cap):
@@ -206,8 +218,9 @@ def train(
         result.seconds = time.perf_counter() - t_start
         for cb in callbacks:
             cb(record)
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if "loss" in k or k == "crps"})
+        bar.advance(
+            epoch + 1, elapsed, {k: v for k, v in record.items() if "loss" in k or k == "crps"}
+        )
         if ckpt_path is not None:
             _save_checkpoint(
                 ckpt_path,
@@ -240,11 +253,14 @@ def _loss(
     gen: torch.Generator,
     weight: torch.Tensor,
 ) -> torch.Tensor:
-    x0, observed = batch.values, batch.observed  # (B, K, L)
-    cond = mask_fn(observed, gen)
-    target = observed & ~cond  # observed but hidden: what the model must rebuild
-    t = torch.randint(0, scheduler.num_steps, (x0.shape[0],), generator=gen)
-    noise = torch.randn(x0.shape, generator=gen)
+    # every draw on the CPU generator (the same on any device), then the batch moves
+    cond = mask_fn(batch.observed, gen)  # (B, K, L)
+    t = torch.randint(0, scheduler.num_steps, (len(batch),), generator=gen)
+    noise = torch.randn(batch.values.shape, generator=gen)
+    device = weight.device
+    batch, cond, t, noise = batch.to(device), cond.to(device), t.to(device), noise.to(device)
+    x0 = batch.values
+    target = batch.observed & ~cond  # observed but hidden: what the model must rebuild
     x_t = scheduler.add_noise(x0, noise, t)
     out = net(x_t, x0, cond, t, batch.calendar, batch.history, batch.history_observed)
     err = (out - (x0 if net.prediction == "x0" else noise)) ** 2 * target
@@ -278,6 +294,7 @@ def validation_loss(
     """Loss with fixed masks, steps and noise, so epochs compare like with like."""
     gen = torch.Generator().manual_seed(seed + 7919)
     w = weight if weight is not None else torch.ones(scheduler.num_steps)
+    w = w.to(module_device(net))
     total, count = 0.0, 0
     was = net.training
     net.eval()

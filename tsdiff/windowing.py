@@ -56,9 +56,7 @@ class WindowShape:
     history_steps: int
 
 
-def series_windows(
-    shape: WindowShape, series: Series, stride: int, lead: int = 0
-) -> SeriesWindows:
+def series_windows(shape: WindowShape, series: Series, stride: int, lead: int = 0) -> SeriesWindows:
     """Windows tiling ``series`` after its first ``lead`` steps, each with its history.
 
     The first ``lead`` steps are context only: windows start at or after them (starts
