@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from tsdiff import metrics
-from tsdiff.benchmarks.common import RESULTS, command_line, commit, log, machine
+from tsdiff.benchmarks.common import RESULTS, commit, log, machine, module_command
 from tsdiff.benchmarks.csdi import _cap, held_out_cells, physionet_task
 from tsdiff.calibration import SPREAD_GRID, fit_spread, fit_variable_spread
 from tsdiff.evaluation import flat_cells
@@ -31,7 +31,7 @@ from tsdiff.inference import sample_series
 from tsdiff.io import write_atomic, write_json
 from tsdiff.model import TSDiff
 
-DEFAULT_SERIES = 64  # train.calibrate_max_series: what fit samples by default
+DEFAULT_SERIES = 64  # train.calibrate_max_series before this comparison (now 400)
 TAIL_POWERS = (1.0, 1.2, 1.4, 1.7)
 
 
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     started = commit()
     result = run(a.model, a.valid_series, a.test_series)
     result.update(
-        command=command_line(),
+        command=module_command("tsdiff.benchmarks.calibration"),
         commit=started,
         date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         machine=machine(),

@@ -85,3 +85,9 @@ def machine() -> dict[str, Any]:
 
 def command_line() -> str:
     return " ".join(shlex.quote(a) for a in ["tsdiff", *sys.argv[1:]])
+
+
+def module_command(module: str) -> str:
+    """``python -m tsdiff.benchmarks.<module> ARGS``: how a result of a benchmark run as a
+    module is reproduced."""
+    return " ".join(shlex.quote(a) for a in ["python", "-m", module, *sys.argv[1:]])

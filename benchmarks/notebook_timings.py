@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tsdiff.benchmarks.common import RESULTS, command_line, commit, log, machine
+from tsdiff.benchmarks.common import RESULTS, commit, log, machine, module_command
 from tsdiff.io import write_atomic, write_json
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="tsdiff-nbtime-") as tmp:
         books = [time_notebook(path, Path(tmp)) for path in sorted(NOTEBOOKS.glob("*.ipynb"))]
     result = {
-        "command": command_line(),
+        "command": module_command("tsdiff.benchmarks.notebook_timings"),
         "commit": started,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),

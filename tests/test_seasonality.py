@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from tests.conftest import tiny_config
-from tsdiff.config import TrainConfig
+from tsdiff.cli import main
+from tsdiff.config import TrainConfig, TSDiffConfig
 from tsdiff.data import Freq
+from tsdiff.errors import InsufficientHistoryError
 from tsdiff.model import TSDiff
 from tsdiff.seasonality import default_lags, infer_season, natural_season
 
@@ -58,3 +61,22 @@ def test_a_budget_smaller_than_the_preparation_still_fits(pm25):
     )
     model = TSDiff(cfg).fit(pm25.iloc[:200], max_minutes=1e-5, progress=False)
     assert model.fitted and model.info["steps_run"] >= 1
+
+
+def test_too_short_a_history_is_refused_by_name(tmp_path) -> None:
+    ts = pd.date_range("2024-01-01", periods=60, freq="h")
+    df = pd.DataFrame({"timestamp": ts, "y": np.sin(np.arange(60) / 3.0)})
+    with pytest.raises(InsufficientHistoryError, match="needs at least 96"):
+        TSDiff().fit(df, progress=False, max_minutes=0.05)  # default window 48
+    data = tmp_path / "short.parquet"
+    df.to_parquet(data)
+    rc = main(["train", str(data), "--out", str(tmp_path / "m"), "--quiet"])
+    assert rc == 2 and not (tmp_path / "m").exists()
+
+
+def test_few_training_windows_warn() -> None:
+    ts = pd.date_range("2024-01-01", periods=50, freq="h")
+    df = pd.DataFrame({"timestamp": ts, "y": np.sin(np.arange(50) / 3.0)})
+    cfg = TSDiffConfig().replace(data={"window": 24}, train={"epochs": 1})
+    with pytest.warns(UserWarning, match="training windows of 24 steps"):
+        TSDiff(cfg).fit(df, progress=False)

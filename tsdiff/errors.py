@@ -48,6 +48,10 @@ class NoObservedValuesError(DataError):
     """A series has no observed value at all, so there is nothing to condition on."""
 
 
+class InsufficientHistoryError(DataError):
+    """The training data are too short for the window to learn anything from."""
+
+
 class UnknownVariableError(DataError):
     """The input's variables differ from those the model was trained on."""
 

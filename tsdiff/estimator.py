@@ -24,7 +24,7 @@ from tsdiff.calibration import fit_gate, fit_spread, fit_variable_spread
 from tsdiff.config import TSDiffConfig
 from tsdiff.data import Panel, Scaler, Series, to_panel
 from tsdiff.device import resolve_device
-from tsdiff.errors import DataError, RangeError
+from tsdiff.errors import DataError, InsufficientHistoryError, RangeError
 from tsdiff.inference import prior_series, sample_series
 from tsdiff.masks import hold_out
 from tsdiff.network import Denoiser
@@ -68,6 +68,7 @@ class Estimator:
         model.config = cfg
         model.variables = list(panel.variables)
         model.freq = panel.freq
+        check_history(panel.series, cfg.data.window)  # before any work on too little data
         train_series, val_series = self._split(model, panel.series, valid_df)
         model.spec, spec_info = fit_spec(model, [s.values for s in train_series])
         model.scaler = Scaler.fit([s.values for s in train_series])
@@ -80,6 +81,12 @@ class Estimator:
         train_set = self._windows(model, train_series)
         if len(train_set) == 0:
             raise DataError("no training window has an observed value")
+        if len(train_set) < FEW_WINDOWS:
+            warnings.warn(
+                f"only {len(train_set)} training windows of {cfg.data.window} steps: the model "
+                "will learn little; give more history or a smaller window",
+                stacklevel=3,
+            )
         val_set = self._windows(model, val_series) if val_series else None
         lo, hi = value_bounds(train_set)
         model.value_range = (lo.tolist(), hi.tolist())
@@ -213,6 +220,7 @@ CALIBRATION_SHARE = 0.1
 CALIBRATION_BATCH = 8  # series sampled at a time while calibrating
 # a training set with at most this many windows at stride 1 uses every one of them
 EVERY_WINDOW_UP_TO = 4096
+FEW_WINDOWS = 32  # fewer training windows than this: fit warns that it will learn little
 
 
 def resolve_defaults(cfg: TSDiffConfig, panel: Panel) -> TSDiffConfig:
@@ -232,6 +240,19 @@ def resolve_defaults(cfg: TSDiffConfig, panel: Panel) -> TSDiffConfig:
     return cfg.replace(
         network={"season": season, "lags": tuple(lags)}, data={"training_stride": stride}
     )
+
+
+def check_history(series: Sequence[Series], window: int) -> None:
+    """Refuse data with fewer than two windows of observed time steps in all: a model
+    fitted on them has nothing to learn a pattern from, and would only echo noise."""
+    steps = sum(int((~np.isnan(s.values)).any(axis=0).sum()) for s in series)
+    if steps < 2 * window:
+        raise InsufficientHistoryError(
+            f"the training data hold {steps} time steps with an observation "
+            f"({len(series)} series); a window of {window} steps needs at least "
+            f"{2 * window} to learn from: give more history or a smaller window "
+            f"(--window, data.window)"
+        )
 
 
 def fit_spec(
