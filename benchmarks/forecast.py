@@ -1,4 +1,5 @@
-"""Forecasting benchmark: tsdiff against statsforecast's SeasonalNaive and AutoETS.
+"""Forecasting benchmark: tsdiff against statsforecast's SeasonalNaive, AutoETS and AutoARIMA,
+and NeuralForecast's DeepAR and NHITS.
 
 ``python -m tsdiff.benchmarks.forecast pm25 --profile quick`` (or ``etth1``) follows the
 protocol of ``../shared/data/README.md``: rolling daily origins over the end of the
@@ -9,14 +10,19 @@ one panel; ETTh1: the last 73 days), horizon 24 h. Results go to
 
 * tsdiff is trained only on the steps up to the first origin, then backtested with
   :func:`tsdiff.backtest.backtest` (all origins in one sampler call).
-* SeasonalNaive(24) and AutoETS(season_length=24) run through statsforecast's
-  ``cross_validation`` with the same cut-offs (``step_size`` = 24, ``n_windows`` = the
-  origins). AutoETS is fitted once on everything before the first origin and its
-  states are updated through the later origins (``refit=False``), which keeps 36
-  series x 60 origins within minutes; the profile can ask for refits. Both need gap-free
+* SeasonalNaive(24), AutoETS(season_length=24) and AutoARIMA(season_length=24) run
+  through statsforecast's ``cross_validation`` with the same cut-offs (``step_size`` =
+  24, ``n_windows`` = the origins). AutoETS and AutoARIMA are fitted once on everything
+  before the first origin and their states are updated through the later origins
+  (``refit=False``), which keeps AutoETS on 36 series x 60 origins within minutes
+  (AutoARIMA's seasonal order search is far slower: ``arima: false`` leaves it out); the
+  profile can ask for refits. They need gap-free
   input: gaps are filled by carrying the last value forward (causal, so nothing
   after an origin leaks into its history). Their levels 10..90 give the 19 quantiles
   0.05..0.95 (level l → quantiles (1 - l/100)/2 and 1 - that; 0.5 = the point forecast).
+* DeepAR and NHITS (:mod:`tsdiff.benchmarks.forecast_peers`, the ``bench`` extra) train
+  on the same steps as tsdiff for the same wall time, then forecast from every origin
+  without refits; without NeuralForecast they are reported as missing.
 * Metrics on cells with an observed truth: MAE, RMSE of the median, CRPS from the 19
   quantiles (CSDI's normalisation by Σ|truth|), coverage and width of the 50 % and
   90 % intervals. CRPS-sum (the sum over variables per origin and hour) uses tsdiff's
@@ -76,8 +82,10 @@ class ForecastBench:
     n_samples: int = 100
     steps: int | None = None  # reverse steps; None = the model's default
     season_length: int = 24
-    ets_refit: bool | int = False  # statsforecast cross_validation's refit
+    ets_refit: bool | int = False  # statsforecast cross_validation's refit (ETS and ARIMA)
     baselines: bool = True
+    arima: bool = True  # AutoARIMA among the baselines (the slowest of them)
+    neural_peers: bool = True  # DeepAR and NHITS, trained for tsdiff's wall time
     history_steps: int | None = None  # keep only the data's last steps (smoke tests)
     # forecast spread fitted on this many origins before the first test origin (0: none)
     calibrate_windows: int = 28
@@ -114,13 +122,14 @@ def load_dataset(dataset: str, data_dir: str | Path | None = None) -> pd.DataFra
 def statsforecast_tables(
     df: pd.DataFrame, bench: ForecastBench, windows: int
 ) -> dict[str, tuple[pd.DataFrame, float]]:
-    """SeasonalNaive and AutoETS through ``cross_validation`` → backtest-style tables.
+    """SeasonalNaive, AutoETS and AutoARIMA through ``cross_validation`` → backtest-style
+    tables (AutoARIMA only when ``bench.arima``).
 
     Returns per method (table, seconds); tables have ``origin, timestamp, variable,
     truth, median, lo_/hi_50|90`` and the 19 quantile columns.
     """
     from statsforecast import StatsForecast
-    from statsforecast.models import AutoETS, SeasonalNaive
+    from statsforecast.models import AutoARIMA, AutoETS, SeasonalNaive
 
     variables = [c for c in df.columns if c != "timestamp"]
     filled = df[variables].ffill().bfill()  # causal fill; bfill only before a series starts
@@ -131,11 +140,14 @@ def statsforecast_tables(
     )
     truth = df.melt(id_vars="timestamp", var_name="variable", value_name="truth")
     m = bench.season_length
-    out = {}
-    for label, model, refit in (
+    candidates: list[tuple[str, Any, bool | int]] = [
         ("seasonal_naive", SeasonalNaive(season_length=m), True),
         ("autoets", AutoETS(season_length=m), bench.ets_refit),
-    ):
+    ]
+    if bench.arima:
+        candidates.append(("autoarima", AutoARIMA(season_length=m), bench.ets_refit))
+    out = {}
+    for label, model, refit in candidates:
         t0 = time.perf_counter()
         sf = StatsForecast(models=[model], freq="h", n_jobs=1)
         cv = sf.cross_validation(
@@ -259,12 +271,14 @@ def run(
                 "backtest_s": round(secs, 1),
             }
             per_variable[label] = scored["per_variable"]
-            s = methods[label]
-            log(
-                f"  {label:<15} MAE {s['mae']:.3f}  CRPS {s['crps']:.4f}  CRPS-sum "
-                f"{s['crps_sum']:.4f}  cov50 {s['cov50']:.3f}  cov90 {s['cov90']:.3f}  "
-                f"({secs:.0f} s)"
-            )
+            _log_method(label, methods[label], secs)
+    peers: dict[str, Any] = {}
+    if bench.neural_peers:
+        peers, scored = _neural_peers(df, bench, windows, pos, info["train_seconds"] / 60, seed)
+        for label, (entry, per_var) in scored.items():
+            methods[label] = entry
+            if per_var is not None:
+                per_variable[label] = per_var
     result = {
         "dataset": dataset,
         "profile": name,
@@ -288,6 +302,7 @@ def run(
         "train": {k: info[k] for k in ("epochs_run", "steps_run", "best_epoch", "train_seconds")},
         "calibration": {"imputation": info.get("calibration"), "forecast": cal},
         "methods": methods,
+        "neural_peers": peers,
         "targets": targets(methods, dataset),
         "per_variable": per_variable,
         "profile_settings": {"benchmark": dataclasses.asdict(bench), "model": cfg.to_dict()},
@@ -300,12 +315,65 @@ def run(
     return result
 
 
+def _log_method(label: str, s: dict[str, Any], secs: float) -> None:
+    log(
+        f"  {label:<15} MAE {s['mae']:.3f}  CRPS {s['crps']:.4f}  CRPS-sum "
+        f"{s['crps_sum']:.4f}  cov50 {s['cov50']:.3f}  cov90 {s['cov90']:.3f}  "
+        f"({secs:.0f} s)"
+    )
+
+
+def _neural_peers(
+    df: pd.DataFrame,
+    bench: ForecastBench,
+    windows: int,
+    pos: np.ndarray,
+    minutes: float,
+    seed: int,
+) -> tuple[dict[str, Any], dict[str, tuple[dict[str, Any], dict[str, Any] | None]]]:
+    """DeepAR and NHITS scored like the statsforecast baselines.
+
+    Returns per peer its training info (or ``{"missing": why}``), and per peer its
+    ``methods`` entry with its per-variable metrics (None when missing).
+    """
+    from tsdiff.benchmarks import forecast_peers
+
+    why = forecast_peers.missing_reason()
+    if why:
+        log(f"  deepar, nhits   {why}")
+        missing = {"missing": why}
+        return (
+            {label: missing for label in forecast_peers.PEERS},
+            {label: (missing, None) for label in forecast_peers.PEERS},
+        )
+    infos: dict[str, Any] = {}
+    scored_peers: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
+    tables = forecast_peers.neural_tables(df, bench, windows, minutes, seed)
+    for label, (table, secs, peer_info) in tables.items():
+        got = set(pd.DatetimeIndex(table["origin"].unique()))
+        if got != set(df["timestamp"].iloc[pos]):
+            raise DataError(f"{label}: forecast origins differ from the backtest's cut-offs")
+        scored = score_frame(table, LEVELS)
+        entry = {
+            **_short(scored["overall"]),
+            "crps_sum": round(comonotone_crps_sum(table), 6),
+            "backtest_s": round(secs, 1),
+            "train_s": peer_info["train_s"],
+            "train_steps": peer_info["steps"],
+        }
+        scored_peers[label] = (entry, scored["per_variable"])
+        infos[label] = peer_info
+        _log_method(label, entry, secs)
+        log(f"  {'':<15} trained {peer_info['steps']} steps in {peer_info['train_s']:.0f} s")
+    return infos, scored_peers
+
+
 def targets(methods: dict[str, Any], dataset: str) -> dict[str, Any]:
     """The issue's targets, checked: CRPS 10 % below each baseline, MAE below, coverage."""
     ours = methods["tsdiff"]
     out: dict[str, Any] = {}
-    for label in ("seasonal_naive", "autoets"):
-        if label in methods:
+    for label in ("seasonal_naive", "autoets", "autoarima", "deepar", "nhits"):
+        if label in methods and "missing" not in methods[label]:
             base = methods[label]
             gain = 1 - ours["crps"] / base["crps"]
             out[f"crps_gain_vs_{label}"] = round(gain, 4)
@@ -338,6 +406,27 @@ def _lag_text(lags: list[int] | None) -> str:
     return f" (lags {', '.join(map(str, lags))} h reach before the window)"
 
 
+def _peer_lines(peers: dict[str, Any]) -> list[str]:
+    lines = []
+    for label, p in peers.items():
+        if "missing" in p:
+            continue
+        st, probe = p["settings"], p["probe"]
+        how = (
+            f"budget {p['budget_s']:.0f} s, {probe['per_step_s']} s/step from a "
+            f"{probe['steps']}-step probe"
+            if probe
+            else "steps fixed"
+        )
+        lines.append(
+            f"- {label} (NeuralForecast): trained on the same {st['train_rows']} h, "
+            f"{p['steps']} steps in {p['train_s']:.0f} s ({how}), input {st['input_size']} h, "
+            f"{st['scaler_type']} scaling, {st['loss']}; one fit, no refits; quantiles "
+            f"sorted in {p['crossed_rows']} crossed cells"
+        )
+    return lines
+
+
 def markdown(r: dict[str, Any]) -> str:
     """The results as a page: protocol, table of methods, targets."""
     m, p = r["machine"], r["protocol"]
@@ -356,13 +445,17 @@ def markdown(r: dict[str, Any]) -> str:
         f"{p['context']} h{_lag_text(p.get('lags'))}, {p['n_samples']} samples",
         *_calibration_lines(r.get("calibration", {}).get("forecast")),
         "- baselines: statsforecast cross_validation with the same cut-offs, levels 10..90 "
-        "→ 19 quantiles; AutoETS refit "
+        "→ 19 quantiles; AutoETS/AutoARIMA refit "
         f"{r['profile_settings']['benchmark']['ets_refit']}",
+        *_peer_lines(r.get("neural_peers") or {}),
         "",
         "| method | MAE | RMSE | CRPS | CRPS-sum | cov50 | width50 | cov90 | width90 | seconds |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in r["methods"].items():
+        if "missing" in s:
+            lines.append(f"| {name} | missing: {s['missing']} |" + " |" * 8)
+            continue
         lines.append(
             f"| {name} | {fmt(s['mae'])} | {fmt(s['rmse'])} | {fmt(s['crps'], 4)} | "
             f"{fmt(s['crps_sum'], 4)} | {fmt(s['cov50'])} | {fmt(s['width50'], 2)} | "
@@ -370,8 +463,9 @@ def markdown(r: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Seconds: the backtest over all origins (tsdiff: sampling and tables, training "
-        "not included). Baseline CRPS-sum sums their quantiles over variables.",
+        "Seconds: the backtest over all origins (tsdiff, deepar, nhits: forecasting and "
+        "tables, training not included). CRPS-sum of the univariate methods (all but "
+        "tsdiff) sums their quantiles over variables.",
         "",
         "## Targets",
         "",
