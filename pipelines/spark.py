@@ -64,7 +64,7 @@ BUCKET_COL = "_tsdiff_bucket"
 PANDAS_WARNING = "PySpark does not yet fully support pandas"
 LOG4J = Path(__file__).with_name("log4j2.properties")
 
-_MODELS: dict[str, TSDiff] = {}  # per Python worker: each model is loaded once
+_MODELS: dict[tuple[str, str], TSDiff] = {}  # per Python worker: each model loaded once
 
 
 @dataclass(frozen=True)
@@ -86,14 +86,14 @@ def _quiet() -> None:
 
 def worker_model(uri: str, threads: int = 1, device: str = "cpu") -> TSDiff:
     """The model for ``uri``, loaded on first use in this process and kept."""
-    model = _MODELS.get(uri)
+    model = _MODELS.get((uri, device))
     if model is None:
         import torch
 
         from tsdiff.registry import load_model
 
         torch.set_num_threads(max(1, threads))  # results do not depend on it
-        model = _MODELS[uri] = load_model(uri, device=device)
+        model = _MODELS[(uri, device)] = load_model(uri, device=device)
     return model
 
 
