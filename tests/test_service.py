@@ -31,6 +31,7 @@ import requests
 
 from tsdiff.cli import build_parser, main, serve_command
 from tsdiff.datasets import physionet_slice
+from tsdiff.device import resolve_device
 from tsdiff.errors import ConfigError
 from tsdiff.model import TSDiff
 from tsdiff.pretrained import SHIPPED_DIR
@@ -238,6 +239,8 @@ def test_without_keys_v1_is_open(open_server):
     resp = requests.get(f"{open_server.url}/v1/model", timeout=10)
     assert resp.status_code == 200
     assert resp.json()["auth"] is False
+    # TSDIFF_DEVICE unset: auto, the GPU when there is one (device reported as cuda:0)
+    assert resp.json()["device"].split(":")[0] == resolve_device("auto").type
     assert requests.get(f"{open_server.url}/readyz", timeout=10).status_code == 200
 
 
