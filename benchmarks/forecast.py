@@ -205,10 +205,13 @@ def run(
     out_dir: str | Path = RESULTS,
     command: str | None = None,
     progress: bool = True,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train on the history before the first origin, backtest, score beside baselines."""
+    """Train on the history before the first origin, backtest, score beside baselines;
+    ``overrides``: fields of the profile's benchmark settings (e.g. ``horizon``)."""
     measured = commit()  # the code this run loads, whatever is committed while it runs
     name, path, cfg, bench = load_profile(dataset, profile_name)
+    bench = dataclasses.replace(bench, **(overrides or {}))
     df = load_dataset(dataset, data_dir)
     if bench.history_steps:
         df = df.iloc[-bench.history_steps :].reset_index(drop=True)
@@ -308,6 +311,8 @@ def run(
         "profile_settings": {"benchmark": dataclasses.asdict(bench), "model": cfg.to_dict()},
     }
     stem = f"forecast-{dataset}" if name == "quick" else f"forecast-{dataset}-{name}"
+    if bench.horizon != 24:  # the protocol's day ahead keeps the plain name
+        stem += f"-h{bench.horizon}"
     out = Path(out_dir)
     write_json(result, out / f"{stem}.json")
     write_atomic(out / f"{stem}.md", lambda p: p.write_text(markdown(result)))
@@ -482,7 +487,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", help="folder with the data (default ../shared/data)")
     p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--horizon", type=int, help="steps ahead (default the profile's, 24)")
+    p.add_argument("--no-arima", action="store_true", help="leave out AutoARIMA (slowest)")
+    p.add_argument("--no-neural", action="store_true", help="leave out DeepAR and NHITS")
     args = p.parse_args(argv)
+    overrides: dict[str, Any] = {}
+    if args.horizon is not None:
+        overrides["horizon"] = args.horizon
+    if args.no_arima:
+        overrides["arima"] = False
+    if args.no_neural:
+        overrides["neural_peers"] = False
     run(
         args.dataset,
         args.profile,
@@ -491,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         out_dir=args.out or RESULTS,
         command=command_line().replace("tsdiff", "python -m tsdiff.benchmarks.forecast", 1),
         progress=not args.quiet,
+        overrides=overrides,
     )
     return 0
 
