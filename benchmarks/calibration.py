@@ -15,20 +15,25 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from tsdiff import metrics
-from tsdiff.benchmarks.common import RESULTS, commit, log, machine, module_command
+from tsdiff.benchmarks.common import (
+    RESULTS,
+    commit,
+    log,
+    module_command,
+    page_header,
+    stamp,
+    write_results,
+)
 from tsdiff.benchmarks.csdi import _cap, held_out_cells, physionet_task
 from tsdiff.calibration import SPREAD_GRID, fit_spread, fit_variable_spread
 from tsdiff.evaluation import flat_cells
 from tsdiff.inference import sample_series
-from tsdiff.io import write_atomic, write_json
 from tsdiff.model import TSDiff
 
 DEFAULT_SERIES = 64  # train.calibrate_max_series before this comparison (now 400)
@@ -157,12 +162,9 @@ def run(name: str, valid_series: int, test_series: int) -> dict[str, Any]:
 
 
 def markdown(r: dict[str, Any]) -> str:
-    m = r["machine"]
+    title = "Spread calibration variants, fitted on validation cells, scored on test cells"
     lines = [
-        "# Spread calibration variants, fitted on validation cells, scored on test cells",
-        "",
-        f"Command: `{r['command']}`  ",
-        f"Commit {r['commit']}, {r['date']}; {m.get('cpus')} CPUs.",
+        *page_header(title, r),
         "",
         f"Model `{r['model']}`, its sampler and gate; {r['valid_cells']} hidden validation "
         f"cells (10% of the first {r['valid_series']} validation stays of fold 0), "
@@ -192,16 +194,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(a.threads)
     started = commit()
     result = run(a.model, a.valid_series, a.test_series)
-    result.update(
-        command=module_command("tsdiff.benchmarks.calibration"),
-        commit=started,
-        date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=machine(),
-    )
-    out = Path(a.out)
-    write_json(result, out / "calibration.json")
-    write_atomic(out / "calibration.md", lambda f: f.write_text(markdown(result)))
-    log(f"results: {out / 'calibration'}.json, .md")
+    result.update(stamp(module_command("tsdiff.benchmarks.calibration"), started))
+    write_results(result, a.out, "calibration", markdown)
 
 
 if __name__ == "__main__":

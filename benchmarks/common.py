@@ -10,6 +10,7 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -91,3 +92,35 @@ def module_command(module: str) -> str:
     """``python -m tsdiff.benchmarks.<module> ARGS``: how a result of a benchmark run as a
     module is reproduced."""
     return " ".join(shlex.quote(a) for a in ["python", "-m", module, *sys.argv[1:]])
+
+
+def stamp(command: str, measured: str) -> dict[str, Any]:
+    """Where a result comes from: its command, the commit measured, date and machine."""
+    return {
+        "command": command,
+        "commit": measured,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(),
+    }
+
+
+def write_results(
+    result: dict[str, Any], out_dir: str | Path, stem: str, markdown: Callable[[dict], str]
+) -> None:
+    """``<stem>.json`` and ``<stem>.md`` under ``out_dir``, each written atomically."""
+    from tsdiff.io import write_atomic, write_json
+
+    out = Path(out_dir)
+    write_json(result, out / f"{stem}.json")
+    write_atomic(out / f"{stem}.md", lambda f: f.write_text(markdown(result)))
+    log(f"results: {out / stem}.json, .md")
+
+
+def page_header(title: str, r: dict[str, Any]) -> list[str]:
+    """A results page's first lines: title, command, commit, date and machine."""
+    return [
+        f"# {title}",
+        "",
+        f"Command: `{r['command']}`  ",
+        f"Commit {r['commit']}, {r['date']}; {r['machine'].get('cpus')} CPUs.",
+    ]

@@ -13,12 +13,19 @@ import argparse
 import os
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tsdiff.benchmarks.common import RESULTS, commit, log, machine, module_command
-from tsdiff.io import write_atomic, write_json
+from tsdiff.benchmarks.common import (
+    RESULTS,
+    commit,
+    log,
+    module_command,
+    page_header,
+    stamp,
+    write_results,
+)
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 CELL_GOAL_S = 120.0
@@ -65,13 +72,9 @@ def time_notebook(path: Path, workdir: Path) -> dict[str, Any]:
 
 
 def markdown(r: dict[str, Any]) -> str:
-    m = r["machine"]
     lines = [
-        "# Notebook cells at their default settings",
-        "",
-        f"Command: `{r['command']}`  ",
-        f"Commit {r['commit']}, {r['date']}; {m.get('cpus')} CPUs. Goal: every cell under "
-        f"{CELL_GOAL_S:.0f} s. {r['note']}",
+        *page_header("Notebook cells at their default settings", r),
+        f"Goal: every cell under {CELL_GOAL_S:.0f} s. {r['note']}",
         "",
         "| notebook | total s | slowest cell | its s | cells over the goal |",
         "|---|---|---|---|---|",
@@ -107,18 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="tsdiff-nbtime-") as tmp:
         books = [time_notebook(path, Path(tmp)) for path in sorted(NOTEBOOKS.glob("*.ipynb"))]
     result = {
-        "command": module_command("tsdiff.benchmarks.notebook_timings"),
-        "commit": started,
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
+        **stamp(module_command("tsdiff.benchmarks.notebook_timings"), started),
         "goal_cell_s": CELL_GOAL_S,
         "note": a.note,
         "notebooks": books,
     }
-    out = Path(a.out)
-    write_json(result, out / "notebooks.json")
-    write_atomic(out / "notebooks.md", lambda f: f.write_text(markdown(result)))
-    log(f"results: {out / 'notebooks'}.json, .md")
+    write_results(result, a.out, "notebooks", markdown)
 
 
 if __name__ == "__main__":

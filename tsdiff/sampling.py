@@ -158,7 +158,10 @@ def sample_windows(
     factor = _spread_factor(spread, k, device)
     bounds = None
     if clip is not None:
-        bounds = tuple(c.float().view(1, k, 1).to(device) for c in clip)
+        bounds = (
+            clip[0].float().view(1, k, 1).to(device),
+            clip[1].float().view(1, k, 1).to(device),
+        )
     was_training = net.training
     net.eval()
     try:
