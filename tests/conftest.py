@@ -40,6 +40,7 @@ def tiny_config(**train: object) -> TSDiffConfig:
             "batch_size": 16,
             "val_crps_every": 1,
             "spread_per_variable": False,
+            "gate_interpolation": False,
             **train,
         },
         sample={"n_samples": 4, "steps": 3},

@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tsdiff.calibration import SPREAD_GRID, fit_spread, fit_variable_spread, rescale
+from tsdiff.calibration import (
+    SPREAD_GRID,
+    choose_base,
+    fit_spread,
+    fit_variable_spread,
+    rescale,
+)
 from tsdiff.errors import DataError
 from tsdiff.model import TSDiff
 
@@ -114,3 +120,27 @@ def test_impute_applies_per_variable_factors(fitted, pm25, tmp_path) -> None:
         assert TSDiff.load(tmp_path / "m").variable_spread == fitted.variable_spread
     finally:
         fitted.spread, fitted.variable_spread = saved
+
+
+def test_the_better_base_is_chosen_per_variable() -> None:
+    rng = np.random.default_rng(3)
+    var = np.repeat([0, 1, 2], [400, 400, 10])
+    truth = rng.normal(size=var.size)
+    prior = truth + np.where(var == 0, 0.1, 0.5) * rng.normal(size=var.size)
+    alt = truth + np.where(var == 0, 0.5, 0.1) * rng.normal(size=var.size)
+    got = choose_base(prior, alt, truth, var, 3)
+    assert got.use_alternative[:2] == (False, True)
+    assert got.use_alternative[2] == (got.mae_alternative < got.mae_prior)  # too few: overall
+    assert got.mae_chosen < min(got.mae_prior, got.mae_alternative)
+    with pytest.raises(DataError):
+        choose_base(prior[:-1], alt, truth, var, 3)
+
+
+def test_gate_interpolation_survives_save_and_load(fitted, tmp_path) -> None:
+    saved = fitted.gate_interpolation
+    try:
+        fitted.gate_interpolation = [i % 2 == 0 for i in range(len(fitted.variables))]
+        fitted.save(tmp_path / "m")
+        assert TSDiff.load(tmp_path / "m").gate_interpolation == fitted.gate_interpolation
+    finally:
+        fitted.gate_interpolation = saved

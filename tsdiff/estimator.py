@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsdiff.calibration import fit_gate, fit_spread, fit_variable_spread
+from tsdiff.calibration import choose_base, fit_gate, fit_spread, fit_variable_spread
 from tsdiff.config import TSDiffConfig
 from tsdiff.data import Panel, Scaler, Series, to_panel
 from tsdiff.device import resolve_device
 from tsdiff.errors import DataError, InsufficientHistoryError, RangeError
-from tsdiff.inference import prior_series, sample_series
+from tsdiff.inference import prior_series, sample_series, series_interpolation
 from tsdiff.masks import hold_out
 from tsdiff.network import Denoiser
 from tsdiff.predictor import Predictor
@@ -302,7 +302,7 @@ def calibrate_imputation(
     masked = [m for m, _ in held]  # per series (K, T), NaN where hidden
     hidden = [h for _, h in held]  # per series (K, T) bool
     opts = model.options(seed=seed)
-    model.gate, model.variable_spread = None, None
+    model.gate, model.variable_spread, model.gate_interpolation = None, None, None
     samples: list[np.ndarray] = []
     for lo in range(0, len(series), CALIBRATION_BATCH):  # (n, K, T) per series
         part = dataclasses.replace(panel, series=series[lo : lo + CALIBRATION_BATCH])
@@ -321,6 +321,19 @@ def calibrate_imputation(
     k = len(model.variables)
     base = np.concatenate([p.reshape(-1) for p in prior_series(model, panel, masked)])[msk]
     var = np.concatenate([np.repeat(np.arange(k), m.shape[1]) for m in masked])[msk]
+    base_info = None
+    learned = model.net is not None and model.net.prior_net is not None
+    if learned and model.config.train.gate_interpolation:
+        # a learned prior trained on the training mask mix can lose to the interpolation
+        # it starts from on these cells (e.g. sparse gaps in a smooth signal): per
+        # variable, the gate then refines whichever of the two is better here
+        interp = series_interpolation(model, masked)
+        alt = np.concatenate([p.reshape(-1) for p in interp])[msk]
+        choice = choose_base(base, alt, tru[msk], var, k)
+        if any(choice.use_alternative):
+            model.gate_interpolation = list(choice.use_alternative)
+            base = np.where(np.asarray(choice.use_alternative)[var], alt, base)
+        base_info = choice.to_dict()
     smp = smp[:, msk]  # (n, m): the held-out cells
     med = np.median(smp, axis=0)
     gate = fit_gate(med, base, tru[msk], var, k)
@@ -329,6 +342,8 @@ def calibrate_imputation(
     fit = fit_spread(smp, tru[msk])  # (n, m), (m,)
     model.spread = fit.spread
     info = {**fit.to_dict(), "gate": gate.to_dict()}
+    if base_info is not None:
+        info["gate_base"] = base_info
     if model.config.train.spread_per_variable:
         per = fit_variable_spread(smp, tru[msk], var, k, overall=fit.spread)
         model.variable_spread = list(per.spread) if per.n_own else None

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from tsdiff import metrics
+from tsdiff.baselines import linear_impute
 from tsdiff.calibration import gate_shift
 from tsdiff.data import Panel, Series, stitch
 from tsdiff.errors import RangeError
@@ -168,9 +169,29 @@ def prior_series(
     col = _collect(model, panel, vals, lead, 0)
     drawn = None
     if col.batch is not None:
-        drawn = prior_windows(model.net, col.batch, model.config.sample.batch_cells).numpy()
+        cells = model.config.sample.batch_cells
+        drawn = prior_windows(model.net, col.batch, cells).numpy()
         drawn = drawn[:, None]  # (W_todo, 1, K, L)
     return [p[0] for p in _stitch(col, drawn)]
+
+
+def series_interpolation(model: Predictor, values: list[np.ndarray]) -> list[np.ndarray]:
+    """Linear interpolation of each whole series (K, T) in the network's space: unlike
+    the windows' own interpolation it reaches across window edges."""
+    norm = model.normalizer.transform
+    return [linear_impute(norm(v)) for v in values]
+
+
+def gate_bases(model: Predictor, priors: list[np.ndarray], values: list[np.ndarray]) -> list:
+    """What the gate weighs the model's median against, per series (K, T): the network's
+    prior, or for variables in ``model.gate_interpolation`` the series' interpolation
+    (where validation cells found it better than the learned prior)."""
+    use = model.gate_interpolation
+    if use is None or not any(use):
+        return priors
+    pick = np.asarray(use, dtype=bool)[:, None]  # (K, 1)
+    interp = series_interpolation(model, values)
+    return [np.where(pick, i, p) for p, i in zip(priors, interp, strict=True)]
 
 
 def _spread(model: Predictor, spread: float | None, gate: bool) -> float | list[float]:
@@ -228,7 +249,8 @@ def sample_series(
     shifts = None  # per series (K, T): what the gate adds to every sample
     if priors is not None:
         g = np.asarray(model.gate)
-        bases = _stitch(col, priors)
+        bases = gate_bases(model, [b[0] for b in _stitch(col, priors)], vals)
+        bases = [b[None] for b in bases]
         shifts = [gate_shift(x, b[0], g) for x, b in zip(stitched, bases, strict=True)]
         stitched = [x + d[None] for x, d in zip(stitched, shifts, strict=True)]
     out = []

@@ -55,6 +55,7 @@ def _meta(model: Predictor) -> dict[str, Any]:
         "variable_spread": model.variable_spread,
         "forecast_spread": model.forecast_spread,
         "gate": model.gate,
+        "gate_interpolation": model.gate_interpolation,
         "spec": None if model.spec is None else {n: s.to_dict() for n, s in model.spec.items()},
         "epoch_log": model.epoch_log,
         "info": model.info,
@@ -151,6 +152,8 @@ def _restore(model: Predictor, meta: dict[str, Any]) -> None:
     model.spec = None if sp is None else {n: VariableSpec(**d) for n, d in sp.items()}
     g = meta.get("gate")
     model.gate = None if g is None else [float(x) for x in g]
+    gi = meta.get("gate_interpolation")
+    model.gate_interpolation = None if gi is None else [bool(x) for x in gi]
     model.epoch_log = list(meta.get("epoch_log", meta.get("history", [])))  # older: "history"
     model.info = dict(meta.get("info", {}))
 
