@@ -167,8 +167,8 @@ class TrainConfig:
     # one imputation factor per variable (those with >= 50 held-out cells; the rest keep
     # the overall factor): measured 1.9 % lower CRPS on PhysioNet test cells
     spread_per_variable: bool = True
-    # with a learned prior: per variable, the gate may refine the plain interpolation
-    # instead, where validation cells find the interpolation better than the prior
+    # per variable, the gate may refine the series' linear interpolation instead of the
+    # network's prior, where validation cells find the interpolation better
     gate_interpolation: bool = True
     # a learned prior (network.prior_layers > 0) trains alone first, for at most this
     # share of the time budget (or prior_epochs), keeping its best validation MAE and

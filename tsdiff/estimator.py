@@ -139,7 +139,7 @@ class Estimator:
         if prior is not None:
             model.info["prior"] = prior.to_dict()
         model.spread, model.forecast_spread, model.gate = 1.0, None, None
-        model.variable_spread = None
+        model.variable_spread, model.gate_interpolation = None, None
         if cfg.train.calibrate and val_series:
             val_panel = dataclasses.replace(panel, series=val_series)
             deadline = start + cfg.train.max_minutes * 60 if cfg.train.max_minutes else None
@@ -322,11 +322,11 @@ def calibrate_imputation(
     base = np.concatenate([p.reshape(-1) for p in prior_series(model, panel, masked)])[msk]
     var = np.concatenate([np.repeat(np.arange(k), m.shape[1]) for m in masked])[msk]
     base_info = None
-    learned = model.net is not None and model.net.prior_net is not None
-    if learned and model.config.train.gate_interpolation:
-        # a learned prior trained on the training mask mix can lose to the interpolation
-        # it starts from on these cells (e.g. sparse gaps in a smooth signal): per
-        # variable, the gate then refines whichever of the two is better here
+    if model.config.train.gate_interpolation:
+        # the network's prior (a learned prior trained on the training mask mix, or the
+        # interpolation inside each window, flat at its edges) can lose to the whole
+        # series' interpolation on these cells (e.g. sparse gaps in a smooth signal):
+        # per variable, the gate then refines whichever of the two is better here
         interp = series_interpolation(model, masked)
         alt = np.concatenate([p.reshape(-1) for p in interp])[msk]
         choice = choose_base(base, alt, tru[msk], var, k)

@@ -70,8 +70,8 @@ class Predictor:
         # per-variable weight of the model's median against the prior it refines, in
         # imputations, chosen on validation cells (see calibrate); None: the model alone
         self.gate: list[float] | None = None
-        # per variable: the gate weighs the median against the plain interpolation, not
-        # the learned prior (validation found it better there); None: the learned prior
+        # per variable: the gate weighs the median against the series' interpolation, not
+        # the network's prior (validation found it better there); None: the prior
         self.gate_interpolation: list[bool] | None = None
         # what each variable can be (tsdiff.spec); every sample is projected onto it
         self.spec: dict[str, VariableSpec] | None = None
