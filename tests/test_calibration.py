@@ -11,6 +11,7 @@ import pytest
 from tsdiff.calibration import (
     SPREAD_GRID,
     choose_base,
+    fit_gate,
     fit_spread,
     fit_variable_spread,
     rescale,
@@ -144,3 +145,19 @@ def test_gate_interpolation_survives_save_and_load(fitted, tmp_path) -> None:
         assert TSDiff.load(tmp_path / "m").gate_interpolation == fitted.gate_interpolation
     finally:
         fitted.gate_interpolation = saved
+
+
+def test_the_gate_moves_off_its_base_only_on_evidence() -> None:
+    rng = np.random.default_rng(1)
+    var = np.zeros(30, dtype=int)
+    truth = rng.normal(size=30)
+    base = truth + 0.3 * rng.normal(size=30)
+    median = base + 0.05 * rng.normal(size=30)  # the base, jittered: any gain is noise
+    loose = fit_gate(median, base, truth, var, 1, min_cells=10)
+    strict = fit_gate(median, base, truth, var, 1, min_cells=10, evidence=2.0)
+    assert loose.gate[0] > 0 and strict.gate[0] == 0.0
+    big = np.zeros(2000, dtype=int)
+    truth = rng.normal(size=2000)
+    base = truth + 0.5 * rng.normal(size=2000)
+    median = truth + 0.1 * rng.normal(size=2000)  # clearly better: the gate follows it
+    assert fit_gate(median, base, truth, big, 1, evidence=2.0).gate[0] >= 0.8

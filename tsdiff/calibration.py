@@ -187,10 +187,14 @@ def fit_gate(
     var: np.ndarray,
     n_vars: int,
     min_cells: int = 50,
+    evidence: float = 0.0,
 ) -> GateFit:
     """α per variable minimising MAE of ``α·median + (1 − α)·prior`` against ``truth``
     (``prior``: the prior's point imputation);
-    all (m,) arrays, ``var`` the variable index (0..K−1) of each cell."""
+    all (m,) arrays, ``var`` the variable index (0..K−1) of each cell. ``evidence`` > 0:
+    an α above 0 must lower the cells' mean absolute error below the prior's by that
+    many standard errors of the paired difference, else the prior alone (α = 0) is
+    kept: on a few dozen cells the best α is mostly noise, and the prior is the safe side."""
     med, lin, y = (np.asarray(a, dtype=np.float64) for a in (median, prior, truth))
     if not (med.shape == lin.shape == y.shape == np.shape(var)) or med.ndim != 1:
         raise DataError("median, prior, truth and var must be (m,) arrays")
@@ -199,7 +203,13 @@ def fit_gate(
 
     def best(sel: np.ndarray) -> float:
         errs = [np.abs(a * med[sel] + (1 - a) * lin[sel] - y[sel]).mean() for a in GATE_GRID]
-        return float(GATE_GRID[int(np.argmin(errs))])
+        a = float(GATE_GRID[int(np.argmin(errs))])
+        if evidence > 0 and a > 0:
+            d = np.abs(a * med[sel] + (1 - a) * lin[sel] - y[sel]) - np.abs(lin[sel] - y[sel])
+            se = d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else np.inf
+            if not d.mean() < -evidence * se:
+                return 0.0
+        return a
 
     overall = best(np.ones(y.shape, dtype=bool))
     gate = []

@@ -221,6 +221,7 @@ CALIBRATION_BATCH = 8  # series sampled at a time while calibrating
 # a training set with at most this many windows at stride 1 uses every one of them
 EVERY_WINDOW_UP_TO = 4096
 FEW_WINDOWS = 32  # fewer training windows than this: fit warns that it will learn little
+GATE_EVIDENCE = 2.0  # standard errors by which the gate's mix must beat its base alone
 
 
 def resolve_defaults(cfg: TSDiffConfig, panel: Panel) -> TSDiffConfig:
@@ -336,7 +337,8 @@ def calibrate_imputation(
         base_info = choice.to_dict()
     smp = smp[:, msk]  # (n, m): the held-out cells
     med = np.median(smp, axis=0)
-    gate = fit_gate(med, base, tru[msk], var, k)
+    evidence = GATE_EVIDENCE if model.config.train.gate_interpolation else 0.0
+    gate = fit_gate(med, base, tru[msk], var, k, evidence=evidence)
     smp = smp + ((1 - np.asarray(gate.gate)[var]) * (base - med))[None]  # as gate_shift
     model.gate = list(gate.gate) if min(gate.gate) < 1 else None
     fit = fit_spread(smp, tru[msk])  # (n, m), (m,)
