@@ -488,12 +488,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--horizon", type=int, help="steps ahead (default the profile's, 24)")
+    p.add_argument("--windows", type=int, help="origins (default the protocol's: 60 / 73)")
     p.add_argument("--no-arima", action="store_true", help="leave out AutoARIMA (slowest)")
     p.add_argument("--no-neural", action="store_true", help="leave out DeepAR and NHITS")
     args = p.parse_args(argv)
     overrides: dict[str, Any] = {}
     if args.horizon is not None:
         overrides["horizon"] = args.horizon
+    if args.windows is not None:
+        overrides["windows"] = args.windows
     if args.no_arima:
         overrides["arima"] = False
     if args.no_neural:
