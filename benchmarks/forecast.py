@@ -48,11 +48,11 @@ from tsdiff import metrics
 from tsdiff.backtest import backtest, cutoffs, quantile_columns, score_frame
 from tsdiff.benchmarks.common import (
     RESULTS,
-    command_line,
     commit,
     fmt,
     log,
     machine,
+    module_command,
     profile_path,
     read_profile,
 )
@@ -507,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         data_dir=args.data_dir,
         out_dir=args.out or RESULTS,
-        command=command_line().replace("tsdiff", "python -m tsdiff.benchmarks.forecast", 1),
+        command=module_command("tsdiff.benchmarks.forecast"),
         progress=not args.quiet,
         overrides=overrides,
     )
