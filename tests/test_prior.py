@@ -13,7 +13,7 @@ import torch
 from tests.conftest import tiny_config
 from tsdiff.baselines import linear_impute
 from tsdiff.calibration import apply_gate, fit_gate
-from tsdiff.config import NetworkConfig
+from tsdiff.config import NetworkConfig, TSDiffConfig
 from tsdiff.errors import ConfigError
 from tsdiff.model import TSDiff
 from tsdiff.network import Denoiser, interpolate
@@ -197,7 +197,9 @@ def test_default_fit_is_never_worse_than_interpolation_on_a_smooth_signal() -> N
     cols = ["a", "b", "c"]
     frame = pd.DataFrame(shown.T, columns=cols)
     frame.insert(0, "timestamp", pd.date_range("2024-01-01", periods=n, freq="min"))
-    model = TSDiff().fit(frame, progress=False, max_minutes=0.4)
+    # a fixed number of epochs (not a time budget), so every machine trains the same model
+    cfg = TSDiffConfig().replace(train={"epochs": 3, "prior_epochs": 3})
+    model = TSDiff(cfg).fit(frame, progress=False)
     filled = model.impute(frame, n_samples=8, seed=0).frame
     got = filled[cols].to_numpy().T
     lin = linear_impute(shown)
