@@ -25,6 +25,7 @@ from tsdiff.services.settings import Settings
 API_PREFIX = "/v1/"
 FILE_ROUTES = frozenset({"/v1/impute", "/v1/forecast"})
 FILE_FIELD = "data"
+TABLE_FIELDS = ("future", "static")  # optional covariate tables, parquet files too
 _URL = re.compile(r"^['\"]?[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _DRAIN_FACTOR = 8  # read (and drop) up to this many times the limit before answering 413
 _DRAIN_SECONDS = 2.0  # ... but no longer than this: a client may declare more than it sends
@@ -145,7 +146,14 @@ async def _check_content(scope: Scope, body: bytes) -> None:
                 f"field '{FILE_FIELD}' must be a file upload (the parquet file), got a text value",
             )
         for key, value in form.multi_items():
-            if key != FILE_FIELD and isinstance(value, UploadFile):
+            if key in TABLE_FIELDS:
+                if not isinstance(value, UploadFile):
+                    raise ServiceError(
+                        400, "NotAFile", f"field {key!r} must be a file upload (a parquet table)"
+                    )
+                if len(form.getlist(key)) > 1:
+                    raise ServiceError(400, "TooManyFiles", f"send one file in field {key!r}")
+            elif key != FILE_FIELD and isinstance(value, UploadFile):
                 raise ServiceError(
                     400, "UnexpectedFile", f"field {key!r} must be a plain form value, not a file"
                 )

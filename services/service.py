@@ -19,7 +19,11 @@ Endpoints (all under ``/v1``; with ``TSDIFF_API_KEYS`` set they need
   in, ``{"records": [...], "model": {...}}`` out, same columns as the parquet. With
   ``"return_trajectory": true`` also ``"trajectory"``: the reverse process' states as
   long records (``trajectory_steps``, ``trajectory_samples``; see :meth:`TSDiff.impute`).
-- ``GET /v1/model``: what is served, its training metrics, the limits.
+- Covariates (a model trained with them, :mod:`tsdiff.covariates`): known-future ones
+  as columns of the data and, for the steps to forecast, a table in field ``future``
+  (parquet file / JSON records: id, time, one column each); static ones as columns
+  constant within each series or a table in field ``static``. A missing one is a 422.
+- ``GET /v1/model``: what is served, its training metrics, the limits, its covariates.
 
 BentoML adds ``/livez``, ``/readyz`` (ready once the model has loaded) and ``/metrics``.
 All computing is the library's (:meth:`TSDiff.impute`, :meth:`TSDiff.forecast`); this
@@ -77,6 +81,10 @@ logger = logging.getLogger("bentoml.tsdiff")
 # Parameter types as BentoML parses them: form fields arrive as JSON when they parse
 # as JSON ("4" -> 4, "true" -> True), else as text ("50,90").
 Levels = str | int | list[int] | None
+# An optional upload: a list of at most one file (BentoML 1.4 cannot build an input
+# model of Optional[Path]: its file schema is unhashable inside a Union).
+OptionalFile = list[Path]
+
 # What the schema promises on success. The parquet APIs return a ready starlette
 # Response (which BentoML passes through): the parquet bytes, or a 4xx JSON error.
 ParquetFile = Annotated[Path, ContentType(PARQUET_TYPE)]
@@ -210,6 +218,8 @@ class TSDiffService:
         trajectory_steps: int | list[int] | None = None,
         trajectory_samples: int | None = None,
         gaps: dict[str, Any] | None = None,
+        future: Callable[[], pd.DataFrame] | None = None,
+        static: Callable[[], pd.DataFrame] | None = None,
         **kw: Any,
     ) -> Any:
         """The body of every impute and forecast endpoint, parquet and JSON alike.
@@ -218,7 +228,8 @@ class TSDiffService:
         (:meth:`TSDiff.forecast` with a ``horizon``, else :meth:`TSDiff.impute`) and the
         answer: records with ``as_json``, else parquet. ``endpoint`` labels the metrics;
         ``kw`` are ``levels``, ``n_samples``, ``steps`` and ``seed``; ``gaps`` the
-        imputation's ``max_gap`` / ``fill_edges``.
+        imputation's ``max_gap`` / ``fill_edges``; ``future`` / ``static`` read the
+        request's covariate tables, when it has them (see :mod:`tsdiff.covariates`).
         """
 
         def work(model: TSDiff) -> Any:
@@ -229,10 +240,13 @@ class TSDiffService:
                 check_horizon(horizon, self.settings)
             opts = {**kw, "levels": parse_levels(kw["levels"]), "return_samples": return_samples}
             df = self._frame(df, endpoint, model)
+            cov = {"static_df": static() if static else None}
             if horizon is None:
-                out, count = model.impute(df, **traj, **opts, **(gaps or {})), _imputed_cells
+                out = model.impute(df, **traj, **opts, **cov, **(gaps or {}))
+                count = _imputed_cells
             else:
-                out, count = model.forecast(df, horizon, **traj, **opts), _forecast_cells
+                cov["future_df"] = future() if future else None
+                out, count = model.forecast(df, horizon, **traj, **opts, **cov), _forecast_cells
             frame = out.frame
             self.cells.labels(endpoint).inc(count(frame, model))
             if as_json:
@@ -243,6 +257,15 @@ class TSDiffService:
             return self._parquet(out)
 
         return self._answer(work)
+
+    def _parquet_reader(self, paths: list[Path]) -> Callable[[], pd.DataFrame] | None:
+        """A covariate table's reader (under the request limits), None when not sent."""
+        return None if not paths else (lambda: read_parquet(paths[0], self.settings))
+
+    def _records_reader(
+        self, records: list[dict[str, Any]] | None
+    ) -> Callable[[], pd.DataFrame] | None:
+        return None if records is None else (lambda: records_frame(records, self.settings))
 
     def _json(self, out: PredictionResult) -> dict[str, Any]:
         body: dict[str, Any] = {"records": to_records(out.frame), "model": self._summary()}
@@ -287,6 +310,12 @@ class TSDiffService:
             },
             "defaults": {"n_samples": s.n_samples, "steps": s.steps, "levels": list(s.levels)},
             "limits": {**self.settings.limits(), "one_window_horizon": model.window - 1},
+            # inputs only: future ones for every step to forecast (field ``future``),
+            # static ones as constant columns or field ``static``
+            "covariates": {
+                "future": list(model.covariates.future) if model.covariates else [],
+                "static": list(model.covariates.static) if model.covariates else [],
+            },
             "auth": bool(self.settings.api_keys),
             "device": str(model.device),
             "tsdiff_version": __version__,
@@ -304,13 +333,16 @@ class TSDiffService:
         return_samples: bool = False,
         max_gap: int | None = None,
         open_edges: bool = False,
+        static: OptionalFile = [],  # noqa: B006 (read only; pydantic copies defaults)
     ) -> ParquetFile:
         """Fill the missing cells of a parquet table: values, ``<var>_imputed``, bounds;
         runs of more than ``max_gap`` missing steps (and, with ``open_edges``, a
-        variable's leading/trailing runs) stay missing."""
+        variable's leading/trailing runs) stay missing. ``static``: a parquet table of
+        static covariates (id + one column each) for a model that reads them."""
         return self._predict(
             "impute",
             lambda: read_parquet(data, self.settings),
+            static=self._parquet_reader(static),
             as_json=False,
             return_samples=return_samples,
             gaps={"max_gap": max_gap, "fill_edges": not open_edges},
@@ -330,12 +362,18 @@ class TSDiffService:
         steps: int | None = None,
         seed: int = 0,
         return_samples: bool = False,
+        future: OptionalFile = [],  # noqa: B006 (read only; pydantic copies defaults)
+        static: OptionalFile = [],  # noqa: B006 (read only; pydantic copies defaults)
     ) -> ParquetFile:
-        """Forecast ``horizon`` steps after each series of a parquet table."""
+        """Forecast ``horizon`` steps after each series of a parquet table. ``future``:
+        a parquet table of the known-future covariates of every step to forecast (id,
+        time, one column each); ``static`` as for ``/v1/impute``."""
         return self._predict(
             "forecast",
             lambda: read_parquet(data, self.settings),
             horizon,
+            future=self._parquet_reader(future),
+            static=self._parquet_reader(static),
             as_json=False,
             return_samples=return_samples,
             levels=levels,
@@ -359,12 +397,15 @@ class TSDiffService:
         trajectory_samples: int | None = None,
         max_gap: int | None = None,
         open_edges: bool = False,
+        static: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Impute rows given as JSON records; answer with records of the same columns
-        and ``left_open``, the cells left missing by ``max_gap`` / ``open_edges``."""
+        and ``left_open``, the cells left missing by ``max_gap`` / ``open_edges``.
+        ``static``: records of static covariates (id + one field each)."""
         return self._predict(
             "impute_json",
             lambda: records_frame(records, self.settings),
+            static=self._records_reader(static),
             as_json=True,
             gaps={"max_gap": max_gap, "fill_edges": not open_edges},
             return_samples=return_samples,
@@ -390,12 +431,18 @@ class TSDiffService:
         return_trajectory: bool = False,
         trajectory_steps: int | list[int] | None = None,
         trajectory_samples: int | None = None,
+        future: list[dict[str, Any]] | None = None,
+        static: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """Forecast from rows given as JSON records; answer with records."""
+        """Forecast from rows given as JSON records; answer with records. ``future``:
+        records of the known-future covariates of every step to forecast; ``static``:
+        records of static covariates."""
         return self._predict(
             "forecast_json",
             lambda: records_frame(records, self.settings),
             horizon,
+            future=self._records_reader(future),
+            static=self._records_reader(static),
             as_json=True,
             return_samples=return_samples,
             return_trajectory=return_trajectory,

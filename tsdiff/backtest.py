@@ -27,7 +27,7 @@ import pandas as pd
 
 from tsdiff import metrics
 from tsdiff.calibration import fit_spread
-from tsdiff.data import Panel, Series
+from tsdiff.data import Panel
 from tsdiff.errors import DataError, RangeError
 from tsdiff.forecasting import draw_forecasts
 from tsdiff.predictor import Predictor
@@ -95,6 +95,7 @@ def backtest(
     return_samples: bool = False,
     calibrate_windows: int = 0,
     spread: float | None = None,
+    static_df: pd.DataFrame | None = None,
 ) -> BacktestResult:
     """Forecast ``horizon`` steps from ``windows`` origins every ``step`` steps per series.
 
@@ -109,7 +110,9 @@ def backtest(
     horizons all end at or before each series' first test origin: the fit sees only what
     the first forecast may see. The factor is used for this backtest and reported in
     the summary; ``model`` is not changed. Else ``spread`` (default the model's
-    forecast spread) scales the samples.
+    forecast spread) scales the samples. A model with covariates reads them from
+    ``df`` (known-future ones for each horizon too) and ``static_df``
+    (:mod:`tsdiff.covariates`).
     """
     model.require_fitted()
     horizon = model.check_horizon(horizon)
@@ -118,7 +121,7 @@ def backtest(
         raise RangeError(f"levels must be integers in 1..99, got {levels}")
     if isinstance(calibrate_windows, bool) or calibrate_windows < 0:
         raise RangeError(f"calibrate_windows must be an integer >= 0, got {calibrate_windows!r}")
-    panel = model.panel(df)
+    panel = model.panel(df, static_df=static_df)
     opts = {"n_samples": n_samples, "steps": steps, "sampler": sampler, "eta": eta, "seed": seed}
     calibration = None
     if calibrate_windows:
@@ -126,7 +129,7 @@ def backtest(
         before = []
         for s in panel.series:
             c0 = int(cutoffs(len(s.index), horizon, step, windows)[0])
-            before.append(Series(s.key, s.index[: c0 + 1], s.values[:, : c0 + 1]))
+            before.append(s.part(0, c0 + 1))
         cal_panel = dataclasses.replace(panel, series=before)
         calibration = _fit_forecast_spread(
             model, cal_panel, horizon, step, int(calibrate_windows), opts
@@ -175,6 +178,7 @@ def calibrate_forecast(
     n_samples: int | None = None,
     steps: int | None = None,
     seed: int = 0,
+    static_df: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Fit ``model.forecast_spread`` on the last ``windows`` forecast origins of ``df``.
 
@@ -186,7 +190,8 @@ def calibrate_forecast(
     model.require_fitted()
     horizon = model.check_horizon(horizon)
     opts = {"n_samples": n_samples, "steps": steps, "sampler": None, "eta": None, "seed": seed}
-    info = _fit_forecast_spread(model, model.panel(df), horizon, step, windows, opts)
+    panel = model.panel(df, static_df=static_df)
+    info = _fit_forecast_spread(model, panel, horizon, step, windows, opts)
     model.forecast_spread = info["spread"]
     return info
 

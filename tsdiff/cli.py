@@ -90,7 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="infer log transforms for positive, strongly right-skewed variables "
         "(default: on; --no-transforms models every variable as it is)",
     )
-    t.add_argument("--epochs", type=int, help="maximum epochs")
+    t.add_argument(
+        "--future-covariates",
+        help="columns known for the history and every step to forecast (inputs only), "
+        "e.g. holiday,planned_load",
+    )
+    t.add_argument(
+        "--static-covariates",
+        help="one number per series (inputs only), e.g. lat,lon: columns constant within "
+        "each series, or from --static",
+    )
+    _static_arg(t)
+    t.add_argument(
+        "--epochs", type=int, help="maximum epochs of the learned prior and of the denoiser each"
+    )
     t.add_argument("--batch-size", type=int)
     t.add_argument("--max-minutes", type=float, help="wall-clock training budget")
     t.add_argument("--seed", type=int)
@@ -114,8 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
             "model", help="model directory, shipped model name or models:/NAME@ALIAS, /NAME/V"
         )
         s.add_argument("data", help="input data (.parquet)")
+        _static_arg(s)
         if name == "forecast":
             s.add_argument("--horizon", type=int, required=True, help="steps to forecast")
+            s.add_argument(
+                "--future",
+                help="known-future covariates of the steps to forecast (.parquet: id, time "
+                "and one column each), for a model trained with --future-covariates",
+            )
         else:
             s.add_argument(
                 "--max-gap",
@@ -164,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="first fit the forecast spread on this many earlier origins (0: the model's)",
     )
+    _static_arg(bt)
     _sampling_args(bt)
     _device_arg(bt)
     bt.set_defaults(func=cmd_backtest)
@@ -181,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--steps", type=int, help="reverse diffusion steps (default the model's)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", required=True, help="directory for the calibrated model")
+    _static_arg(c)
     _device_arg(c)
     c.set_defaults(func=cmd_calibrate_forecast)
 
@@ -228,8 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--input", required=True, help="parquet file or (hive-partitioned) dir")
         s.add_argument("--output", required=True, help="output dir: parquet parts, _manifest.json")
         s.add_argument("--model", required=True, help="model directory or models:/NAME@ALIAS")
+        _static_arg(s)
         if name == "forecast":
             s.add_argument("--horizon", type=int, required=True, help="steps to forecast")
+            s.add_argument(
+                "--future",
+                help="known-future covariates of the steps to forecast (.parquet: id, time "
+                "and one column each), for a model trained with --future-covariates",
+            )
         else:
             s.add_argument("--max-gap", type=int, help="leave runs of more missing steps open")
             s.add_argument(
@@ -395,6 +422,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             "freq": args.freq,
             "agg": args.agg,
             "window": args.window,
+            "future_covariates": _names(args.future_covariates),
+            "static_covariates": _names(args.static_covariates),
         }.items()
         if v is not None
     }
@@ -402,6 +431,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         k: v
         for k, v in {
             "epochs": args.epochs,
+            "prior_epochs": args.epochs,
             "batch_size": args.batch_size,
             "max_minutes": args.max_minutes,
             "seed": args.seed,
@@ -426,6 +456,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = cfg.replace(variables={"transforms": args.transforms})
     df = read_frame(args.data)
     valid = read_frame(args.valid) if args.valid else None
+    static = _static_frame(args)
     checkpoint = args.checkpoint or f"{str(args.out).rstrip('/')}.ckpt"
     if args.register:
         from tsdiff.registry import train_tracked
@@ -442,6 +473,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             resume=args.resume,
             progress=not args.quiet,
             device=args.device,
+            static_df=static,
         )
         extra = {"run_id": run_id, "registered": args.register, "version": version}
     else:
@@ -452,6 +484,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             resume=args.resume,
             progress=not args.quiet,
             device=args.device,
+            static_df=static,
         )
         model.save(args.out)
         extra = {}
@@ -478,6 +511,23 @@ def _trajectory_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _static_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--static",
+        help="static covariates (.parquet: the id column and one column per covariate), "
+        "for a model trained with --static-covariates",
+    )
+
+
+def _static_frame(args: argparse.Namespace) -> Any:
+    return read_frame(args.static) if args.static else None
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    """``"a, b"`` → ``("a", "b")``; None stays None (the config's value)."""
+    return None if text is None else tuple(t.strip() for t in text.split(",") if t.strip())
+
+
 def cmd_impute(args: argparse.Namespace) -> int:
     model = _load_model(args.model, args.device)
     df = read_frame(args.data)
@@ -486,6 +536,7 @@ def cmd_impute(args: argparse.Namespace) -> int:
         return_samples=bool(args.samples_out),
         max_gap=args.max_gap,
         fill_edges=not args.open_edges,
+        static_df=_static_frame(args),
         **_trajectory_kwargs(args),
         **_sample_kwargs(args),
     )
@@ -500,6 +551,8 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         df,
         args.horizon,
         return_samples=bool(args.samples_out),
+        future_df=read_frame(args.future) if args.future else None,
+        static_df=_static_frame(args),
         **_trajectory_kwargs(args),
         **_sample_kwargs(args),
     )
@@ -522,6 +575,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         levels=kw.pop("levels") or (50, 90),
         return_samples=bool(args.samples_out),
         calibrate_windows=args.calibrate_windows,
+        static_df=_static_frame(args),
         **kw,
     )
     summary_out = args.summary_out or str(Path(args.out).with_suffix(".json"))
@@ -592,6 +646,7 @@ def cmd_calibrate_forecast(args: argparse.Namespace) -> int:
         n_samples=args.n_samples,
         steps=args.steps,
         seed=args.seed,
+        static_df=_static_frame(args),
     )
     model.info["forecast_calibration"] = info
     model.save(args.out)

@@ -39,9 +39,20 @@ class DataConfig:
     time_col: str = "timestamp"
     var_col: str = "variable"
     value_col: str = "value"
+    # inputs only, never imputed or forecast (tsdiff.covariates): columns given for the
+    # history and for every step to forecast, and values constant within each series
+    future_covariates: tuple[str, ...] = ()
+    static_covariates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check(self.window >= 2, f"window must be >= 2, got {self.window}")
+        names = [*self.future_covariates, *self.static_covariates]
+        _check(
+            all(isinstance(n, str) and n for n in names) and len(set(names)) == len(names),
+            f"covariate names must be distinct non-empty strings, got {names}",
+        )
+        reserved = {self.id_col, self.time_col, self.var_col, self.value_col} & set(names)
+        _check(not reserved, f"covariates cannot be the id/time/variable/value column: {reserved}")
         for name in ("inference_stride", "training_stride"):
             v = getattr(self, name)
             _check(v is None or 1 <= v <= self.window, f"{name} must be in [1, window], got {v}")
@@ -87,8 +98,12 @@ class NetworkConfig:
     prior_dim: int = 128
     prior_heads: int = 4
     prior_dropout: float = 0.1
+    # side-information rows beside the calendar: the data's future and static
+    # covariates (set at fit from data.*_covariates)
+    covariates: int = 0
 
     def __post_init__(self) -> None:
+        _check(self.covariates >= 0, f"covariates must be >= 0, got {self.covariates}")
         _check(self.channels >= 4 and self.blocks >= 1, "channels >= 4 and blocks >= 1 required")
         _check(self.prior_layers >= 0, "prior_layers must be >= 0 (0: interpolation prior)")
         _check(

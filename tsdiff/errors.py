@@ -52,6 +52,11 @@ class InsufficientHistoryError(DataError):
     """The training data are too short for the window to learn anything from."""
 
 
+class MissingCovariateError(DataError):
+    """A covariate the model reads is absent: a column, a series' static value, or a
+    known-future value for a step to forecast."""
+
+
 class UnknownVariableError(DataError):
     """The input's variables differ from those the model was trained on."""
 

@@ -22,12 +22,13 @@ import torch
 
 from tsdiff.calibration import choose_base, fit_gate, fit_spread, fit_variable_spread
 from tsdiff.config import TSDiffConfig
-from tsdiff.data import Panel, Scaler, Series, to_panel
+from tsdiff.covariates import from_config, grid_with_covariates
+from tsdiff.data import Panel, Scaler, Series
 from tsdiff.device import resolve_device
 from tsdiff.errors import DataError, InsufficientHistoryError, RangeError
 from tsdiff.inference import prior_series, sample_series, series_interpolation
 from tsdiff.masks import hold_out
-from tsdiff.network import Denoiser
+from tsdiff.network import N_CALENDAR, Denoiser
 from tsdiff.predictor import Predictor
 from tsdiff.prior_training import train_prior
 from tsdiff.seasonality import default_lags, infer_season
@@ -55,6 +56,7 @@ class Estimator:
         progress: bool = True,
         callbacks: Sequence[EpochCallback] = (),
         device: str | torch.device | None = "auto",
+        static_df: pd.DataFrame | None = None,
     ) -> Predictor:
         """Learn to denoise masked windows of ``df``; fills ``into`` (a new predictor when
         None) and returns it. See ``TSDiff.fit`` for the options."""
@@ -63,13 +65,22 @@ class Estimator:
         start = time.perf_counter()  # the budget (train.max_minutes) covers the whole fit
         model = into if into is not None else Predictor(cfg)
         model.config = cfg
-        panel = to_panel(df, columns=model.columns, freq=freq or cfg.data.freq, agg=cfg.data.agg)
+        covariates = from_config(cfg.data.future_covariates, cfg.data.static_covariates)
+        panel = grid_with_covariates(
+            df,
+            covariates,
+            columns=model.columns,
+            freq=freq or cfg.data.freq,
+            agg=cfg.data.agg,
+            static_df=static_df,
+        )
         cfg = self.config = resolve_defaults(cfg, panel)  # what the config left to the data
         model.config = cfg
         model.variables = list(panel.variables)
         model.freq = panel.freq
         check_history(panel.series, cfg.data.window)  # before any work on too little data
-        train_series, val_series = self._split(model, panel.series, valid_df)
+        train_series, val_series = self._split(model, panel.series, valid_df, static_df)
+        model.covariates = covariates.fit(train_series) if covariates else None
         model.spec, spec_info = fit_spec(model, [s.values for s in train_series])
         model.scaler = Scaler.fit([s.values for s in train_series])
         specs = [model.spec[v] for v in model.variables]
@@ -149,18 +160,27 @@ class Estimator:
         return model
 
     def _split(
-        self, model: Predictor, series: list[Series], valid_df: pd.DataFrame | None
+        self,
+        model: Predictor,
+        series: list[Series],
+        valid_df: pd.DataFrame | None,
+        static_df: pd.DataFrame | None,
     ) -> tuple[list[Series], list[Series]]:
         """Training and validation series: ``valid_df``'s, else a held-out share of the
         series, else (few series) the end of each long enough timeline."""
         if valid_df is not None:
-            val = to_panel(
+            data = self.config.data
+            cov = from_config(data.future_covariates, data.static_covariates)
+            assert model.freq is not None
+            val = grid_with_covariates(
                 valid_df,
+                cov,
                 columns=model.columns,
                 freq=model.freq,
-                agg=self.config.data.agg,
+                agg=data.agg,
+                static_df=static_df,
                 variables=model.variables,
-                time_kind=model.freq.kind if model.freq else None,
+                time_kind=model.freq.kind,
             )
             return series, val.series
         frac = self.config.train.val_fraction
@@ -172,8 +192,8 @@ class Estimator:
             for s in series:
                 cut = int(round(len(s.index) * (1 - frac)))
                 if len(s.index) - cut >= window // 2 and cut >= window:
-                    tr.append(Series(s.key, s.index[:cut], s.values[:, :cut]))
-                    va.append(Series(s.key, s.index[cut:], s.values[:, cut:]))
+                    tr.append(s.part(0, cut))
+                    va.append(s.part(cut, len(s.index)))
                 else:
                     tr.append(s)
             return tr, va
@@ -199,10 +219,11 @@ class Estimator:
             hist.append(sw.history[keep])
         k, length, h = len(model.variables), model.window, model.history_steps
         if not vals:
+            n_feat = N_CALENDAR + self.config.network.covariates
             vals, obs, cals, hist = (
                 [np.zeros((0, k, length))],
                 [np.zeros((0, k, length), bool)],
-                [np.zeros((0, 4, length))],
+                [np.zeros((0, n_feat, length))],
                 [np.zeros((0, k, h))],
             )
         history = np.concatenate(hist)  # (N, K, H)
@@ -238,8 +259,10 @@ def resolve_defaults(cfg: TSDiffConfig, panel: Panel) -> TSDiffConfig:
     if stride is None:
         every = sum(max(len(s.index) - data.window + 1, 1) for s in panel.series)
         stride = 1 if every <= EVERY_WINDOW_UP_TO else data.stride("training")
+    covariates = len(data.future_covariates) + len(data.static_covariates)
     return cfg.replace(
-        network={"season": season, "lags": tuple(lags)}, data={"training_stride": stride}
+        network={"season": season, "lags": tuple(lags), "covariates": covariates},
+        data={"training_stride": stride},
     )
 
 

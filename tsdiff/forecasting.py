@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from tsdiff.calibration import rescale
+from tsdiff.covariates import padded_slice
 from tsdiff.data import Panel, Series, future_index
 from tsdiff.inference import SeriesTrajectory, TrajectoryOptions, sample_series
 from tsdiff.samplers.options import SampleOptions
@@ -112,14 +113,21 @@ def continue_paths(
     """Every path extended by ``h`` steps, each drawn after its own earlier steps."""
     n = paths[0].shape[0]
     ext: list[Series] = []
+    ends = []
     for f, (s, c, drawn) in enumerate(zip(past, cuts, paths, strict=True)):
+        done = drawn.shape[-1]
         idx = s.index[: c + 1]
-        idx = idx.append(future_index(idx, fw.panel.freq, drawn.shape[-1]))
+        idx = idx.append(future_index(idx, fw.panel.freq, done + h))  # (c+1+done+h,)
+        # known-future covariates run on to the chunk's end; its values are to be drawn
+        cov = None if s.covariates is None else padded_slice(s.covariates, 0, len(idx))
+        blank = np.full((s.values.shape[0], h), np.nan)
         key = fw.panel.series[f].key
         for j in range(n):
-            values = np.concatenate([s.values[:, : c + 1], drawn[j]], axis=1)  # (K, c+1+done)
-            ext.append(Series((key, j), idx, values))
-    ends = [[len(e.index) - 1] for e in ext]
+            values = np.concatenate([s.values[:, : c + 1], drawn[j], blank], axis=1)
+            ext.append(
+                dataclasses.replace(s, key=(key, j), index=idx, values=values, covariates=cov)
+            )
+            ends.append([c + done])  # the path's last drawn step
     step = forecast_windows(
         model.window_shape(),
         dataclasses.replace(fw.panel, series=ext),

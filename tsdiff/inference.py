@@ -12,6 +12,7 @@ attributes; the predictor's ``impute``, ``forecast`` and ``sample`` call it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ import torch
 from tsdiff import metrics
 from tsdiff.baselines import linear_impute
 from tsdiff.calibration import gate_shift
-from tsdiff.data import Panel, Series, stitch
+from tsdiff.data import Panel, stitch
 from tsdiff.errors import RangeError
 from tsdiff.masks import open_gaps
 from tsdiff.samplers import get_sampler
@@ -117,7 +118,7 @@ def _collect(model: Predictor, panel: Panel, vals: list[np.ndarray], lead: int, 
     per_series = []
     todo_v, todo_m, todo_c, todo_h, seeds, where = [], [], [], [], [], []
     for si, (s, v) in enumerate(zip(panel.series, vals, strict=True)):
-        sw = series_windows(shape, Series(s.key, s.index, v), stride, lead)
+        sw = series_windows(shape, dataclasses.replace(s, values=v), stride, lead)
         valid = sw.valid[:, None, :]
         observed = ~np.isnan(sw.values) & valid  # (W, K, L)
         need = (~observed & valid).any(axis=(1, 2))

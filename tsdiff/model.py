@@ -42,6 +42,7 @@ class TSDiff(Predictor):
         progress: bool = True,
         callbacks: Sequence[EpochCallback] = (),
         device: str | torch.device | None = "auto",
+        static_df: pd.DataFrame | None = None,
     ) -> TSDiff:
         """Learn to denoise masked windows of ``df`` (wide or long, see the README).
 
@@ -49,6 +50,9 @@ class TSDiff(Predictor):
         (``train.val_fraction``). ``max_minutes`` caps wall-clock time; the learning
         rate schedule adapts to the epochs that fit in it. ``device``: where training
         runs (``auto``: CUDA when present); the fitted model stays there (see ``to``).
+        Covariates named in ``data.future_covariates`` / ``data.static_covariates`` are
+        read from ``df`` (static ones also from ``static_df``: id + one column each) as
+        inputs only (:mod:`tsdiff.covariates`).
         """
         if max_minutes is not None:
             self.config = self.config.replace(train={"max_minutes": max_minutes})
@@ -62,6 +66,7 @@ class TSDiff(Predictor):
             progress=progress,
             callbacks=callbacks,
             device=device,
+            static_df=static_df,
         )
         return self
 

@@ -12,8 +12,10 @@ cells, a linear interpolation of the shown values along time and, with
 may reach before the window into ``history`` (W, K, H), the H = max(lags) steps the
 caller passes along: the context is longer than the window. Side information:
 position in the window (sinusoidal), a learned embedding per
-variable, calendar features (hour of day, day of week; zeros for numeric time) and
-the conditioning mask. The diffusion step enters as a sinusoidal embedding + MLP.
+variable, calendar features (hour of day, day of week; zeros for numeric time), the
+covariates (``NetworkConfig.covariates`` rows after the calendar's four, see
+:mod:`tsdiff.covariates`) and the conditioning mask. The diffusion step enters as a
+sinusoidal embedding + MLP.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class _View:
     """What the prior and the side information are built from (see ``Denoiser._view``).
 
     shown, mask, prior (W, K, L); ext, ext_mask (W, K, H + L): history then window;
-    time_feat (W, L, Dt + 4) in the network's dtype.
+    time_feat (W, L, Dt + 4 + covariates) in the network's dtype.
     """
 
     shown: torch.Tensor
@@ -147,7 +149,8 @@ class Denoiser(nn.Module):
         )
         self.var_emb = nn.Embedding(n_vars, cfg.var_emb_dim)
         # side information, projected once for all blocks and added per block
-        self.side_time = nn.Linear(cfg.time_emb_dim + N_CALENDAR, nb * 2 * c)
+        time_dim = cfg.time_emb_dim + N_CALENDAR + cfg.covariates
+        self.side_time = nn.Linear(time_dim, nb * 2 * c)
         self.side_var = nn.Linear(cfg.var_emb_dim, nb * 2 * c, bias=False)
         self.side_mask = nn.Parameter(torch.zeros(nb * 2 * c))
         self.blocks = nn.ModuleList(ResidualBlock(cfg) for _ in range(nb))
@@ -156,7 +159,6 @@ class Denoiser(nn.Module):
         nn.init.zeros_(self.head[-1].bias)
         nn.init.normal_(self.side_mask, std=0.02)
         # a learned prior (None: the interpolation is the prior)
-        time_dim = cfg.time_emb_dim + N_CALENDAR
         self.prior_net = PriorNet(cfg, n_vars, time_dim) if cfg.prior_layers else None
 
     def train(self, mode: bool = True) -> Denoiser:
@@ -183,7 +185,7 @@ class Denoiser(nn.Module):
         and every sample of that window.
 
         cond_values (W, K, L) normalised observations (any value where the mask is 0);
-        cond_mask (W, K, L) 1 = shown; calendar (W, 4, L); history, history_observed
+        cond_mask (W, K, L) 1 = shown; calendar (W, 4 + covariates, L); history, history_observed
         (W, K, H): the H = ``cfg.history_steps`` steps before each window, shown where the
         mask is 1 (None: nothing known there).
         """
@@ -241,7 +243,7 @@ class Denoiser(nn.Module):
         pos = sinusoidal(torch.arange(length, device=shown.device), self.cfg.time_emb_dim)
         time_feat = torch.cat(
             [pos.expand(w, length, -1), calendar.transpose(1, 2).to(pos.dtype)], dim=-1
-        ).to(dt)  # (W, L, Dt + 4)
+        ).to(dt)  # (W, L, Dt + 4 + covariates)
         if self.prior_net is not None:
             # the learned correction stays in the network's precision, the prior in the inputs'
             corr = self.prior_net(shown.to(dt), m.to(dt), prior.to(dt), time_feat)
@@ -316,7 +318,7 @@ class Denoiser(nn.Module):
 
         x_t (B, K, L) noisy values; cond_values (B, K, L) normalised observations (any
         value where the mask is 0); cond_mask (B, K, L) 1 = shown; t (B,) step indices;
-        calendar (B, 4, L); history, history_observed (B, K, H) see :meth:`condition`.
+        calendar (B, 4 + covariates, L); history, history_observed (B, K, H) see :meth:`condition`.
         Returns (B, K, L).
         """
         cond = self.condition(cond_values, cond_mask, calendar, history, history_observed)

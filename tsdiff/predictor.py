@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from tsdiff.config import TSDiffConfig
+from tsdiff.covariates import Covariates, grid_with_covariates
 from tsdiff.data import (
     Columns,
     Freq,
@@ -25,7 +26,6 @@ from tsdiff.data import (
     forecast_frame,
     impute_frame,
     samples_frame,
-    to_panel,
     trajectory_frame,
 )
 from tsdiff.device import module_device, resolve_device
@@ -75,6 +75,8 @@ class Predictor:
         self.gate_interpolation: list[bool] | None = None
         # what each variable can be (tsdiff.spec); every sample is projected onto it
         self.spec: dict[str, VariableSpec] | None = None
+        # inputs read beside the calendar, never predicted (tsdiff.covariates); None: none
+        self.covariates: Covariates | None = None
         self.info: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ state
@@ -112,7 +114,9 @@ class Predictor:
 
     def window_shape(self) -> WindowShape:
         assert self.freq is not None
-        return WindowShape(self.normalizer, self.freq, self.window, self.history_steps)
+        return WindowShape(
+            self.normalizer, self.freq, self.window, self.history_steps, self.covariates
+        )
 
     def clip_bounds(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Normalised (lo, hi) of the clean-value estimates while sampling, or None."""
@@ -120,15 +124,30 @@ class Predictor:
             return None
         return torch.tensor(self.value_range[0]), torch.tensor(self.value_range[1])
 
-    def panel(self, df: pd.DataFrame, *, layout: str = "auto") -> Panel:
-        """``df`` checked against the model and put on its grid (what ``sample`` takes)."""
+    def panel(
+        self,
+        df: pd.DataFrame,
+        *,
+        layout: str = "auto",
+        future_df: pd.DataFrame | None = None,
+        static_df: pd.DataFrame | None = None,
+        horizon: int = 0,
+    ) -> Panel:
+        """``df`` checked against the model and put on its grid (what ``sample`` takes),
+        with its covariates (see :mod:`tsdiff.covariates`): known-future ones from
+        ``df`` and, for the ``horizon`` steps to forecast, from ``future_df``, which
+        extends each series by those steps; static ones from ``df`` or ``static_df``."""
         self.require_fitted()
         assert self.freq is not None
-        return to_panel(
+        return grid_with_covariates(
             df,
+            self.covariates,
             columns=self.columns,
             freq=self.freq,
             agg=self.config.data.agg,
+            static_df=static_df,
+            future_df=future_df,
+            horizon=horizon,
             layout=layout,
             variables=self.variables,
             time_kind=self.freq.kind,
@@ -213,6 +232,7 @@ class Predictor:
         trajectory_samples: int = 3,
         max_gap: int | None = None,
         fill_edges: bool = True,
+        static_df: pd.DataFrame | None = None,
     ) -> ImputeResult:
         """Fill every missing cell of ``df``'s grid with the sample median.
 
@@ -228,6 +248,9 @@ class Predictor:
         ``imputed``; which: ``trajectory_steps``, ``trajectory_samples``). Observed cells
         hold their value in every state; the first state's other cells are N(0, 1) noise
         in normalised units; the last is exactly the samples. Neither is gap-masked.
+        A model with static covariates reads them from ``df``'s constant columns or
+        ``static_df``; known-future ones are columns of ``df`` (inputs only: the output
+        has no covariate).
         """
         opts = self.options(
             n_samples=n_samples, steps=steps, sampler=sampler, eta=eta, levels=levels, seed=seed
@@ -235,7 +258,7 @@ class Predictor:
         num = self.scheduler.num_steps
         record = trajectory_options(num, return_trajectory, trajectory_steps, trajectory_samples)
         check_max_gap(max_gap)  # before any sampling
-        panel = self.panel(df)
+        panel = self.panel(df, static_df=static_df)
         drawn = sample_series(self, panel, opts, record=record)
         samples, traj = drawn.samples, drawn.trajectory
         # samples carry the observed values, so bounds equal them there; the filled
@@ -273,6 +296,8 @@ class Predictor:
         return_trajectory: bool = False,
         trajectory_steps: int | Sequence[int] | None = 6,
         trajectory_samples: int = 3,
+        future_df: pd.DataFrame | None = None,
+        static_df: pd.DataFrame | None = None,
     ) -> ForecastResult:
         """Forecast ``horizon`` steps after each series' last timestamp.
 
@@ -284,7 +309,10 @@ class Predictor:
         ``.frame``: per variable the median, the mean and the bounds of the requested
         central intervals. ``.samples`` and ``.trajectory`` as in :meth:`impute`; the
         trajectory covers the whole window the model saw (the context, observed cells
-        fixed, then the horizon), so a fan chart can be animated from noise.
+        fixed, then the horizon), so a fan chart can be animated from noise. A model
+        with known-future covariates needs them for every step to forecast in
+        ``future_df`` (id, time, one column each); static ones come from ``df``'s
+        constant columns or ``static_df`` (see :mod:`tsdiff.covariates`).
         """
         opts = self.options(
             n_samples=n_samples, steps=steps, sampler=sampler, eta=eta, levels=levels, seed=seed
@@ -297,8 +325,9 @@ class Predictor:
                 f"a trajectory is recorded for horizons up to {self.window - 1} (one window); "
                 f"horizon {horizon} is continued window by window"
             )
-        panel = self.panel(df)
-        last = [[len(s.index) - 1] for s in panel.series]  # one forecast after each series
+        panel = self.panel(df, future_df=future_df, static_df=static_df, horizon=horizon)
+        ext = horizon if self.covariates and self.covariates.future else 0  # future covariates
+        last = [[len(s.index) - 1 - ext] for s in panel.series]  # one forecast after each series
         spread = self.task_spread("forecast")
         drawn = draw_forecasts(
             self, panel, last, horizon, opts, spread=spread, key_by_origin=False, record=record

@@ -333,6 +333,7 @@ def train_tracked(
     run_name: str | None = None,
     uri: str | None = None,
     device: str | None = "auto",
+    static_df: pd.DataFrame | None = None,
 ) -> TrackedRun:
     """Fit ``TSDiff(config)`` inside an MLflow run and log everything needed to reproduce it.
 
@@ -341,7 +342,9 @@ def train_tracked(
     imputation plot of a held-out example, and the model as a pyfunc. With ``register``
     the model becomes a new version of that name (alias ``challenger``; ``champion`` too
     when the name has none). ``out`` also saves the model directory there. ``device``:
-    where training runs (``auto``: a CUDA GPU when present).
+    where training runs (``auto``: a CUDA GPU when present). ``static_df``: static
+    covariates by series (see :mod:`tsdiff.covariates`); the pyfunc's input example
+    carries them as columns, as its callers then pass them.
     """
     import mlflow
 
@@ -370,9 +373,12 @@ def train_tracked(
                 progress=progress,
                 callbacks=[_log_epoch],
                 device=device,
+                static_df=static_df,
             )
             _log_summary(model)
             held_out = valid_df if valid_df is not None else df
+            if static_df is not None:  # the logged example carries them as columns
+                held_out = held_out.merge(static_df, on=model.columns.id_col, how="left")
             _log_figures(model, held_out)
             version = _log_and_register(client, model, held_out, register, out, run_id)
     return TrackedRun(model, run_id, version)

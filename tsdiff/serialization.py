@@ -20,6 +20,7 @@ import numpy as np
 
 from tsdiff import __version__
 from tsdiff.config import TSDiffConfig
+from tsdiff.covariates import Covariates
 from tsdiff.data import Freq, Scaler
 from tsdiff.errors import ModelFileError
 from tsdiff.io import current_umask
@@ -56,6 +57,7 @@ def _meta(model: Predictor) -> dict[str, Any]:
         "forecast_spread": model.forecast_spread,
         "gate": model.gate,
         "gate_interpolation": model.gate_interpolation,
+        "covariates": None if model.covariates is None else model.covariates.to_dict(),
         "spec": None if model.spec is None else {n: s.to_dict() for n, s in model.spec.items()},
         "epoch_log": model.epoch_log,
         "info": model.info,
@@ -154,6 +156,8 @@ def _restore(model: Predictor, meta: dict[str, Any]) -> None:
     model.gate = None if g is None else [float(x) for x in g]
     gi = meta.get("gate_interpolation")
     model.gate_interpolation = None if gi is None else [bool(x) for x in gi]
+    cv = meta.get("covariates")
+    model.covariates = None if cv is None else Covariates.from_dict(cv)
     model.epoch_log = list(meta.get("epoch_log", meta.get("history", [])))  # older: "history"
     model.info = dict(meta.get("info", {}))
 

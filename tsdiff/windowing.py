@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tsdiff.covariates import Covariates, padded_slice, time_features
 from tsdiff.data import (
     Freq,
     Panel,
     Scaler,
     Series,
-    calendar_features,
     extract_windows,
     future_index,
     window_starts,
@@ -35,7 +35,8 @@ class SeriesWindows:
     """Normalised windows of one series (see :func:`series_windows`).
 
     values (W, K, L) NaN where missing; valid (W, L) False past the series' end;
-    calendar (W, 4, L); starts (W,); history (W, K, H) the H steps before each window
+    calendar (W, 4 + C + S, L) calendar and covariates (see :mod:`tsdiff.covariates`);
+    starts (W,); history (W, K, H) the H steps before each window
     (NaN where missing or before the series' first step).
     """
 
@@ -48,12 +49,14 @@ class SeriesWindows:
 
 @dataclass(frozen=True)
 class WindowShape:
-    """What windowing needs to know of a model: its scaler, grid, window and lags."""
+    """What windowing needs to know of a model: its scaler, grid, window, lags and
+    covariates."""
 
     scaler: Scaler | Normalizer  # raw values → the network's space
     freq: Freq
     window: int
     history_steps: int
+    covariates: Covariates | None = None
 
 
 def series_windows(shape: WindowShape, series: Series, stride: int, lead: int = 0) -> SeriesWindows:
@@ -72,7 +75,7 @@ def series_windows(shape: WindowShape, series: Series, stride: int, lead: int = 
     index = series.index[lead:]
     if length < win:  # padding cells get the calendar of the steps they stand for
         index = index.append(future_index(index, shape.freq, win - length))
-    cal, _ = extract_windows(calendar_features(index), win, starts)
+    cal, _ = extract_windows(time_features(series, index, lead, shape.covariates), win, starts)
     return SeriesWindows(ext[..., h:], valid[:, h:], cal, starts, ext[..., :h])
 
 
@@ -97,7 +100,11 @@ def origin_window(
         seen = np.concatenate([np.full((k, -lo), np.nan), seen], axis=1)
     fut = future_index(idx, shape.freq, horizon)  # the grid's next steps, by calendar
     v = np.concatenate([seen, np.full((k, horizon), np.nan)], axis=1)
-    return Series(series.key, idx.append(fut), v), max(-lo - shape.history_steps, 0)
+    cov = series.covariates  # known-future inputs: given for the horizon too
+    if cov is not None:
+        cov = padded_slice(cov, lo, span + horizon)
+    out = dataclasses.replace(series, index=idx.append(fut), values=v, covariates=cov)
+    return out, max(-lo - shape.history_steps, 0)
 
 
 @dataclass(frozen=True)

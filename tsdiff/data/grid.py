@@ -8,6 +8,7 @@ or series, so that a service can hand it back to the caller unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import math
 from collections.abc import Hashable, Sequence
@@ -197,6 +198,17 @@ class Series:
     key: object  # the series id as in the input (None when the input has no id column)
     index: pd.Index  # (T,) DatetimeIndex (time zone kept) or float64 Index
     values: np.ndarray  # (K, T) float64, NaN = missing
+    # inputs only, never imputed (see tsdiff.covariates): known-future covariates on the
+    # same grid (C, T), NaN = not given; static covariates (S,)
+    covariates: np.ndarray | None = None
+    static: np.ndarray | None = None
+
+    def part(self, lo: int, hi: int) -> Series:
+        """Steps ``lo:hi`` of the series, its covariates with them."""
+        cov = None if self.covariates is None else self.covariates[:, lo:hi]
+        return dataclasses.replace(
+            self, index=self.index[lo:hi], values=self.values[:, lo:hi], covariates=cov
+        )
 
 
 @dataclass
