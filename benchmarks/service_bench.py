@@ -12,6 +12,12 @@ and ``.json`` with the command that produced them.
 Without ``--url`` the script starts ``bentoml serve`` on a free local port with
 ``--model`` (a directory or registry URI); without ``--model`` it first trains a model of
 the demo profile's size (1 epoch, so its quality is meaningless, its cost is not).
+
+``--forecast H`` measures ``POST /v1/forecast`` instead: the last two weeks of the 36
+PM2.5 stations (wide, hourly) forecast ``H`` steps ahead (168: a week), by default with
+the shipped ``pm25-beijing`` model; results go to ``benchmarks/results/service-forecast``.
+
+    python benchmarks/service_bench.py --forecast 168 --requests 5 --concurrency 1
 """
 
 from __future__ import annotations
@@ -105,11 +111,27 @@ def window_payload(variables: Sequence[str], id_col: str, time_col: str) -> byte
 
 
 # --------------------------------------------------------------------------- load
+def forecast_payload(variables: Sequence[str], time_col: str) -> bytes:
+    """The last two weeks of the PM2.5 stations, one wide hourly table (one series)."""
+    from tsdiff.benchmarks.forecast import load_dataset
+
+    df = load_dataset("pm25").iloc[-FORECAST_HISTORY:]
+    df = df[["timestamp", *variables]].rename(columns={"timestamp": time_col})
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+FORECAST_HISTORY = 14 * 24  # steps of history a forecast request sends
+
+
 class Client:
     """One request shape, sent from any number of threads (a session per thread)."""
 
-    def __init__(self, url: str, body: bytes, form: dict[str, str], key: str | None) -> None:
-        self.url, self.body, self.form = f"{url}/v1/impute", body, form
+    def __init__(
+        self, url: str, body: bytes, form: dict[str, str], key: str | None, route: str
+    ) -> None:
+        self.url, self.body, self.form = f"{url}{route}", body, form
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.local = threading.local()
 
@@ -166,6 +188,19 @@ def throughput(client: Client, concurrency: int, per_worker: int) -> dict[str, f
 # --------------------------------------------------------------------------- report
 def markdown(result: dict[str, Any]) -> str:
     lat, p = result["latency_c1"], result["payload"]
+    if p.get("horizon"):
+        request = (
+            f"Request: `POST /v1/forecast`, {p['history_steps']} hourly steps of "
+            f"{p['variables']} variables ({p['bytes']} bytes of parquet), horizon "
+            f"{p['horizon']}, n_samples={p['n_samples']}, steps={p['steps'] or 'model default'}."
+        )
+    else:
+        request = (
+            f"Request: `POST /v1/impute`, one {p['steps_in_window']}-step x {p['variables']}-"
+            f"variable window ({p['observed_cells']} observed cells, {p['missing_cells']} to "
+            f"impute, {p['bytes']} bytes of parquet), n_samples={p['n_samples']}, "
+            f"steps={p['steps'] or 'model default'}."
+        )
     lines = [
         "# HTTP service benchmark",
         "",
@@ -175,10 +210,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"({result['machine']['platform']}), server on 127.0.0.1, model "
         f"`{result['model']['name']}` ({result['model']['note']}).",
         "",
-        f"Request: `POST /v1/impute`, one {p['steps_in_window']}-step x {p['variables']}-variable "
-        f"window ({p['observed_cells']} observed cells, {p['missing_cells']} to impute, "
-        f"{p['bytes']} bytes of parquet), n_samples={p['n_samples']}, "
-        f"steps={p['steps'] or 'model default'}.",
+        request,
         "",
         "## Latency at concurrency 1",
         "",
@@ -201,7 +233,8 @@ def markdown(result: dict[str, Any]) -> str:
     if lib:
         lines += [
             "",
-            f"The same call in-process (`TSDiff.impute`, {lib['n']} calls after a warm-up): "
+            f"The same call in-process (`TSDiff.{'forecast' if p.get('horizon') else 'impute'}`, "
+            f"{lib['n']} calls after a warm-up): "
             f"p50 {lib['p50_s']:.3f} s, mean {lib['mean_s']:.3f} s.",
         ]
     before, after = result["machine"]["loadavg_1m_before_after"]
@@ -222,11 +255,18 @@ def library_reference(model_uri: str, body: bytes, args: argparse.Namespace) -> 
     model = load_model(model_uri)
     df = pd.read_parquet(io.BytesIO(body))
     kw = {"n_samples": args.n_samples, "steps": args.steps, "seed": 0}
-    model.impute(df, **kw)  # warm-up
+
+    def call() -> None:
+        if args.forecast:
+            model.forecast(df, args.forecast, **kw)
+        else:
+            model.impute(df, **kw)
+
+    call()  # warm-up
     times = []
     for _ in range(args.library_calls):
         t0 = time.perf_counter()
-        model.impute(df, **kw)
+        call()
         times.append(time.perf_counter() - t0)
     return summarize(np.array(times))
 
@@ -236,16 +276,28 @@ def run(
 ) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
     info = requests.get(f"{url}/v1/model", headers=headers, timeout=30).json()
-    if info.get("window") != WINDOW:
-        raise SystemExit(f"the benchmark needs a model with window {WINDOW}; got {info}")
     cols = info["columns"]
-    body = window_payload(info["variables"], cols["id"], cols["time"])
-    frame = pd.read_parquet(io.BytesIO(body))
-    observed = int(frame[info["variables"]].notna().to_numpy().sum())
     form = {"n_samples": str(args.n_samples), "seed": "0"}
     if args.steps:
         form["steps"] = str(args.steps)
-    client = Client(url, body, form, args.api_key)
+    if args.forecast:
+        body = forecast_payload(info["variables"], cols["time"])
+        form["horizon"] = str(args.forecast)
+        payload = {"history_steps": FORECAST_HISTORY, "horizon": args.forecast}
+        route = "/v1/forecast"
+    else:
+        if info.get("window") != WINDOW:
+            raise SystemExit(f"the benchmark needs a model with window {WINDOW}; got {info}")
+        body = window_payload(info["variables"], cols["id"], cols["time"])
+        frame = pd.read_parquet(io.BytesIO(body))
+        observed = int(frame[info["variables"]].notna().to_numpy().sum())
+        payload = {
+            "steps_in_window": WINDOW,
+            "observed_cells": observed,
+            "missing_cells": WINDOW * len(info["variables"]) - observed,
+        }
+        route = "/v1/impute"
+    client = Client(url, body, form, args.api_key, route)
     load_before = os.getloadavg()
     for _ in range(args.warmup):
         client.call()
@@ -261,10 +313,8 @@ def run(
             "note": model_note,
         },
         "payload": {
-            "steps_in_window": WINDOW,
+            **payload,
             "variables": len(info["variables"]),
-            "observed_cells": observed,
-            "missing_cells": WINDOW * len(info["variables"]) - observed,
             "bytes": len(body),
             "n_samples": args.n_samples,
             "steps": args.steps,
@@ -302,8 +352,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
     p.add_argument("--per-worker", type=int, default=4, help="requests per worker (throughput)")
     p.add_argument("--library-calls", type=int, default=3, help="in-process reference calls")
-    p.add_argument("--out", default=str(RESULTS / "service"), help="results path, no suffix")
+    p.add_argument("--out", help="results path, no suffix (default results/service[-forecast])")
+    p.add_argument(
+        "--forecast", type=int, metavar="H", help="measure H-step forecasts of PM2.5 instead"
+    )
     args = p.parse_args(argv)
+    if args.out is None:
+        args.out = str(RESULTS / ("service-forecast" if args.forecast else "service"))
+    if args.forecast and not args.model and not args.url:
+        args.model = "pm25-beijing"
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the started server is stopped
 
     with tempfile.TemporaryDirectory(prefix="tsdiff-bench-") as tmp:

@@ -144,7 +144,7 @@ def test_long_layout_gives_future_covariates_as_rows(frame):
     m = TSDiff(_config(static=False)).fit(long, progress=False)
     assert m.variables == ["y"]
     fc = m.forecast(long, 3, future_df=_future(frame, 3), n_samples=2).frame
-    assert set(fc["variable"]) == {"y"} if "variable" in fc.columns else "load" not in fc
+    assert set(fc["variable"]) == {"y"}  # long in, long out: the covariate is no variable
 
 
 def test_backtest_reads_the_covariates_of_each_horizon(model, frame):
