@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tsdiff.benchmarks.common import RESULTS, commit, log, machine
+from tsdiff.benchmarks.common import RESULTS, commit, log, machine, module_command
 from tsdiff.benchmarks.forecast import load_dataset
 from tsdiff.io import write_atomic, write_json
 
@@ -78,7 +78,14 @@ def score(table: pd.DataFrame, data: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def run(minutes: float, out_dir: Path, data_dir: str | None = None) -> dict[str, Any]:
+def run(
+    minutes: float,
+    out_dir: Path,
+    data_dir: str | None = None,
+    config: str | None = None,
+    stem: str = "forecast-defaults",
+) -> dict[str, Any]:
+    """``config``: a config file ``tsdiff train`` also gets (a candidate default)."""
     measured = commit()
     results: dict[str, Any] = {}
     for name, df in frames(data_dir).items():
@@ -88,8 +95,9 @@ def run(minutes: float, out_dir: Path, data_dir: str | None = None) -> dict[str,
             df.iloc[: first + 1].to_parquet(t / "train.parquet")
             df.to_parquet(t / "data.parquet")
             t0 = time.perf_counter()
+            extra = ["--config", config] if config else []
             _cli("train", str(t / "train.parquet"), "--out", str(t / "m"), "--max-minutes",
-                 str(minutes))  # fmt: skip
+                 str(minutes), *extra)  # fmt: skip
             train_s = time.perf_counter() - t0
             cfg = json.loads((t / "m" / "config.json").read_text())
             row: dict[str, Any] = {
@@ -105,12 +113,19 @@ def run(minutes: float, out_dir: Path, data_dir: str | None = None) -> dict[str,
                 out = t / f"bt{h}.parquet"
                 _cli("backtest", str(t / "m"), str(t / "data.parquet"), "--horizon", str(h),
                      "--step", "24", "--windows", str(windows), "--out", str(out))  # fmt: skip
-                row[f"h{h}"] = {"origins": windows, **score(pd.read_parquet(out), df)}
+                summary = json.loads(out.with_suffix(".json").read_text())
+                row[f"h{h}"] = {
+                    "origins": windows,
+                    **score(pd.read_parquet(out), df),
+                    "crps": round(summary["overall"]["crps"], 4),
+                }
             results[name] = row
             log(f"{name}: {json.dumps(row)}")
     report = {
-        "command": f"python -m tsdiff.benchmarks.forecast_defaults --minutes {minutes}",
-        "cli": f"tsdiff train TRAIN --out MODEL --max-minutes {minutes}; "
+        "command": module_command("tsdiff.benchmarks.forecast_defaults"),
+        "cli": f"tsdiff train TRAIN --out MODEL --max-minutes {minutes}"
+        + (f" --config {Path(config).name}" if config else "")
+        + "; "
         "tsdiff backtest MODEL DATA --horizon H --step 24 --windows W",
         "commit": measured,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -118,8 +133,8 @@ def run(minutes: float, out_dir: Path, data_dir: str | None = None) -> dict[str,
         "results": results,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(report, out_dir / "forecast-defaults.json")
-    write_atomic(out_dir / "forecast-defaults.md", lambda p: p.write_text(markdown(report)))
+    write_json(report, out_dir / f"{stem}.json")
+    write_atomic(out_dir / f"{stem}.md", lambda p: p.write_text(markdown(report)))
     return report
 
 
@@ -133,15 +148,17 @@ def markdown(r: dict[str, Any]) -> str:
         f"`{r['cli']}`; each frame the last {HISTORY} hourly steps before the first origin, "
         f"origins daily. Seasonal naive (the last day repeated) on the same cells.",
         "",
-        "| frame | h | origins | tsdiff MAE | seasonal naive MAE | ratio | tsdiff cov90 |",
-        "|---|---|---|---|---|---|---|",
+        "| frame | h | origins | tsdiff MAE | seasonal naive MAE | ratio | tsdiff CRPS | "
+        "tsdiff cov90 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, row in r["results"].items():
         for h in HORIZONS:
             s = row[f"h{h}"]
             lines.append(
                 f"| {name} | {h} | {s['origins']} | {s['mae']:.3f} | "
-                f"{s['seasonal_naive_mae']:.3f} | **{s['mae_ratio']:.2f}** | {s['cov90']:.2f} |"
+                f"{s['seasonal_naive_mae']:.3f} | **{s['mae_ratio']:.2f}** | "
+                f"{s.get('crps', float('nan')):.4f} | {s['cov90']:.2f} |"
             )
     lines += ["", "Defaults the fits recorded (window, training stride, season, lags):", ""]
     for name, row in r["results"].items():
@@ -158,8 +175,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--minutes", type=float, default=2.0)
     ap.add_argument("--data-dir")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--config", help="config file passed to tsdiff train (a candidate)")
+    ap.add_argument("--stem", default="forecast-defaults", help="results file name")
     a = ap.parse_args(argv)
-    run(a.minutes, Path(a.out), a.data_dir)
+    run(a.minutes, Path(a.out), a.data_dir, a.config, a.stem)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,11 @@ long budget, resumable across sessions.
 
 ``CHECKPOINT`` (and ``CHECKPOINT.prior``) are written every epoch; rerunning the same
 command continues from them (the budget counts the time already spent). Run it from a
-git worktree of a fixed commit so that code committed meanwhile cannot reach the
-running process. The saved model records the protocol's test stays it never saw; score
+git worktree of a fixed commit *with ``PYTHONPATH`` set to that worktree*, so that code
+committed meanwhile cannot reach the running process: the editable install maps
+``tsdiff`` to the main checkout, so without ``PYTHONPATH`` the worktree's code is not
+what runs, and a module imported lazily (``tsdiff.serialization`` at save) comes from
+whatever the checkout holds by then. The saved model records the protocol's test stays it never saw; score
 it with ``python -m tsdiff.benchmarks.shipped OUT_DIR``.
 """
 

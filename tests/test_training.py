@@ -7,7 +7,7 @@ import torch
 from tsdiff.config import DiffusionConfig, NetworkConfig, TrainConfig
 from tsdiff.network import Denoiser
 from tsdiff.scheduler import NoiseScheduler
-from tsdiff.training import Windows, loss_weights, lr_at, train, value_bounds
+from tsdiff.training import Windows, forecast_weight, loss_weights, lr_at, train, value_bounds
 
 NET = NetworkConfig(channels=8, blocks=1, heads=2, step_emb_dim=8, time_emb_dim=8)
 
@@ -91,3 +91,28 @@ def test_time_budget_stops_early():
     cfg = TrainConfig(epochs=10_000, batch_size=8, max_minutes=0.02, val_crps_every=0)
     _, res = train(_net(), NoiseScheduler(DiffusionConfig()), windows(), None, cfg, progress=False)
     assert res.stopped_by_budget and res.epochs_run < 10_000 and res.seconds < 30
+
+
+def test_select_by_crps_keeps_the_epoch_with_the_best_task_crps():
+    cfg = TrainConfig(
+        epochs=6, batch_size=8, lr=3e-3, warmup_steps=2, val_crps_every=0, select_by="crps"
+    )
+    net, sch = _net(), NoiseScheduler(DiffusionConfig(num_steps=20))
+    best, res = train(net, sch, windows(), windows(8, seed=1), cfg, progress=False)
+    w = forecast_weight(cfg)
+    assert math.isclose(w, 0.2)  # the default mix: 0.2 of the masks are forecasts
+    scores = []
+    for h in res.epoch_log:  # every epoch scored: imputation and forecast CRPS, mixed
+        want = (1 - w) * h["val_crps"] + w * h["val_forecast_crps"]
+        assert math.isclose(h["val_task_crps"], want)
+        scores.append(h["val_task_crps"])
+    assert res.best_score == min(scores) and res.best_epoch == scores.index(min(scores)) + 1
+    again, _ = train(_net(), sch, windows(), windows(8, seed=1), cfg, progress=False)
+    for k in best:  # the best weights are those of that epoch, reproducibly
+        assert torch.equal(best[k], again[k]), k
+
+
+def test_forecast_weight_follows_the_masking():
+    assert forecast_weight(TrainConfig(masking="forecast")) == 1.0
+    assert forecast_weight(TrainConfig(masking="random")) == 0.0
+    assert forecast_weight(TrainConfig(mix_weights=(0.2, 0.1, 0.1, 0.6))) == 0.6

@@ -174,6 +174,11 @@ class TrainConfig:
     val_fraction: float = 0.1  # share of series (or windows, for few series) held out
     val_max_windows: int = 256
     val_crps_every: int = 5  # epochs between (sampled) validation CRPS; 0 disables
+    # which weights training keeps: "loss" (the best validation denoising loss) or
+    # "crps" (the best sampled validation CRPS of the tasks, imputation and forecasting
+    # weighted as the mask mix weighs them; measured every val_crps_every epochs, or
+    # every epoch when that is 0)
+    select_by: str = "loss"
     max_minutes: float | None = None  # wall-clock budget; the lr schedule adapts to it
     # after training, widen/narrow the samples' spread around their median by the factor
     # that minimises CRPS on held-out validation cells (see TSDiff.calibrate)
@@ -209,6 +214,7 @@ class TrainConfig:
             "epochs and batch_size must be >= 1",
         )
         _check(self.masking in MASKINGS, f"masking must be one of {MASKINGS}")
+        _check(self.select_by in SELECTIONS, f"select_by must be one of {SELECTIONS}")
         _check(self.loss_weighting in WEIGHTINGS, f"loss_weighting must be one of {WEIGHTINGS}")
         _check(len(self.mix_weights) == 4 and sum(self.mix_weights) > 0, "bad mix_weights")
         _check(0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)")
@@ -219,6 +225,7 @@ class TrainConfig:
         _check(self.prior_lr > 0, "prior_lr must be > 0")
 
 
+SELECTIONS = ("loss", "crps")
 UNCAPPED = 10**9  # TrainConfig.epoch_cap with a time budget: the budget ends the run
 
 

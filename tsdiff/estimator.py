@@ -388,6 +388,8 @@ def _fit_info(
         "steps_run": result.steps_run,
         "best_epoch": result.best_epoch,
         "best_val_loss": result.best_val_loss if np.isfinite(result.best_val_loss) else None,
+        # with train.select_by "crps": the task-weighted validation CRPS it chose on
+        "best_val_task_crps": result.best_score if np.isfinite(result.best_score) else None,
         "stopped_by_budget": result.stopped_by_budget,
         "train_seconds": round(secs, 2),
         "step_seconds": round(result.step_seconds, 2),

@@ -79,6 +79,7 @@ class TrainResult:
     stopped_by_budget: bool = False
     best_epoch: int = 0
     best_val_loss: float = math.inf
+    best_score: float = math.inf  # the task-weighted validation CRPS (select_by "crps")
 
 
 def value_bounds(ws: Windows, margin: float = 0.25) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,6 +149,7 @@ def train(
         result.steps_run = int(state["steps"])
         result.best_epoch = int(state["best_epoch"])
         result.best_val_loss = float(state["best_val_loss"])
+        result.best_score = float(state.get("best_score", math.inf))
 
     budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
     t_start = time.perf_counter() - elapsed_before
@@ -203,11 +205,19 @@ def train(
                 record["val_loss"] = validation_loss(
                     net, scheduler, val_set, mask_fn, cfg.seed, weight=weight
                 )
-                every = cfg.val_crps_every
-                if last or (every > 0 and (epoch + 1) % every == 0):
+                every, by_crps = cfg.val_crps_every, cfg.select_by == "crps"
+                if last or (every > 0 and (epoch + 1) % every == 0) or (by_crps and every == 0):
                     record.update(validation_crps(net, scheduler, val_set, cfg.seed, clip=clip))
-            if record["val_loss"] < result.best_val_loss:
+                    if by_crps:
+                        record.update(_task_crps(net, scheduler, val_set, cfg, record, clip))
+            better_loss = record["val_loss"] < result.best_val_loss
+            if better_loss:
                 result.best_val_loss = record["val_loss"]
+            score = record.get("val_task_crps", math.nan)  # NaN: not measured, never wins
+            better_score = by_crps and score < result.best_score
+            if better_score:
+                result.best_score = score
+            if better_score or (not by_crps and better_loss):
                 result.best_epoch = epoch + 1
                 best_state = copy.deepcopy(ema)
         else:
@@ -237,6 +247,7 @@ def train(
                     "steps": result.steps_run,
                     "best_epoch": result.best_epoch,
                     "best_val_loss": result.best_val_loss,
+                    "best_score": result.best_score,
                 },
             )
         if result.stopped_by_budget:
@@ -317,13 +328,20 @@ def validation_crps(
     steps: int = 5,
     missing: float = 0.1,
     clip: tuple[torch.Tensor, torch.Tensor] | None = None,
+    forecast: int = 0,
 ) -> dict[str, float]:
-    """A cheap sampled check on held-out cells (normalised scale): CRPS, MAE, 90% coverage."""
+    """A cheap sampled check on held-out cells (normalised scale): CRPS, MAE, 90% coverage.
+    ``forecast`` > 0 hides each window's last ``forecast`` steps instead of ``missing``
+    of its cells at random."""
     gen = torch.Generator().manual_seed(seed + 104729)
     b = val_set.subset(torch.arange(min(max_windows, len(val_set))))
-    hidden = holdout_mask(b.observed, missing, gen)
+    if forecast:
+        future = torch.arange(b.observed.shape[-1]) >= b.observed.shape[-1] - forecast  # (L,)
+        hidden = b.observed & future
+    else:
+        hidden = holdout_mask(b.observed, missing, gen)
     cond = b.observed & ~hidden
-    if hidden.sum() == 0:
+    if hidden.sum() == 0 and not forecast:
         hidden = b.observed & ~random_mask(b.observed, gen)
         cond = b.observed & ~hidden
     seeds = [seed + i for i in range(len(b))]
@@ -342,6 +360,40 @@ def validation_crps(
         "val_mae": metrics.mae(np.median(samples, axis=0), truth, mask),
         "val_cov90": metrics.coverage(samples, truth, mask, 90),
     }
+
+
+def forecast_weight(cfg: TrainConfig) -> float:
+    """The share of forecasting among the training masks: what the task-weighted
+    validation CRPS gives the forecast CRPS."""
+    if cfg.masking == "forecast":
+        return 1.0
+    if cfg.masking != "mix":
+        return 0.0
+    return float(cfg.mix_weights[3]) / float(sum(cfg.mix_weights))
+
+
+def _task_crps(
+    net: Denoiser,
+    scheduler: NoiseScheduler,
+    val_set: Windows,
+    cfg: TrainConfig,
+    record: dict[str, Any],
+    clip: tuple[torch.Tensor, torch.Tensor] | None,
+) -> dict[str, float]:
+    """The forecast CRPS (the last ``max_forecast_fraction`` of each validation window
+    hidden) and the task-weighted CRPS the checkpoint is chosen on."""
+    w = forecast_weight(cfg)
+    length = val_set.values.shape[-1]
+    out: dict[str, float] = {}
+    if w > 0:
+        steps = min(length - 1, max(1, int(round(length * cfg.max_forecast_fraction))))
+        got = validation_crps(net, scheduler, val_set, cfg.seed, forecast=steps, clip=clip)
+        if got:
+            out["val_forecast_crps"] = got["val_crps"]
+    impute = record.get("val_crps", math.nan)
+    forecast = out.get("val_forecast_crps", math.nan if w > 0 else 0.0)
+    out["val_task_crps"] = (1 - w) * impute + w * forecast if w < 1 else forecast
+    return out
 
 
 def _ema_update(ema: dict[str, torch.Tensor], net: Denoiser, decay: float, step: int) -> None:
