@@ -145,6 +145,8 @@ class Estimator:
         model.net.eval()
         model.epoch_log = result.epoch_log
         secs = time.perf_counter() - t0
+        # a resumed run counts the training time of the runs before it too
+        secs = max(secs, result.seconds + (prior.seconds if prior is not None else 0.0))
         model.info = _fit_info(panel, train_set, val_set, result, secs)
         model.info["spec"] = spec_info
         if prior is not None:

@@ -150,6 +150,7 @@ def train(
         result.best_epoch = int(state["best_epoch"])
         result.best_val_loss = float(state["best_val_loss"])
         result.best_score = float(state.get("best_score", math.inf))
+        result.epochs_run, result.seconds = start_epoch, elapsed_before  # if none is left
 
     budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
     t_start = time.perf_counter() - elapsed_before
