@@ -161,3 +161,20 @@ def test_the_gate_moves_off_its_base_only_on_evidence() -> None:
     base = truth + 0.5 * rng.normal(size=2000)
     median = truth + 0.1 * rng.normal(size=2000)  # clearly better: the gate follows it
     assert fit_gate(median, base, truth, big, 1, evidence=2.0).gate[0] >= 0.8
+
+
+def test_forecast_spread_fitted_on_validation_forecasts_when_asked(pm25) -> None:
+    from tsdiff.forecasting import chunk_length
+    from tsdiff.model import TSDiff
+
+    from .conftest import tiny_config
+
+    model = TSDiff(tiny_config(epochs=1, calibrate_forecast=True)).fit(
+        pm25.iloc[:600], progress=False
+    )
+    info = model.info["forecast_calibration"]
+    assert info["horizon"] == chunk_length(model) and info["windows"] >= 1
+    assert model.forecast_spread == info["spread"] and info["n_cells"] > 0
+    assert model.task_spread("forecast") == info["spread"]
+    off = TSDiff(tiny_config(epochs=1)).fit(pm25.iloc[:600], progress=False)
+    assert off.forecast_spread is None and "forecast_calibration" not in off.info

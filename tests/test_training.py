@@ -60,7 +60,9 @@ def _net() -> Denoiser:
 
 
 def test_training_reduces_loss_and_keeps_best():
-    cfg = TrainConfig(epochs=12, batch_size=8, lr=3e-3, warmup_steps=2, val_crps_every=0)
+    cfg = TrainConfig(
+        epochs=12, batch_size=8, lr=3e-3, warmup_steps=2, val_crps_every=0, select_by="loss"
+    )
     net, sch = _net(), NoiseScheduler(DiffusionConfig(num_steps=20))
     best, res = train(net, sch, windows(), windows(8, seed=1), cfg, progress=False)
     losses = [h["val_loss"] for h in res.epoch_log]

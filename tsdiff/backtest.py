@@ -131,7 +131,7 @@ def backtest(
             c0 = int(cutoffs(len(s.index), horizon, step, windows)[0])
             before.append(s.part(0, c0 + 1))
         cal_panel = dataclasses.replace(panel, series=before)
-        calibration = _fit_forecast_spread(
+        calibration = fit_forecast_spread(
             model, cal_panel, horizon, step, int(calibrate_windows), opts
         )
         spread = calibration["spread"]
@@ -191,14 +191,16 @@ def calibrate_forecast(
     horizon = model.check_horizon(horizon)
     opts = {"n_samples": n_samples, "steps": steps, "sampler": None, "eta": None, "seed": seed}
     panel = model.panel(df, static_df=static_df)
-    info = _fit_forecast_spread(model, panel, horizon, step, windows, opts)
+    info = fit_forecast_spread(model, panel, horizon, step, windows, opts)
     model.forecast_spread = info["spread"]
     return info
 
 
-def _fit_forecast_spread(
+def fit_forecast_spread(
     model: Predictor, panel: Panel, horizon: int, step: int, windows: int, opts: dict[str, Any]
 ) -> dict[str, Any]:
+    """The forecast spread factor minimising CRPS on ``windows`` origins per series of
+    ``panel`` (sampled uncalibrated), with where it was fitted; ``model`` unchanged."""
     run = _forecast_origins(model, panel, horizon, step, windows, opts, spread=1.0)
     n = run.samples.shape[1]
     # in the model's normalised units: CRPS divides by sum |y| over all cells, so a

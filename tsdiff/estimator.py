@@ -20,12 +20,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tsdiff.backtest import fit_forecast_spread
 from tsdiff.calibration import choose_base, fit_gate, fit_spread, fit_variable_spread
 from tsdiff.config import TSDiffConfig
 from tsdiff.covariates import from_config, grid_with_covariates
 from tsdiff.data import Panel, Scaler, Series
 from tsdiff.device import resolve_device
 from tsdiff.errors import DataError, InsufficientHistoryError, RangeError
+from tsdiff.forecasting import chunk_length
 from tsdiff.inference import prior_series, sample_series, series_interpolation
 from tsdiff.masks import hold_out
 from tsdiff.network import N_CALENDAR, Denoiser
@@ -33,7 +35,14 @@ from tsdiff.predictor import Predictor
 from tsdiff.prior_training import train_prior
 from tsdiff.seasonality import default_lags, infer_season
 from tsdiff.spec import RULE, VariableSpec, infer_spec, outside
-from tsdiff.training import EpochCallback, TrainResult, Windows, train, value_bounds
+from tsdiff.training import (
+    EpochCallback,
+    TrainResult,
+    Windows,
+    forecast_weight,
+    train,
+    value_bounds,
+)
 from tsdiff.transforms import Normalizer, uses_transforms
 from tsdiff.windowing import series_windows
 
@@ -159,6 +168,10 @@ class Estimator:
             model.info["calibration"] = calibrate_imputation(
                 model, val_panel, seed=cfg.train.seed, deadline=deadline
             )
+            if cfg.train.calibrate_forecast and forecast_weight(cfg.train) > 0:
+                got = calibrate_forecast_spread(model, val_panel, cfg.train.seed, deadline)
+                if got is not None:
+                    model.info["forecast_calibration"] = got
         return model
 
     def _split(
@@ -244,6 +257,7 @@ CALIBRATION_BATCH = 8  # series sampled at a time while calibrating
 # a training set with at most this many windows at stride 1 uses every one of them
 EVERY_WINDOW_UP_TO = 4096
 FEW_WINDOWS = 32  # fewer training windows than this: fit warns that it will learn little
+FORECAST_ORIGINS = 256  # forecasts the fit's forecast spread is calibrated on, at most
 GATE_EVIDENCE = 2.0  # standard errors by which the gate's mix must beat its base alone
 
 
@@ -376,6 +390,28 @@ def calibrate_imputation(
         model.variable_spread = list(per.spread) if per.n_own else None
         info["per_variable"] = per.to_dict()
     return info
+
+
+def calibrate_forecast_spread(
+    model: Predictor, panel: Panel, seed: int, deadline: float | None
+) -> dict[str, Any] | None:
+    """Fit ``model.forecast_spread`` on forecasts of ``chunk_length(model)`` steps from
+    origins one horizon apart in the validation series (at most ``FORECAST_ORIGINS``
+    forecasts in all); None (nothing fitted) when no series is long enough or the
+    budget's deadline has passed."""
+    if deadline is not None and time.perf_counter() > deadline:
+        return None
+    h = chunk_length(model)
+    series = [s for s in panel.series if len(s.index) >= h + 2][:FORECAST_ORIGINS]
+    if not series:
+        return None
+    fits = min((len(s.index) - h - 1) // h + 1 for s in series)  # origins every series has
+    windows = max(1, min(fits, FORECAST_ORIGINS // len(series)))
+    part = dataclasses.replace(panel, series=series)
+    opts = {"n_samples": None, "steps": None, "sampler": None, "eta": None, "seed": seed}
+    info = fit_forecast_spread(model, part, h, h, windows, opts)
+    model.forecast_spread = info["spread"]
+    return {**info, "horizon": h}
 
 
 def _fit_info(
