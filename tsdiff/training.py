@@ -207,9 +207,13 @@ def train(
                     net, scheduler, val_set, mask_fn, cfg.seed, weight=weight
                 )
                 every, by_crps = cfg.val_crps_every, cfg.select_by == "crps"
-                if last or (every > 0 and (epoch + 1) % every == 0) or (by_crps and every == 0):
-                    record.update(validation_crps(net, scheduler, val_set, cfg.seed, clip=clip))
-                    if by_crps:
+                due = last or (every > 0 and (epoch + 1) % every == 0) or (by_crps and every == 0)
+                # sampling must not move the global generator training's dropout draws
+                # from, or a resumed run would differ from an uninterrupted one
+                with torch.random.fork_rng(devices=[]):
+                    if due:
+                        record.update(validation_crps(net, scheduler, val_set, cfg.seed, clip=clip))
+                    if due and by_crps:
                         record.update(_task_crps(net, scheduler, val_set, cfg, record, clip))
             better_loss = record["val_loss"] < result.best_val_loss
             if better_loss:
