@@ -52,6 +52,7 @@ def rescored(reference: dict[str, Any], scored: dict[str, Any], model: TSDiff) -
     out["command"] = run.get("script", reference["command"])
     out["profile"] = f"{reference['profile']}, {model.config.train.max_minutes:g}-minute budget"
     out["commit"] = run.get("sessions", reference["commit"])
+    out["date"] = f"scored {scored['date']}"
     out["scored"] = {k: scored[k] for k in ("command", "commit", "date", "impute_s")}
     return out
 

@@ -9,8 +9,8 @@ git worktree of a fixed commit *with ``PYTHONPATH`` set to that worktree*, so th
 committed meanwhile cannot reach the running process: the editable install maps
 ``tsdiff`` to the main checkout, so without ``PYTHONPATH`` the worktree's code is not
 what runs, and a module imported lazily (``tsdiff.serialization`` at save) comes from
-whatever the checkout holds by then. The saved model records the protocol's test stays it never saw; score
-it with ``python -m tsdiff.benchmarks.shipped OUT_DIR``.
+whatever the checkout holds by then. The saved model records the protocol's test stays
+it never saw; score it with ``python -m tsdiff.benchmarks.shipped OUT_DIR``.
 """
 
 from __future__ import annotations
