@@ -39,7 +39,7 @@ def main(argv: list[str]) -> None:
     model.info["data"] = {
         "dataset": task.dataset,
         "protocol": task.protocol,
-        "test_series": [str(x) for x in task.test["series_id"].unique()],
+        "test_series": task.test["series_id"].unique().tolist(),  # as the ids are
     }
     model.save(out)
     keys = ("epochs_run", "best_epoch", "train_seconds")
