@@ -97,6 +97,7 @@ def run(variant: str, minutes: float, *, seed: int = 0, n_samples: int = 50) -> 
     return {
         **stamp(module_command("tsdiff.benchmarks.covariates"), measured),
         "variant": variant,
+        "seed": seed,
         "static_covariates": list(VARIANTS[variant]),
         "minutes": minutes,
         "fit_s": round(fit_s, 1),
@@ -131,27 +132,36 @@ def markdown(r: dict[str, Any]) -> str:
         "variable, trained on the steps before the first origin, with and without the",
         "stations' latitude and longitude as static covariates; 60 daily origins, horizon",
         "24 h, the same cells as `forecast-pm25` (seasonal naive from there: deterministic,",
-        "so its scores hold for these cells). Runs side by side, one thread each.",
+        "so its scores hold for these cells). Each seed's pair ran side by side, one thread",
+        "each.",
         "",
-        "| static covariates | budget (min) | epochs (prior / denoiser) | MAE | CRPS | "
+        "| static covariates | seed | budget (min) | epochs (prior / denoiser) | MAE | CRPS | "
         "cov50 | cov90 | cells |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for x in r["runs"]:
         o = x["overall"]
         names = ", ".join(x["static_covariates"]) or "none"
         lines.append(
-            f"| {names} | {x['minutes']} | {x['prior_epochs']} / {x['epochs']} | "
+            f"| {names} | {_seed(x)} | {x['minutes']} | {x['prior_epochs']} / {x['epochs']} | "
             f"{fmt(o['mae'], 2)} | {fmt(o['crps'], 4)} | {fmt(o['cov50'])} | "
             f"{fmt(o['cov90'])} | {o['n_cells']} |"
         )
     sn = r.get("seasonal_naive")
     if sn:
         lines.append(
-            f"| seasonal naive (24 h) | – | – | {fmt(sn['mae'], 2)} | {fmt(sn['crps'], 4)} | "
+            f"| seasonal naive (24 h) | – | – | – | {fmt(sn['mae'], 2)} | {fmt(sn['crps'], 4)} | "
             f"{fmt(sn['cov50'])} | {fmt(sn['cov90'])} | {sn['n_cells']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _seed(run: dict[str, Any]) -> int:
+    """A run's seed (runs before it was recorded: from their command, default 0)."""
+    if "seed" in run:
+        return int(run["seed"])
+    words = run["command"].split()
+    return int(words[words.index("--seed") + 1]) if "--seed" in words else 0
 
 
 def main(argv: list[str] | None = None) -> int:

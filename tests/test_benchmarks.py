@@ -145,3 +145,22 @@ def test_pm25_benchmark_end_to_end_on_a_tiny_slice(tmp_path):
 def test_cli_benchmark_rejects_an_unknown_profile(capsys):
     assert main(["benchmark", "pm25", "--profile", "nope"]) == 2
     assert "no profile 'nope'" in capsys.readouterr().err
+
+
+def test_covariates_report_lists_each_run_with_its_seed():
+    from tsdiff.benchmarks.covariates import markdown
+
+    def run(names, seed, mae):
+        cmd = "python -m tsdiff.benchmarks.covariates run x" + (f" --seed {seed}" if seed else "")
+        o = {"mae": mae, "crps": 0.3, "cov50": 0.5, "cov90": 0.9, "n_cells": 10}
+        return {"command": cmd, "static_covariates": names, "minutes": 6.0,
+                "prior_epochs": 3, "epochs": 4, "overall": o}  # fmt: skip
+
+    naive = {"mae": 56.2, "crps": 0.55, "cov50": 0.6, "cov90": 0.9, "n_cells": 10}
+    r = {"command": "c", "commit": "abc", "date": "d", "machine": {"cpus": 2},
+         "runs": [run([], 0, 38.4), run(["latitude", "longitude"], 1, 35.9)],
+         "seasonal_naive": naive}  # fmt: skip
+    page = markdown(r)
+    assert "| none | 0 | 6.0 | 3 / 4 | 38.40 |" in page
+    assert "| latitude, longitude | 1 | 6.0 | 3 / 4 | 35.90 |" in page
+    assert "| seasonal naive (24 h) | – | – | – | 56.20 |" in page
