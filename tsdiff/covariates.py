@@ -31,7 +31,7 @@ import pandas as pd
 
 from tsdiff.data import Columns, Panel, Scaler, Series, calendar_features, to_panel
 from tsdiff.data.grid import future_index
-from tsdiff.errors import ConfigError, DataError, MissingCovariateError
+from tsdiff.errors import DataError, MissingCovariateError
 
 
 @dataclass(frozen=True)
@@ -321,7 +321,6 @@ def _static_values(
 
 
 def from_config(future: Sequence[str], static: Sequence[str]) -> Covariates | None:
-    """The unfitted covariates of a config, or None when it names none."""
-    if set(future) & set(static):
-        raise ConfigError("a covariate is either future or static, not both")
+    """The unfitted covariates of a config (``DataConfig`` checked the names), or None
+    when it names none."""
     return Covariates(tuple(future), tuple(static)) if (future or static) else None

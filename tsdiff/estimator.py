@@ -23,7 +23,7 @@ import torch
 from tsdiff.backtest import fit_forecast_spread
 from tsdiff.calibration import choose_base, fit_gate, fit_spread, fit_variable_spread
 from tsdiff.config import TSDiffConfig
-from tsdiff.covariates import from_config, grid_with_covariates
+from tsdiff.covariates import Covariates, from_config, grid_with_covariates
 from tsdiff.data import Panel, Scaler, Series
 from tsdiff.device import resolve_device
 from tsdiff.errors import DataError, InsufficientHistoryError, RangeError
@@ -88,7 +88,7 @@ class Estimator:
         model.variables = list(panel.variables)
         model.freq = panel.freq
         check_history(panel.series, cfg.data.window)  # before any work on too little data
-        train_series, val_series = self._split(model, panel.series, valid_df, static_df)
+        train_series, val_series = self._split(model, panel.series, valid_df, static_df, covariates)
         model.covariates = covariates.fit(train_series) if covariates else None
         model.spec, spec_info = fit_spec(model, [s.values for s in train_series])
         model.scaler = Scaler.fit([s.values for s in train_series])
@@ -180,19 +180,18 @@ class Estimator:
         series: list[Series],
         valid_df: pd.DataFrame | None,
         static_df: pd.DataFrame | None,
+        covariates: Covariates | None,
     ) -> tuple[list[Series], list[Series]]:
         """Training and validation series: ``valid_df``'s, else a held-out share of the
         series, else (few series) the end of each long enough timeline."""
         if valid_df is not None:
-            data = self.config.data
-            cov = from_config(data.future_covariates, data.static_covariates)
             assert model.freq is not None
             val = grid_with_covariates(
                 valid_df,
-                cov,
+                covariates,
                 columns=model.columns,
                 freq=model.freq,
-                agg=data.agg,
+                agg=self.config.data.agg,
                 static_df=static_df,
                 variables=model.variables,
                 time_kind=model.freq.kind,

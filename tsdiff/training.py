@@ -210,11 +210,11 @@ def train(
                 due = last or (every > 0 and (epoch + 1) % every == 0) or (by_crps and every == 0)
                 # sampling must not move the global generator training's dropout draws
                 # from, or a resumed run would differ from an uninterrupted one
-                with torch.random.fork_rng(devices=[]):
-                    if due:
+                if due:
+                    with torch.random.fork_rng(devices=[]):
                         record.update(validation_crps(net, scheduler, val_set, cfg.seed, clip=clip))
-                    if due and by_crps:
-                        record.update(_task_crps(net, scheduler, val_set, cfg, record, clip))
+                        if by_crps:
+                            record.update(_task_crps(net, scheduler, val_set, cfg, record, clip))
             better_loss = record["val_loss"] < result.best_val_loss
             if better_loss:
                 result.best_val_loss = record["val_loss"]
