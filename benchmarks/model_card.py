@@ -5,7 +5,7 @@ benchmarks/results/physionet10-quick.json`` writes
 ``tsdiff/pretrained_models/physionet-vitals/MODEL_CARD.md``: data and split, the
 exact command, commit, machine, training time, test metrics beside the peers on the
 same cells, the sampler settings and the limits. Nothing on it is typed by hand. A
-model trained by another command (``scripts/train_physionet_long.py``) takes a third
+model trained by another command (``scripts/train_long.py``) takes a third
 argument, its ``benchmarks.shipped`` result: its scores replace the run's own, the
 baselines and peers stay (the same cells).
 """

@@ -1,7 +1,10 @@
-"""Train the vitals model of the quick design on the PhysioNet fold-0 training stays for a
-long budget, resumable across sessions.
+"""Train a shipped model (the quick design of its benchmark) on the protocol's training
+split for a long budget, resumable across sessions.
 
-    python scripts/train_physionet_long.py MINUTES CHECKPOINT OUT_DIR
+    python scripts/train_long.py physionet10|pm25 MINUTES CHECKPOINT OUT_DIR
+
+The budget alone ends the run (the profile's epoch cap is lifted) and the learning-rate
+schedule stretches to it.
 
 ``CHECKPOINT`` (and ``CHECKPOINT.prior``) are written every epoch; rerunning the same
 command continues from them (the budget counts the time already spent). Run it from a
@@ -22,16 +25,17 @@ import time
 import torch
 
 from tsdiff import TSDiff
-from tsdiff.benchmarks.csdi import load_profile, physionet_task
+from tsdiff.benchmarks.csdi import load_profile, task_for
 
 
 def main(argv: list[str]) -> None:
-    minutes, ckpt, out = float(argv[0]), argv[1], argv[2]
+    dataset, minutes, ckpt, out = argv[0], float(argv[1]), argv[2], argv[3]
     torch.set_num_threads(1)
-    cfg = load_profile("physionet", "quick").model.replace(
-        train={"seed": 0, "max_minutes": minutes}
+    family = "physionet" if dataset.startswith("physionet") else dataset
+    cfg = load_profile(family, "quick").model.replace(
+        train={"seed": 0, "max_minutes": minutes, "epochs": None}
     )
-    task = physionet_task(0.1, fold=0, seed=0)
+    task = task_for(dataset)
     t0 = time.time()
     model = TSDiff(cfg).fit(
         task.train, valid_df=task.valid, freq=task.freq, checkpoint=ckpt, resume=True
