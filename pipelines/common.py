@@ -25,8 +25,14 @@ import pyarrow as pa
 
 from tsdiff import __version__
 from tsdiff.data import left_open
-from tsdiff.errors import ConfigError, DataError, MissingColumnError, UnknownVariableError
-from tsdiff.io import write_atomic
+from tsdiff.errors import (
+    ConfigError,
+    DataError,
+    MissingColumnError,
+    MissingCovariateError,
+    UnknownVariableError,
+)
+from tsdiff.io import read_frame, write_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     from tsdiff.model import TSDiff
@@ -77,6 +83,8 @@ class PipelineParams:
     fail_fast: bool = False
     max_gap: int | None = None  # impute: runs of more missing steps stay missing
     fill_edges: bool = True  # impute: False leaves leading/trailing runs missing
+    future: str | None = None  # forecast: parquet of known-future covariates to forecast with
+    static: str | None = None  # parquet of static covariates (else: columns of the input)
 
     def resolve(self, model: TSDiff) -> PipelineParams:
         """Fill defaults from the model and check ranges up front, so that a bad option
@@ -110,6 +118,19 @@ class PipelineParams:
                 raise ConfigError(f"max_gap must be an integer >= 0, got {out.max_gap}")
         if out.id_col == out.time_col:
             raise ConfigError(f"id and time columns must differ, both are {out.id_col!r}")
+        cov = model.covariates
+        if out.static is not None and not (cov and cov.static):
+            raise ConfigError("a static covariate table was given, but the model reads none")
+        if out.future is not None:
+            if out.task != "forecast":
+                raise ConfigError("known-future covariates of a horizon: forecast only")
+            if not (cov and cov.future):
+                raise ConfigError("a future covariate table was given, but the model reads none")
+        elif out.task == "forecast" and cov and cov.future:
+            raise MissingCovariateError(
+                f"the model reads the known-future covariates {list(cov.future)}: forecasting "
+                "needs them for the steps to forecast (--future FILE: id, time and one column each)"
+            )
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,21 +139,88 @@ class PipelineParams:
         return d
 
 
+# --------------------------------------------------------------------------- covariates
+@dataclass(frozen=True)
+class CovariateTables:
+    """The run's covariate tables (pipeline column names), read once before any output
+    is written and cut to each group's series at every model call. They are small
+    beside the input (one row per series, or per series and step to forecast), so
+    each engine holds them whole; Spark ships them to the workers with the task."""
+
+    future: pd.DataFrame | None = None  # id, time, one column per known-future covariate
+    static: pd.DataFrame | None = None  # id, one column per static covariate
+
+    def of(self, ids: Sequence[Any], id_col: str) -> tuple[pd.DataFrame | None, ...]:
+        """(future, static) rows of the series ``ids``."""
+        return tuple(
+            None if t is None else t[t[id_col].isin(list(ids))] for t in (self.future, self.static)
+        )
+
+
+def read_covariates(model: TSDiff, params: PipelineParams) -> CovariateTables:
+    """The tables ``params`` names, checked against the model's covariates."""
+    cov = model.covariates
+    id_col, time_col = str(params.id_col), str(params.time_col)
+
+    def table(
+        path: str | None, keys: list[str], names: Sequence[str], what: str
+    ) -> pd.DataFrame | None:
+        if path is None:
+            return None
+        frame = read_frame(path)
+        absent = [c for c in (*keys, *names) if c not in frame.columns]
+        if absent:
+            raise MissingCovariateError(
+                f"the {what} covariate table {path} lacks column(s) {absent}; it has "
+                f"{[str(c) for c in frame.columns]}"
+            )
+        return frame[[*keys, *names]]
+
+    return CovariateTables(
+        future=table(params.future, [id_col, time_col], cov.future if cov else (), "future"),
+        static=table(params.static, [id_col], cov.static if cov else (), "static"),
+    )
+
+
+def covariate_files(params: PipelineParams) -> list[list[Any]]:
+    """(path, size) of the covariate tables, for a job's fingerprint."""
+    paths = [p for p in (params.future, params.static) if p is not None]
+    return [[str(Path(p).resolve()), _size(Path(p))] for p in paths]
+
+
+def _size(p: Path) -> int:
+    if p.is_dir():
+        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+    return p.stat().st_size
+
+
 # --------------------------------------------------------------------------- model calls
-def run_model(model: TSDiff, frame: pd.DataFrame, params: PipelineParams) -> pd.DataFrame:
+def run_model(
+    model: TSDiff,
+    frame: pd.DataFrame,
+    params: PipelineParams,
+    tables: CovariateTables | None = None,
+) -> pd.DataFrame:
     """Impute or forecast ``frame`` (whole series), with the pipeline's column names."""
     names = {params.id_col: model.columns.id_col, params.time_col: model.columns.time_col}
     names = {k: v for k, v in names.items() if k != v}
-    df = frame.rename(columns=names) if names else frame
+
+    def own(t: pd.DataFrame | None) -> pd.DataFrame | None:
+        return t.rename(columns=names) if names and t is not None else t
+
+    df = own(frame)
+    ids = frame[params.id_col].unique()
+    future, static = (tables or CovariateTables()).of(ids, str(params.id_col))
     kw: dict[str, Any] = {
         "levels": params.levels,
         "n_samples": params.n_samples,
         "steps": params.steps,
         "seed": params.seed,
+        "static_df": own(static),
     }
     if params.task == "forecast":
         assert params.horizon is not None
-        out = model.forecast(df, params.horizon, **kw).frame
+        out = model.forecast(df, params.horizon, future_df=own(future), **kw).frame
     else:
         out = model.impute(df, max_gap=params.max_gap, fill_edges=params.fill_edges, **kw).frame
     return out.rename(columns={v: k for k, v in names.items()}) if names else out
@@ -143,6 +231,7 @@ def process_series(
     frame: pd.DataFrame,
     params: PipelineParams,
     partition_cols: Sequence[str] = (),
+    tables: CovariateTables | None = None,
 ) -> tuple[pd.DataFrame, list[SeriesFailure]]:
     """Run the model on a frame of whole series; a series breaking the data contract is
     skipped and reported (or raises :class:`SeriesError` with ``fail_fast``).
@@ -158,12 +247,12 @@ def process_series(
     data = frame.drop(columns=drop) if drop else frame
     failures: list[SeriesFailure] = []
     try:
-        out = run_model(model, data, params)
+        out = run_model(model, data, params, tables)
     except DataError:
         parts = []
         for key, group in data.groupby(id_col, sort=True, dropna=False):
             try:
-                parts.append(run_model(model, group, params))
+                parts.append(run_model(model, group, params, tables))
             except DataError as e:
                 fail = SeriesFailure(_plain(key), type(e).__name__, str(e))
                 if params.fail_fast:
@@ -236,9 +325,20 @@ def check_columns(
                 f"{what} column {name!r} not found in the input; columns: {cols} "
                 f"(set it with --id-col / --time-col)"
             )
+    cov = model.covariates
     if layout_of(model, cols) == "long":
         return
-    skip = {params.id_col, params.time_col, *partition_cols}
+    future, static = (cov.future, cov.static) if cov else ((), ())
+    absent = [c for c in future if c not in cols]
+    if params.static is None:
+        absent += [c for c in static if c not in cols]
+    if absent:
+        raise MissingCovariateError(
+            f"covariate column(s) {absent} not found in the input (the model reads "
+            f"{list(future)} as known-future and {list(static)} as static covariates; "
+            "static ones may come from --static instead)"
+        )
+    skip = {params.id_col, params.time_col, *partition_cols, *future, *static}
     found = [c for c in cols if c not in skip]
     extra = sorted(set(found) - set(model.variables))
     missing = sorted(set(model.variables) - set(found))

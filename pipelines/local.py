@@ -35,6 +35,7 @@ from tsdiff.pipelines.common import (
     cells_left_open,
     check_columns,
     check_output_dir,
+    covariate_files,
     crash_point,
     fingerprint,
     jsonable,
@@ -42,6 +43,7 @@ from tsdiff.pipelines.common import (
     now,
     output_columns,
     process_series,
+    read_covariates,
     write_manifest,
 )
 from tsdiff.pipelines.dataset import InputDataset, open_input, plan_batches, read_batch, scan_series
@@ -91,6 +93,7 @@ def run_local(
     assert params.id_col is not None
     inp = open_input(input)  # schema mismatch stops here, before any write
     check_columns(m, params, inp.schema.names, inp.partition_cols)
+    tables = read_covariates(m, params)
     index = scan_series(inp, params.id_col)
     batches = plan_batches(index, params.batch_series)
     columns = output_columns(m, params, inp.schema.names)
@@ -105,6 +108,7 @@ def run_local(
             "model": minfo["sha256"],
             "input": str(inp.path.resolve()),
             "files": [[str(Path(f).resolve()), Path(f).stat().st_size] for f in inp.files],
+            "covariates": covariate_files(params),
             "batches": [[[jsonable(k), index.rows[k]] for k in b] for b in batches],
         }
     )
@@ -139,7 +143,7 @@ def run_local(
             entry.update(complete=False, parts=[], rows_in=0, rows_out=0, failed=[])
             frame = read_batch(inp, index, params.id_col, keys)
             try:
-                result, failures = process_series(m, frame, params, inp.partition_cols)
+                result, failures = process_series(m, frame, params, inp.partition_cols, tables)
             except SeriesError as e:
                 manifest["status"] = "failed"
                 manifest["error"] = str(e)

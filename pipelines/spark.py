@@ -33,15 +33,18 @@ from tsdiff.data import value_columns
 from tsdiff.errors import ConfigError
 from tsdiff.pipelines.common import (
     MANIFEST_FORMAT,
+    CovariateTables,
     PipelineParams,
     SeriesFailure,
     check_columns,
     check_output_dir,
+    covariate_files,
     fingerprint,
     model_info,
     now,
     output_columns,
     process_series,
+    read_covariates,
     write_manifest,
 )
 from tsdiff.pipelines.dataset import (
@@ -78,6 +81,7 @@ class GroupTask:
     time_tz: str | None
     threads: int
     device: str = "cpu"  # resolved on each worker (``auto``: its GPU, if it has one)
+    tables: CovariateTables | None = None  # the run's covariate tables, if any
 
 
 def _quiet() -> None:
@@ -110,7 +114,7 @@ def apply_group(task: GroupTask, pdf: pd.DataFrame) -> pd.DataFrame:
         # Spark hands zoned timestamps over as naive session-time (UTC) values
         pdf[time_col] = pdf[time_col].dt.tz_localize("UTC").dt.tz_convert(task.time_tz)
     lenient = replace(params, fail_fast=False)
-    out, failures = process_series(model, pdf, lenient, task.partition_cols)
+    out, failures = process_series(model, pdf, lenient, task.partition_cols, task.tables)
     cols = list(task.columns)
     frames = []
     if len(out):
@@ -235,6 +239,7 @@ def run_spark(
     inp = open_input(input)  # schema mismatch stops here, before any write
     names = inp.schema.names
     check_columns(m, params, names, inp.partition_cols)
+    tables = read_covariates(m, params)
     taken = sorted({BUCKET_COL, ERROR_COL, REASON_COL} & set(names))
     if taken:
         raise ConfigError(f"input columns {taken} are reserved by the Spark engine: rename them")
@@ -250,6 +255,7 @@ def run_spark(
             "model": minfo["sha256"],
             "input": str(inp.path.resolve()),
             "files": [[str(Path(f).resolve()), Path(f).stat().st_size] for f in inp.files],
+            "covariates": covariate_files(params),
         }
     )
     previous = check_output_dir(out, ENGINE, job)
@@ -264,6 +270,7 @@ def run_spark(
         time_tz=getattr(time_type, "tz", None),
         threads=worker_threads,
         device=device,
+        tables=tables,
     )
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,

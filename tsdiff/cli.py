@@ -727,6 +727,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         fail_fast=args.fail_fast,
         max_gap=getattr(args, "max_gap", None),
         fill_edges=not getattr(args, "open_edges", False),
+        future=getattr(args, "future", None),
+        static=args.static,
     )
     if args.engine == "spark":
         manifest = pipelines.run_spark(
