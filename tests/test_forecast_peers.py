@@ -127,6 +127,24 @@ def test_autoarima_baseline_uses_the_same_cutoffs(etth1, bench) -> None:
     check_table(out["autoarima"][0], df, ["OT"])
 
 
+def test_autoarima_reads_only_its_recent_input_window(etth1, bench) -> None:
+    """Fitted on the last ``arima_input`` steps: values before them change nothing."""
+    pytest.importorskip("statsforecast")
+    from dataclasses import replace
+
+    from tsdiff.benchmarks.forecast import statsforecast_tables
+
+    short = replace(bench, arima_input=96)
+    df = etth1[["timestamp", "OT"]].iloc[-300:].reset_index(drop=True)
+    early = df.copy()
+    early.loc[:100, "OT"] += 5.0  # 300 - 3·24 origins leaves 228 steps before the first
+    cols = quantile_columns()
+    base = statsforecast_tables(df, short, N)
+    moved = statsforecast_tables(early, short, N)
+    np.testing.assert_allclose(base["autoarima"][0][cols], moved["autoarima"][0][cols])
+    assert not np.allclose(base["autoets"][0][cols], moved["autoets"][0][cols])
+
+
 def test_missing_neuralforecast_is_reported_not_skipped(etth1, bench, monkeypatch) -> None:
     from tsdiff.benchmarks import forecast, forecast_peers
 
