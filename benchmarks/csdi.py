@@ -53,7 +53,7 @@ from tsdiff.data import Panel, Series
 from tsdiff.data.windows import extract_windows, window_starts
 from tsdiff.datasets import PHYSIONET_VARIABLES, default_data_dir, load_physionet
 from tsdiff.errors import ConfigError, DataError
-from tsdiff.evaluation import flat_cells
+from tsdiff.evaluation import flat_cells, interval_scores
 from tsdiff.io import write_atomic, write_json
 from tsdiff.masks import hold_out
 from tsdiff.model import TSDiff
@@ -314,6 +314,11 @@ def score(model: TSDiff, cells: Cells, samples: Sequence[np.ndarray], normalized
     mask = flat_cells(cells.hidden)
     tru = np.where(mask, flat_cells([to_scale(t) for t in cells.truth]), 0.0)
     out = metrics.summarize(smp, tru, mask, LEVELS)
+    if model.interval_scale:  # coverage of the intervals users get; the samples' beside
+        keys = [f"{m}{lv}" for lv in LEVELS for m in ("cov", "width")]
+        out.update({f"{k}_samples": out[k] for k in keys})
+        scale = to_scale if normalized else None
+        out.update(interval_scores(model, samples, cells.truth, cells.hidden, LEVELS, scale))
     return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in out.items()}
 
 

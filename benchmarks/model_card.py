@@ -103,6 +103,7 @@ def card(name: str, result: dict[str, Any], model: TSDiff) -> str:
         f"- calibration on validation cells: spread x{cal.get('spread')}, gate (weight of "
         "the diffusion median against the prior, per variable) "
         f"{_gate(cal.get('gate'))}",
+        *_interval_lines(model, cal),
         "",
         "## What each variable can be",
         f"- rule: {(info.get('spec') or {}).get('rule')}",
@@ -129,11 +130,33 @@ def card(name: str, result: dict[str, Any], model: TSDiff) -> str:
         "## Limits",
         *(f"- {x}" for x in LIMITS[fam]),
         "- Short CPU training: the accuracy above is what it reached, not CSDI's published "
-        "200-epoch numbers; intervals are calibrated for CRPS, and their 90% coverage is "
-        "below nominal (see the table).",
+        "200-epoch numbers; "
+        + (
+            "the samples are calibrated for CRPS, the reported intervals for coverage on "
+            "validation cells (exchangeable with them; see the table for the test split)."
+            if model.interval_scale
+            else "intervals are calibrated for CRPS, and their 90% coverage is below "
+            "nominal (see the table)."
+        ),
         "",
     ]
     return "\n".join(lines)
+
+
+def _interval_lines(model: TSDiff, cal: dict[str, Any]) -> list[str]:
+    """The interval factors, and how they were fitted."""
+    if not model.interval_scale:
+        return []
+    fit = cal.get("intervals") or {}
+    how = cal.get("intervals_command")
+    f = ", ".join(f"{lv}%: x{model.interval_scale[lv]:.3g}" for lv in (50, 80, 90, 95))
+    before, after = fit.get("coverage_before", {}), fit.get("coverage_after", {})
+    return [
+        f"- interval factors ({f}) on {fit.get('n_cells')} validation cells"
+        + (f" (fitted afterwards by `{how}`, weights and spread kept)" if how else "")
+        + f": 90% coverage there {before.get('90', before.get(90))} → "
+        f"{after.get('90', after.get(90))}"
+    ]
 
 
 def _saits(result: dict[str, Any]) -> str:

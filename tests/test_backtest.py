@@ -282,3 +282,56 @@ def test_cli_calibrate_forecast_writes_a_model_whose_forecasts_use_it(
     bad = tmp_path / "bad"
     assert main([*argv[:3], "--horizon", "99", "--out", str(bad)]) == 2
     assert not bad.exists()
+
+
+def test_forecast_interval_factors_widen_forecasts_and_backtests_about_the_same_median(
+    fitted, pm25, tmp_path
+) -> None:
+    from tsdiff.model import TSDiff
+
+    model = TSDiff.load(fitted.save(tmp_path / "m"))
+    var = [c for c in pm25.columns if c != "timestamp"][0]
+    plain = model.forecast(pm25, horizon=H, seed=5).frame
+    kw = {"horizon": H, "step": STEP, "windows": N, "seed": 2}
+    bt_plain = backtest(model, pm25, **kw)
+    model.forecast_interval_scale = {50: 2.0, 90: 3.0}
+    again = TSDiff.load(model.save(tmp_path / "m2"))
+    assert again.forecast_interval_scale == {50: 2.0, 90: 3.0} and again.interval_scale is None
+    wide = again.forecast(pm25, horizon=H, seed=5).frame
+    np.testing.assert_array_equal(wide[var], plain[var])  # the median
+    for lv in (50, 90):
+        w_plain = plain[f"{var}_hi_{lv}"] - plain[f"{var}_lo_{lv}"]
+        w_wide = wide[f"{var}_hi_{lv}"] - wide[f"{var}_lo_{lv}"]
+        assert (w_wide >= w_plain - 1e-6).all() and w_wide.sum() > 1.5 * w_plain.sum()
+        assert (wide[f"{var}_lo_{lv}"] >= again.spec[var].lower).all()  # never below 0
+    bt = backtest(again, pm25, **kw)  # the model's factors: the summary is the table's
+    observed = bt.forecasts[bt.forecasts["truth"].notna()]
+    for key, value in _hand(observed).items():
+        assert bt.summary["overall"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    assert bt.summary["overall"]["mae"] == pytest.approx(bt_plain.summary["overall"]["mae"])
+    assert bt.summary["overall"]["width90"] > 1.5 * bt_plain.summary["overall"]["width90"]
+    # imputation keeps its own (none)
+    np.testing.assert_array_equal(
+        again.impute(pm25.iloc[:100], seed=1).frame[f"{var}_hi_90"],
+        fitted.impute(pm25.iloc[:100], seed=1).frame[f"{var}_hi_90"],
+    )
+
+
+def test_calibrate_forecast_fits_interval_factors_on_its_origins(pm25) -> None:
+    from tsdiff.backtest import calibrate_forecast
+    from tsdiff.calibration import INTERVAL_LEVELS
+    from tsdiff.model import TSDiff
+
+    from .conftest import tiny_config
+
+    model = TSDiff(tiny_config(epochs=1, calibrate_intervals=True)).fit(
+        pm25.iloc[:500], progress=False
+    )
+    info = calibrate_forecast(model, pm25, horizon=H, step=STEP, windows=N, seed=2)
+    cover = info["intervals"]
+    assert model.forecast_interval_scale == cover["scale"]
+    assert sorted(cover["scale"]) == list(INTERVAL_LEVELS) and cover["n_cells"] > 0
+    assert cover["coverage_after"][90] >= 0.9 and cover["coverage_after"][50] >= 0.5
+    # a backtest calibrated on earlier origins fits its own factors, not the model's
+    bt = backtest(model, pm25, horizon=H, step=STEP, windows=2, seed=3, calibrate_windows=4)
+    assert "intervals" in bt.summary["calibration"]

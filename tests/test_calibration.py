@@ -9,12 +9,17 @@ import pandas as pd
 import pytest
 
 from tsdiff.calibration import (
+    INTERVAL_LEVELS,
+    MIN_HALF_WIDTH,
     SPREAD_GRID,
     choose_base,
     fit_gate,
+    fit_interval_scale,
     fit_spread,
     fit_variable_spread,
+    interval_factor,
     rescale,
+    scaled_interval,
 )
 from tsdiff.errors import DataError
 from tsdiff.model import TSDiff
@@ -178,3 +183,79 @@ def test_forecast_spread_fitted_on_validation_forecasts_when_asked(pm25) -> None
     assert model.task_spread("forecast") == info["spread"]
     off = TSDiff(tiny_config(epochs=1)).fit(pm25.iloc[:600], progress=False)
     assert off.forecast_spread is None and "forecast_calibration" not in off.info
+
+
+def test_interval_factors_make_narrow_intervals_cover_what_they_claim() -> None:
+    rng = np.random.default_rng(3)
+    m = 4000
+    truth = rng.normal(10.0, 1.0, m)
+    samples = 10.0 + 0.5 * rng.normal(size=(64, m))  # half the true spread
+    fit = fit_interval_scale(samples, truth)
+    assert fit.coverage_before[90] < 0.65 and 0.89 <= fit.coverage_after[90] <= 0.92
+    assert 1.7 <= fit.scale[90] <= 2.3  # about 1 / 0.5
+    fresh = rng.normal(10.0, 1.0, m)  # new cells from the same distributions
+    new = 10.0 + 0.5 * rng.normal(size=(64, m))
+    for lv in (50, 80, 90):
+        lo, hi = scaled_interval(new, lv, fit.scale)
+        assert abs(float(((fresh >= lo) & (fresh <= hi)).mean()) - lv / 100) < 0.03, lv
+    right = fit_interval_scale(10.0 + rng.normal(size=(64, m)), truth)  # calibrated
+    assert all(0.85 <= right.scale[lv] <= 1.15 for lv in INTERVAL_LEVELS if lv <= 90)
+
+
+def test_interval_factors_interpolate_and_survive_zero_width_cells() -> None:
+    scale = {50: 1.0, 90: 2.0}
+    assert interval_factor(scale, 70) == pytest.approx(1.5)
+    assert interval_factor(scale, 99) == 2.0 and interval_factor(scale, 10) == 1.0
+    assert interval_factor(None, 90) == 1.0
+    # samples without spread (an undertrained model): the intervals of the errors
+    fit = fit_interval_scale(np.zeros((8, 4)), np.array([0.0, 0.5, -0.2, 0.0]), levels=(50, 90))
+    # errors in half-widths: 0, 50, 20, 0 → the 3rd smallest for 50 %, the 4th for 90 %
+    assert fit.scale == {50: pytest.approx(0.2 / MIN_HALF_WIDTH), 90: pytest.approx(50.0)}
+    lo, hi = scaled_interval(np.zeros((8, 4)), 90, fit.scale)
+    np.testing.assert_allclose(lo, -0.5)
+    np.testing.assert_allclose(hi, 0.5)
+    with pytest.raises(DataError):
+        fit_interval_scale(np.zeros((8, 3)), np.zeros(2))
+
+
+def test_imputed_intervals_widen_by_their_factor_within_the_variables_bounds(
+    fitted, pm25, tmp_path
+) -> None:
+    import copy
+
+    model = copy.deepcopy(fitted)
+    frame = pm25.iloc[500:560].copy()
+    v = model.variables[1]
+    frame.iloc[10:30, frame.columns.get_loc(v)] = np.nan  # a gap to impute
+    plain = model.impute(frame, seed=1).frame
+    model.interval_scale = {50: 2.0, 90: 4.0}
+    wide = model.impute(frame, seed=1).frame
+    gap = wide[f"{v}_imputed"].to_numpy()
+    for lv in (50, 90):
+        w_plain = plain[f"{v}_hi_{lv}"] - plain[f"{v}_lo_{lv}"]
+        w_wide = wide[f"{v}_hi_{lv}"] - wide[f"{v}_lo_{lv}"]
+        assert (w_wide[gap] >= w_plain[gap] - 1e-9).all() and (w_wide[gap] > w_plain[gap]).any()
+        assert (wide[f"{v}_lo_{lv}"] >= model.spec[v].lower).all()  # never below 0 µg/m³
+    pd.testing.assert_series_equal(wide[v], plain[v])  # medians and observed values kept
+    seen = ~gap
+    for side in ("lo", "hi"):  # observed cells: their value, bit for bit
+        np.testing.assert_array_equal(wide.loc[seen, f"{v}_{side}_90"], wide.loc[seen, v])
+    model.save(tmp_path / "m")
+    loaded = TSDiff.load(tmp_path / "m")
+    assert loaded.interval_scale == model.interval_scale
+    pd.testing.assert_frame_equal(loaded.impute(frame, seed=1).frame, wide)
+
+
+def test_fit_calibrates_the_intervals_and_a_loaded_model_can_be_recalibrated(pm25) -> None:
+    from tsdiff.estimator import calibrate_intervals
+
+    from .conftest import tiny_config
+
+    model = TSDiff(tiny_config(epochs=1, calibrate_intervals=True)).fit(
+        pm25.iloc[:600], progress=False
+    )
+    info = model.info["calibration"]["intervals"]
+    assert sorted(model.interval_scale) == list(INTERVAL_LEVELS)
+    assert info["coverage_after"][90] >= 0.9 and info["n_cells"] > 0
+    again = calibrate_intervals(model, model.panel(pm25.iloc[600:900]), seed=2)
+    assert model.interval_scale == again["scale"] and again["coverage_after"][50] >= 0.5

@@ -85,3 +85,23 @@ def test_renamed_fields_of_saved_configs_still_load():
     assert (cfg.data.inference_stride, cfg.data.training_stride) == (5, 3)
     assert cfg.data.stride("inference") == 5 and cfg.data.stride("training") == 3
     assert TSDiffConfig().data.stride("training") == TSDiffConfig().data.window // 2
+
+
+def test_a_saved_config_lacking_a_newer_field_loads_what_it_was_trained_with(tmp_path):
+    """Fields added later whose default changed what fit does: a saved model without
+    them was trained the old way; a config file without them gets today's default."""
+    old = TSDiffConfig().to_dict()
+    for field in ("select_by", "calibrate_intervals"):
+        del old["train"][field]
+    del old["network"]["prior_layers"]
+    saved = TSDiffConfig.from_saved(old)
+    assert saved.train.select_by == "loss" and saved.train.calibrate_intervals is False
+    assert saved.network.prior_layers == 0
+    fresh = TSDiffConfig.from_dict(old)
+    assert fresh.train.select_by == TSDiffConfig().train.select_by == "crps"
+    assert fresh.train.calibrate_intervals is True
+    # a field the saved config has wins over the legacy value
+    now = TSDiffConfig().to_dict()
+    assert TSDiffConfig.from_saved(now) == TSDiffConfig()
+    with pytest.raises(ConfigError):
+        TSDiffConfig.from_saved({"train": 3})

@@ -26,11 +26,14 @@ import numpy as np
 import pandas as pd
 
 from tsdiff import metrics
-from tsdiff.calibration import fit_spread
+from tsdiff.calibration import fit_interval_scale, fit_spread, rescale
 from tsdiff.data import Panel
 from tsdiff.errors import DataError, RangeError
 from tsdiff.forecasting import draw_forecasts
+from tsdiff.inference import model_interval
 from tsdiff.predictor import Predictor
+
+Intervals = dict[int, tuple[np.ndarray, np.ndarray]]  # level → (lo, hi), each (W, K, H)
 
 ORIGIN_COL = "origin"
 STEP_COL = "step"
@@ -135,9 +138,14 @@ def backtest(
             model, cal_panel, horizon, step, int(calibrate_windows), opts
         )
         spread = calibration["spread"]
+        scale = (calibration.get("intervals") or {}).get("scale")
+    else:  # the model's interval factors belong to its own forecast spread
+        scale = model.forecast_interval_scale if spread is None else None
     run = _forecast_origins(model, panel, horizon, step, windows, opts, spread)
-    frame = forecast_table(panel, run.where, run.index, run.samples, run.truth, levels)
-    summary = summarize_samples(run.samples, run.truth, panel.variables, levels)
+    smp = run.samples.transpose(1, 0, 2, 3)  # (n, W, K, H)
+    bounds = {lv: model_interval(model, smp, lv, scale) for lv in levels}  # (W, K, H) each
+    frame = forecast_table(panel, run.where, run.index, run.samples, run.truth, bounds)
+    summary = summarize_samples(run.samples, run.truth, panel.variables, bounds)
     summary = {
         "horizon": int(horizon),
         "step": int(step),
@@ -185,7 +193,9 @@ def calibrate_forecast(
     ``df`` should be data the model was not trained on (its validation tail, or the
     weeks before the forecasts that matter): forecasts from each origin are sampled
     uncalibrated and the factor minimising CRPS on their truths is kept (see
-    :mod:`tsdiff.calibration`). Saved with the model; ``forecast`` and backtests use it.
+    :mod:`tsdiff.calibration`), with (``train.calibrate_intervals``) the factors that
+    make the forecast intervals cover what they claim there. Saved with the model;
+    ``forecast`` and backtests use them.
     """
     model.require_fitted()
     horizon = model.check_horizon(horizon)
@@ -193,6 +203,7 @@ def calibrate_forecast(
     panel = model.panel(df, static_df=static_df)
     info = fit_forecast_spread(model, panel, horizon, step, windows, opts)
     model.forecast_spread = info["spread"]
+    model.forecast_interval_scale = (info.get("intervals") or {}).get("scale")
     return info
 
 
@@ -209,6 +220,8 @@ def fit_forecast_spread(
     smp = model.normalizer.transform(run.samples).transpose(1, 0, 2, 3).reshape(n, -1)  # (n, W·K·H)
     y = model.normalizer.transform(run.truth).reshape(-1)  # (W·K·H,), NaN where not observed
     info = fit_spread(smp, y).to_dict()
+    if model.config.train.calibrate_intervals:  # of the forecasts with that spread
+        info["intervals"] = fit_interval_scale(rescale(smp, info["spread"]), y).to_dict()
     info.update(
         windows=len(run.where),
         first_origin=str(min(x[2] for x in run.where)),
@@ -265,12 +278,13 @@ def forecast_table(
     index: Sequence[pd.Index],
     samples: np.ndarray,
     truth: np.ndarray,
-    levels: Sequence[int],
+    bounds: Intervals,
 ) -> pd.DataFrame:
     """Long table: series, origin, timestamp, step, variable, truth and the forecast.
 
-    samples (W, n, K, H), truth (W, K, H). Forecast columns: ``median``, ``mean``,
-    ``lo_<l>`` / ``hi_<l>`` per level, and the 19 quantiles ``q05`` .. ``q95``.
+    samples (W, n, K, H), truth (W, K, H), ``bounds`` {level: (lo, hi)} each (W, K, H)
+    (see :func:`~tsdiff.inference.model_interval`). Forecast columns: ``median``,
+    ``mean``, ``lo_<l>`` / ``hi_<l>`` per level, and the 19 quantiles ``q05`` .. ``q95``.
     """
     w, _, k, h = samples.shape
     cols = panel.columns
@@ -290,8 +304,7 @@ def forecast_table(
     out[TRUTH_COL] = cells(truth)
     out["median"] = cells(np.median(samples, axis=1))
     out["mean"] = cells(samples.mean(axis=1))
-    for lv in levels:
-        lo, hi = metrics.interval(samples.transpose(1, 0, 2, 3), lv)  # each (W, K, H)
+    for lv, (lo, hi) in bounds.items():
         out[f"lo_{lv}"] = cells(lo)
         out[f"hi_{lv}"] = cells(hi)
     for name, q in zip(quantile_columns(), qs, strict=True):
@@ -322,9 +335,10 @@ def _point_metrics(
 
 
 def summarize_samples(
-    samples: np.ndarray, truth: np.ndarray, variables: Sequence[str], levels: Sequence[int]
+    samples: np.ndarray, truth: np.ndarray, variables: Sequence[str], bounds: Intervals
 ) -> dict[str, Any]:
-    """Overall and per-variable metrics of samples (W, n, K, H) on observed truths (W, K, H).
+    """Overall and per-variable metrics of samples (W, n, K, H) on observed truths (W, K, H),
+    with the intervals ``bounds`` {level: (lo, hi)} each (W, K, H).
 
     Overall adds ``crps_sum``: the quantile CRPS of the sum over variables (the cells of
     each window and step with an observed truth), from the joint samples.
@@ -335,9 +349,9 @@ def summarize_samples(
 
     def score(sel: np.ndarray) -> dict[str, float]:
         s_m = smp[:, sel]  # (n, m)
-        bounds = {lv: metrics.interval(s_m, lv) for lv in levels}
+        b = {lv: (lo[sel], hi[sel]) for lv, (lo, hi) in bounds.items()}
         q = np.quantile(s_m, metrics.quantile_levels(), axis=0)  # (19, m)
-        return _point_metrics(np.median(s_m, axis=0), q, y[sel], bounds)
+        return _point_metrics(np.median(s_m, axis=0), q, y[sel], b)
 
     overall = score(mask)
     overall["crps_sum"] = metrics.crps_sum(smp, y, mask, var_axis=-2)

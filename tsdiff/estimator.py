@@ -21,7 +21,14 @@ import pandas as pd
 import torch
 
 from tsdiff.backtest import fit_forecast_spread
-from tsdiff.calibration import choose_base, fit_gate, fit_spread, fit_variable_spread
+from tsdiff.calibration import (
+    choose_base,
+    fit_gate,
+    fit_interval_scale,
+    fit_spread,
+    fit_variable_spread,
+    rescale,
+)
 from tsdiff.config import TSDiffConfig
 from tsdiff.covariates import Covariates, from_config, grid_with_covariates
 from tsdiff.data import Panel, Scaler, Series
@@ -162,6 +169,7 @@ class Estimator:
             model.info["prior"] = prior.to_dict()
         model.spread, model.forecast_spread, model.gate = 1.0, None, None
         model.variable_spread, model.gate_interpolation = None, None
+        model.interval_scale = model.forecast_interval_scale = None
         if cfg.train.calibrate and val_series:
             val_panel = dataclasses.replace(panel, series=val_series)
             deadline = start + cfg.train.max_minutes * 60 if cfg.train.max_minutes else None
@@ -321,45 +329,27 @@ def calibrate_imputation(
     seed: int = 0,
     deadline: float | None = None,
 ) -> dict[str, Any]:
-    """Fit ``model.spread`` and ``model.gate`` on hidden cells of ``panel`` (validation).
+    """Fit ``model.spread``, ``model.gate`` and ``model.interval_scale`` on hidden cells
+    of ``panel`` (validation).
 
     Hides ``missing`` of the observed cells, samples them uncalibrated, chooses per
     variable the gate (how much of the prior's point imputation the median takes,
-    :func:`tsdiff.calibration.fit_gate`) and then the spread factor minimising CRPS.
+    :func:`tsdiff.calibration.fit_gate`), then the spread factor minimising CRPS and
+    (``train.calibrate_intervals``) the factors that make the intervals of the samples
+    so calibrated cover what they claim (:func:`tsdiff.calibration.fit_interval_scale`).
     ``deadline`` (a ``time.perf_counter()`` value): series are sampled a few at a time
     and the fit uses those sampled by then (at least one batch). Every window draws its
     own noise, so without a deadline the result does not depend on the batching.
     """
-    assert model.scaler is not None
-    if not 0 < missing < 1:
-        raise RangeError(f"missing must be in (0, 1), got {missing}")
-    series = panel.series[: model.config.train.calibrate_max_series]
-    panel = dataclasses.replace(panel, series=series)
-    rng = np.random.default_rng(seed + 7)
-    # ceil: every series with an observation gives the fit at least one cell
-    held = [hold_out(s.values, missing, rng, rounding="ceil") for s in series]
-    masked = [m for m, _ in held]  # per series (K, T), NaN where hidden
-    hidden = [h for _, h in held]  # per series (K, T) bool
-    opts = model.options(seed=seed)
     model.gate, model.variable_spread, model.gate_interpolation = None, None, None
-    samples: list[np.ndarray] = []
-    for lo in range(0, len(series), CALIBRATION_BATCH):  # (n, K, T) per series
-        part = dataclasses.replace(panel, series=series[lo : lo + CALIBRATION_BATCH])
-        vals = masked[lo : lo + CALIBRATION_BATCH]
-        samples += sample_series(model, part, opts, values=vals, spread=1.0).samples
-        if deadline is not None and time.perf_counter() > deadline:
-            break
-    series, masked, hidden = series[: len(samples)], masked[: len(samples)], hidden[: len(samples)]
-    panel = dataclasses.replace(panel, series=series)
-    norm = model.normalizer.transform  # the network's space
-    smp = np.concatenate([norm(x).reshape(x.shape[0], -1) for x in samples], axis=1)
-    tru = np.concatenate([norm(s.values).reshape(-1) for s in series])
-    msk = np.concatenate([h.reshape(-1) for h in hidden])
-    if not msk.any():
+    model.interval_scale = None
+    held = _held_out_samples(model, panel, missing, seed, deadline, spread=1.0)
+    if held is None:
         return {"spread": 1.0, "n_cells": 0}
+    panel, masked, msk = held.panel, held.masked, held.hidden
+    smp, tru, var = held.samples, held.truth, held.var
     k = len(model.variables)
     base = np.concatenate([p.reshape(-1) for p in prior_series(model, panel, masked)])[msk]
-    var = np.concatenate([np.repeat(np.arange(k), m.shape[1]) for m in masked])[msk]
     base_info = None
     if model.config.train.gate_interpolation:
         # the network's prior (a learned prior trained on the training mask mix, or the
@@ -368,27 +358,101 @@ def calibrate_imputation(
         # per variable, the gate then refines whichever of the two is better here
         interp = series_interpolation(model, masked)
         alt = np.concatenate([p.reshape(-1) for p in interp])[msk]
-        choice = choose_base(base, alt, tru[msk], var, k)
+        choice = choose_base(base, alt, tru, var, k)
         if any(choice.use_alternative):
             model.gate_interpolation = list(choice.use_alternative)
             base = np.where(np.asarray(choice.use_alternative)[var], alt, base)
         base_info = choice.to_dict()
-    smp = smp[:, msk]  # (n, m): the held-out cells
     med = np.median(smp, axis=0)
     evidence = GATE_EVIDENCE if model.config.train.gate_interpolation else 0.0
-    gate = fit_gate(med, base, tru[msk], var, k, evidence=evidence)
+    gate = fit_gate(med, base, tru, var, k, evidence=evidence)
     smp = smp + ((1 - np.asarray(gate.gate)[var]) * (base - med))[None]  # as gate_shift
     model.gate = list(gate.gate) if min(gate.gate) < 1 else None
-    fit = fit_spread(smp, tru[msk])  # (n, m), (m,)
+    fit = fit_spread(smp, tru)  # (n, m), (m,)
     model.spread = fit.spread
     info = {**fit.to_dict(), "gate": gate.to_dict()}
     if base_info is not None:
         info["gate_base"] = base_info
     if model.config.train.spread_per_variable:
-        per = fit_variable_spread(smp, tru[msk], var, k, overall=fit.spread)
+        per = fit_variable_spread(smp, tru, var, k, overall=fit.spread)
         model.variable_spread = list(per.spread) if per.n_own else None
         info["per_variable"] = per.to_dict()
+    if model.config.train.calibrate_intervals:
+        factors = model.task_spread("impute")
+        f = np.asarray(factors)[var] if isinstance(factors, list) else factors
+        intervals = fit_interval_scale(rescale(smp, f), tru)  # the samples as calibrated
+        model.interval_scale = intervals.scale
+        info["intervals"] = intervals.to_dict()
     return info
+
+
+def calibrate_intervals(
+    model: Predictor, panel: Panel, *, missing: float = 0.1, seed: int = 0
+) -> dict[str, Any]:
+    """Fit only ``model.interval_scale``, on hidden cells of ``panel`` sampled with the
+    model's calibration as it stands (spread, gate): for a model calibrated before
+    interval factors existed, or to recalibrate its intervals on newer data."""
+    model.interval_scale = None
+    held = _held_out_samples(model, panel, missing, seed, None, spread=None)
+    if held is None:
+        raise DataError("no held-out cell to fit the interval factors on")
+    fit = fit_interval_scale(held.samples, held.truth)
+    model.interval_scale = fit.scale
+    return fit.to_dict()
+
+
+@dataclasses.dataclass(frozen=True)
+class _HeldOut:
+    """Samples of cells hidden from validation series, in the network's space."""
+
+    panel: Panel  # the series sampled (a deadline may stop before the last)
+    masked: list[np.ndarray]  # per series (K, T), NaN where hidden
+    hidden: np.ndarray  # (all cells,) bool: the hidden ones, series after series
+    samples: np.ndarray  # (n, m) at the hidden cells
+    truth: np.ndarray  # (m,)
+    var: np.ndarray  # (m,) each cell's variable index
+
+
+def _held_out_samples(
+    model: Predictor,
+    panel: Panel,
+    missing: float,
+    seed: int,
+    deadline: float | None,
+    spread: float | None,
+) -> _HeldOut | None:
+    """Hide ``missing`` of the observed cells of (at most ``calibrate_max_series`` of)
+    ``panel``'s series and sample them (``spread`` None: the model's own); None when no
+    cell could be hidden."""
+    assert model.scaler is not None
+    if not 0 < missing < 1:
+        raise RangeError(f"missing must be in (0, 1), got {missing}")
+    series = panel.series[: model.config.train.calibrate_max_series]
+    rng = np.random.default_rng(seed + 7)
+    # ceil: every series with an observation gives the fit at least one cell
+    held = [hold_out(s.values, missing, rng, rounding="ceil") for s in series]
+    masked = [m for m, _ in held]  # per series (K, T), NaN where hidden
+    hidden = [h for _, h in held]  # per series (K, T) bool
+    opts = model.options(seed=seed)
+    samples: list[np.ndarray] = []
+    for lo in range(0, len(series), CALIBRATION_BATCH):  # (n, K, T) per series
+        part = dataclasses.replace(panel, series=series[lo : lo + CALIBRATION_BATCH])
+        vals = masked[lo : lo + CALIBRATION_BATCH]
+        samples += sample_series(model, part, opts, values=vals, spread=spread).samples
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+    series, masked, hidden = series[: len(samples)], masked[: len(samples)], hidden[: len(samples)]
+    norm = model.normalizer.transform  # the network's space
+    smp = np.concatenate([norm(x).reshape(x.shape[0], -1) for x in samples], axis=1)
+    tru = np.concatenate([norm(s.values).reshape(-1) for s in series])
+    msk = np.concatenate([h.reshape(-1) for h in hidden])
+    if not msk.any():
+        return None
+    k = len(model.variables)
+    var = np.concatenate([np.repeat(np.arange(k), m.shape[1]) for m in masked])[msk]
+    return _HeldOut(
+        dataclasses.replace(panel, series=series), masked, msk, smp[:, msk], tru[msk], var
+    )
 
 
 def calibrate_forecast_spread(
@@ -410,6 +474,7 @@ def calibrate_forecast_spread(
     opts = {"n_samples": None, "steps": None, "sampler": None, "eta": None, "seed": seed}
     info = fit_forecast_spread(model, part, h, h, windows, opts)
     model.forecast_spread = info["spread"]
+    model.forecast_interval_scale = (info.get("intervals") or {}).get("scale")
     return {**info, "horizon": h}
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,7 +12,7 @@ import pandas as pd
 
 from tsdiff import baselines, metrics
 from tsdiff.errors import RangeError
-from tsdiff.inference import sample_series
+from tsdiff.inference import interval_bounds, sample_series
 from tsdiff.masks import hold_out
 from tsdiff.predictor import Predictor
 
@@ -20,6 +20,31 @@ from tsdiff.predictor import Predictor
 def flat_cells(arrays: Sequence[np.ndarray]) -> np.ndarray:
     """Per-series (..., K, T) arrays → one (..., K·T summed over series) array."""
     return np.concatenate([a.reshape(*a.shape[:-2], -1) for a in arrays], axis=-1)
+
+
+def interval_scores(
+    model: Predictor,
+    samples: Sequence[np.ndarray],
+    truth: Sequence[np.ndarray],
+    hidden: Sequence[np.ndarray],
+    levels: Sequence[int],
+    scale: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> dict[str, float]:
+    """``cov<L>`` and ``width<L>`` of the intervals ``model.impute`` reports (its interval
+    factors applied to the samples' quantiles) on the ``hidden`` cells; per series
+    samples (n, K, T), truth and hidden (K, T). ``scale`` maps values to the units
+    widths are reported in (default: original units)."""
+    bounds = interval_bounds(list(samples), levels, model, [~h for h in hidden])
+    y, msk = flat_cells(truth), flat_cells(hidden)
+    out: dict[str, float] = {}
+    for lv in levels:
+        lo, hi = (flat_cells(b) for b in bounds[lv])
+        inside = (y >= lo) & (y <= hi)
+        if scale is not None:
+            lo, hi = (flat_cells([scale(x) for x in b]) for b in bounds[lv])
+        out[f"cov{lv}"] = float(inside[msk].mean()) if msk.any() else float("nan")
+        out[f"width{lv}"] = float((hi - lo)[msk].mean()) if msk.any() else float("nan")
+    return out
 
 
 def evaluate(
@@ -77,6 +102,10 @@ def evaluate(
         "baselines": {},
         "baselines_normalized": {},
     }
+    if model.interval_scale:  # coverage and width of the intervals impute reports
+        lv = opts.levels
+        result["model"].update(interval_scores(model, samples, truth, hidden, lv))
+        result["model_normalized"].update(interval_scores(model, samples, truth, hidden, lv, norm))
     for name, fn in baselines.BASELINES.items():
         filled = [fn(m, means) for m in masked]
         pred, pred_n = flat_cells(filled), flat_cells([norm(f) for f in filled])

@@ -22,14 +22,14 @@ import torch
 
 from tsdiff import metrics
 from tsdiff.baselines import linear_impute
-from tsdiff.calibration import gate_shift
+from tsdiff.calibration import gate_shift, scaled_interval
 from tsdiff.data import Panel, stitch
 from tsdiff.errors import RangeError
 from tsdiff.masks import open_gaps
 from tsdiff.samplers import get_sampler
 from tsdiff.samplers.options import SampleOptions
 from tsdiff.sampling import Trajectory, WindowBatch, prior_windows, record_indices, sample_windows
-from tsdiff.spec import project
+from tsdiff.spec import project, project_bounds
 from tsdiff.windowing import series_windows, window_seed
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -314,13 +314,48 @@ def _trajectory(
     return SeriesTrajectory(out, list(steps), list(levels))
 
 
-def interval_bounds(samples: list[np.ndarray], levels: Sequence[int]) -> Bounds:
-    """Central-interval bounds per level, per series: {level: ([lo (K,T)], [hi (K,T)])}."""
+def interval_bounds(
+    samples: list[np.ndarray],
+    levels: Sequence[int],
+    model: Predictor | None = None,
+    observed: list[np.ndarray] | None = None,
+    task: str = "impute",
+) -> Bounds:
+    """Central-interval bounds per level, per series: {level: ([lo (K,T)], [hi (K,T)])}.
+
+    With a ``model`` that has interval factors for ``task`` (see :func:`model_interval`),
+    each interval is widened by its level's factor; ``observed`` (per series (K, T)
+    bool) cells keep bounds equal to their value, bit for bit.
+    """
+    scale = model.task_interval_scale(task) if model is not None else None
+    seen = observed or [np.zeros(s.shape[1:], dtype=bool) for s in samples]
     out: Bounds = {}
     for lv in levels:
-        pairs = [metrics.interval(smp, lv) for smp in samples]
+        pairs = []
+        for smp, obs in zip(samples, seen, strict=True):  # (n, K, T), (K, T)
+            lo, hi = model_interval(model, smp, lv, scale)
+            if obs.any():
+                lo, hi = np.where(obs, smp[0], lo), np.where(obs, smp[0], hi)
+            pairs.append((lo, hi))
         out[lv] = ([lo for lo, _ in pairs], [hi for _, hi in pairs])
     return out
+
+
+def model_interval(
+    model: Predictor | None, samples: np.ndarray, level: int, scale: dict[int, float] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The central ``level`` % interval of ``samples`` (n, ..., K, T) in original units:
+    the samples' quantiles, or with interval factors ``scale`` widened about the median
+    by the level's factor in the network's space (where the factors were fitted) and
+    brought back onto what each variable can take."""
+    if not scale or model is None:
+        return metrics.interval(samples, level)
+    norm = model.normalizer
+    lo, hi = scaled_interval(norm.transform(samples), level, scale)
+    lo, hi = norm.inverse(lo), norm.inverse(hi)
+    if model.spec is not None:
+        lo, hi = project_bounds(lo, hi, [model.spec[n] for n in model.variables])
+    return lo, hi
 
 
 def leave_open(

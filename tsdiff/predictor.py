@@ -73,6 +73,12 @@ class Predictor:
         # per variable: the gate weighs the median against the series' interpolation, not
         # the network's prior (validation found it better there); None: the prior
         self.gate_interpolation: list[bool] | None = None
+        # per central level, the factor an imputation's interval is widened by about its
+        # median to cover what it claims on validation cells (see calibration.
+        # fit_interval_scale); None: the samples' own quantiles
+        self.interval_scale: dict[int, float] | None = None
+        # the same for forecasts, fitted on forecasts with the forecast spread
+        self.forecast_interval_scale: dict[int, float] | None = None
         # what each variable can be (tsdiff.spec); every sample is projected onto it
         self.spec: dict[str, VariableSpec] | None = None
         # inputs read beside the calendar, never predicted (tsdiff.covariates); None: none
@@ -174,6 +180,11 @@ class Predictor:
             return self.spread if self.forecast_spread is None else self.forecast_spread
         return self.spread if self.variable_spread is None else self.variable_spread
 
+    def task_interval_scale(self, task: str) -> dict[int, float] | None:
+        """The interval factors of ``task`` ("impute" or "forecast"); None: the samples'
+        own quantiles (see :func:`tsdiff.calibration.fit_interval_scale`)."""
+        return self.forecast_interval_scale if task == "forecast" else self.interval_scale
+
     # ------------------------------------------------------------------ sampling
     def sample(
         self,
@@ -268,7 +279,8 @@ class Predictor:
             np.where(miss, np.median(smp, axis=0), s.values)
             for s, smp, miss in zip(panel.series, samples, imputed, strict=True)
         ]
-        bounds = interval_bounds(samples, opts.levels)
+        observed = [~m for m in imputed]
+        bounds = interval_bounds(samples, opts.levels, self, observed)
         if max_gap is not None or not fill_edges:
             opened = leave_open(panel, filled, imputed, bounds, max_gap, fill_edges)
             filled, imputed, bounds = opened
@@ -338,7 +350,7 @@ class Predictor:
             drawn.index,
             [np.median(smp, axis=0) for smp in samples],
             [smp.mean(axis=0) for smp in samples],
-            interval_bounds(samples, opts.levels),
+            interval_bounds(samples, opts.levels, self, task="forecast"),
         )
         traj, trajectory, fw = drawn.trajectory, None, drawn.windows
         if traj is not None:  # the window without the padding in front of short histories

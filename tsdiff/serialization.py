@@ -57,6 +57,8 @@ def _meta(model: Predictor) -> dict[str, Any]:
         "forecast_spread": model.forecast_spread,
         "gate": model.gate,
         "gate_interpolation": model.gate_interpolation,
+        "interval_scale": model.interval_scale,
+        "forecast_interval_scale": model.forecast_interval_scale,
         "covariates": None if model.covariates is None else model.covariates.to_dict(),
         "spec": None if model.spec is None else {n: s.to_dict() for n, s in model.spec.items()},
         "epoch_log": model.epoch_log,
@@ -111,11 +113,7 @@ def load_model(cls: type[P], path: str | Path) -> P:
             f"shipped models: {known})"
         )
     try:
-        raw = json.loads((p / CONFIG_FILE).read_text())
-        if isinstance(raw, dict) and isinstance(raw.get("network"), dict):
-            # models saved before the learned prior existed used the interpolation
-            raw["network"].setdefault("prior_layers", 0)
-        config = TSDiffConfig.from_dict(raw)
+        config = TSDiffConfig.from_saved(json.loads((p / CONFIG_FILE).read_text()))
         meta = json.loads((p / META_FILE).read_text())
         if meta.get("format_version") != FORMAT_VERSION:
             raise ModelFileError(f"{p}: unsupported model format {meta.get('format_version')!r}")
@@ -156,6 +154,8 @@ def _restore(model: Predictor, meta: dict[str, Any]) -> None:
     model.gate = None if g is None else [float(x) for x in g]
     gi = meta.get("gate_interpolation")
     model.gate_interpolation = None if gi is None else [bool(x) for x in gi]
+    model.interval_scale = _scale(meta.get("interval_scale"))
+    model.forecast_interval_scale = _scale(meta.get("forecast_interval_scale"))
     cv = meta.get("covariates")
     model.covariates = None if cv is None else Covariates.from_dict(cv)
     model.epoch_log = list(meta.get("epoch_log", meta.get("history", [])))  # older: "history"
@@ -166,3 +166,8 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _scale(d: dict[str, Any] | None) -> dict[int, float] | None:
+    """Interval factors as saved (JSON keys are strings) → {level: factor}."""
+    return None if d is None else {int(k): float(v) for k, v in d.items()}

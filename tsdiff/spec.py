@@ -173,6 +173,20 @@ def project(samples: np.ndarray, specs: Sequence[VariableSpec]) -> np.ndarray:
     return x
 
 
+def project_bounds(
+    lo: np.ndarray, hi: np.ndarray, specs: Sequence[VariableSpec]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Interval bounds (..., K, T) onto each variable's support: rounded outward (a
+    bound of an integer or binary variable is a value it can take, and the interval
+    does not shrink), then clipped to the bounds."""
+    lo = np.array(lo, dtype=np.float64, copy=True)
+    hi = np.array(hi, dtype=np.float64, copy=True)
+    for k, s in enumerate(specs):
+        if s.kind != "continuous":
+            lo[..., k, :], hi[..., k, :] = np.floor(lo[..., k, :]), np.ceil(hi[..., k, :])
+    return project(lo, specs), project(hi, specs)
+
+
 def outside(values: np.ndarray, spec: VariableSpec) -> int:
     """How many observed values (NaN ignored) lie outside the spec's bounds."""
     v = values[np.isfinite(values)]
