@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -123,10 +125,10 @@ def load_dataset(dataset: str, data_dir: str | Path | None = None) -> pd.DataFra
 
 
 def statsforecast_tables(
-    df: pd.DataFrame, bench: ForecastBench, windows: int
+    df: pd.DataFrame, bench: ForecastBench, windows: int, only: Sequence[str] | None = None
 ) -> dict[str, tuple[pd.DataFrame, float]]:
     """SeasonalNaive, AutoETS and AutoARIMA through ``cross_validation`` → backtest-style
-    tables (AutoARIMA only when ``bench.arima``).
+    tables (AutoARIMA only when ``bench.arima``; ``only``: just these labels).
 
     Returns per method (table, seconds); tables have ``origin, timestamp, variable,
     truth, median, lo_/hi_50|90`` and the 19 quantile columns.
@@ -150,6 +152,8 @@ def statsforecast_tables(
     if bench.arima:
         arima = AutoARIMA(season_length=m)
         candidates.append(("autoarima", arima, bench.ets_refit, bench.arima_input))
+    if only is not None:
+        candidates = [c for c in candidates if c[0] in only]
     out = {}
     for label, model, refit, input_size in candidates:
         t0 = time.perf_counter()
@@ -268,18 +272,9 @@ def run(
     methods: dict[str, Any] = {"tsdiff": ours}
     per_variable: dict[str, Any] = {"tsdiff": bt.summary["per_variable"]}
     if bench.baselines:
-        for label, (table, secs) in statsforecast_tables(df, bench, windows).items():
-            got = set(pd.DatetimeIndex(table["origin"].unique()))
-            if got != set(df["timestamp"].iloc[pos]):
-                raise DataError(f"{label}: statsforecast cut-offs differ from the backtest's")
-            scored = score_frame(table, LEVELS)
-            methods[label] = {
-                **_short(scored["overall"]),
-                "crps_sum": round(comonotone_crps_sum(table), 6),
-                "backtest_s": round(secs, 1),
-            }
-            per_variable[label] = scored["per_variable"]
-            _log_method(label, methods[label], secs)
+        scored_baselines = _baselines(df, bench, windows, pos)
+        methods.update({k: v for k, (v, _) in scored_baselines.items()})
+        per_variable.update({k: v for k, (_, v) in scored_baselines.items()})
     peers: dict[str, Any] = {}
     if bench.neural_peers:
         peers, scored = _neural_peers(df, bench, windows, pos, info["train_seconds"] / 60, seed)
@@ -323,6 +318,78 @@ def run(
     write_atomic(out / f"{stem}.md", lambda p: p.write_text(markdown(result)))
     log(f"results: {out / stem}.json, .md")
     return result
+
+
+def _baselines(
+    df: pd.DataFrame,
+    bench: ForecastBench,
+    windows: int,
+    pos: np.ndarray,
+    only: Sequence[str] | None = None,
+) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """The statsforecast baselines scored on the backtest's cut-offs ``pos``: per label,
+    its ``methods`` entry and its per-variable metrics."""
+    out = {}
+    for label, (table, secs) in statsforecast_tables(df, bench, windows, only).items():
+        got = set(pd.DatetimeIndex(table["origin"].unique()))
+        if got != set(df["timestamp"].iloc[pos]):
+            raise DataError(f"{label}: statsforecast cut-offs differ from the backtest's")
+        scored = score_frame(table, LEVELS)
+        entry = {
+            **_short(scored["overall"]),
+            "crps_sum": round(comonotone_crps_sum(table), 6),
+            "backtest_s": round(secs, 1),
+        }
+        _log_method(label, entry, secs)
+        out[label] = (entry, scored["per_variable"])
+    return out
+
+
+METHOD_ORDER = ("tsdiff", "seasonal_naive", "autoets", "autoarima", "deepar", "nhits")
+
+
+def add_arima(
+    result_path: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Add AutoARIMA to a result written without it (``--no-arima``), on the same
+    origins and cells, without training anything again: the statsforecast baselines are
+    deterministic given the data and the cut-offs, so the row is the one the full run
+    would have written. The result's JSON and markdown are rewritten (atomically) with
+    the addition's command, commit and date."""
+    path = Path(result_path)
+    r = json.loads(path.read_text())
+    names = {f.name for f in dataclasses.fields(ForecastBench)}
+    saved = {k: v for k, v in r["profile_settings"]["benchmark"].items() if k in names}
+    bench = ForecastBench(**{**saved, "arima": True})
+    df = load_dataset(r["dataset"], data_dir)
+    if bench.history_steps:
+        df = df.iloc[-bench.history_steps :].reset_index(drop=True)
+    windows = int(r["protocol"]["origins"])
+    pos = cutoffs(len(df), bench.horizon, bench.step, windows)
+    if str(df["timestamp"].iloc[pos[0]]) != str(pd.Timestamp(r["protocol"]["first_origin"])):
+        raise DataError(f"{path}: its first origin is not the data's; another data version?")
+    log(f"AutoARIMA on {windows} origins of {r['dataset']}, horizon {bench.horizon} h")
+    entry, per_var = _baselines(df, bench, windows, pos, only=("autoarima",))["autoarima"]
+    methods = {**r["methods"], "autoarima": entry}
+    r["methods"] = {k: methods[k] for k in METHOD_ORDER if k in methods}
+    r["per_variable"]["autoarima"] = per_var
+    r["targets"] = targets(r["methods"], r["dataset"])
+    r["profile_settings"]["benchmark"] = dataclasses.asdict(bench)
+    r.setdefault("added", []).append(
+        {
+            "methods": ["autoarima"],
+            "command": command or "",
+            "commit": commit(),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        }
+    )
+    write_json(r, path)
+    write_atomic(path.with_suffix(".md"), lambda p: p.write_text(markdown(r)))
+    log(f"results: {path}, .md")
+    return r
 
 
 def _log_method(label: str, s: dict[str, Any], secs: float) -> None:
@@ -466,6 +533,11 @@ def markdown(r: dict[str, Any]) -> str:
         "→ 19 quantiles; AutoETS/AutoARIMA refit "
         f"{r['profile_settings']['benchmark']['ets_refit']}{_arima_text(r)}",
         *_peer_lines(r.get("neural_peers") or {}),
+        *(
+            f"- {', '.join(a['methods'])} added later on the same origins and cells (nothing "
+            f"retrained): `{a['command']}`, commit {a['commit']}, {a['date']}"
+            for a in r.get("added", [])
+        ),
         "",
         "| method | MAE | RMSE | CRPS | CRPS-sum | cov50 | width50 | cov90 | width90 | seconds |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -504,7 +576,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--windows", type=int, help="origins (default the protocol's: 60 / 73)")
     p.add_argument("--no-arima", action="store_true", help="leave out AutoARIMA (slowest)")
     p.add_argument("--no-neural", action="store_true", help="leave out DeepAR and NHITS")
+    p.add_argument(
+        "--add-arima",
+        metavar="RESULT_JSON",
+        help="add AutoARIMA to a result written with --no-arima (same origins; trains nothing)",
+    )
     args = p.parse_args(argv)
+    if args.add_arima:
+        command = module_command("tsdiff.benchmarks.forecast")
+        add_arima(args.add_arima, data_dir=args.data_dir, command=command)
+        return 0
     overrides: dict[str, Any] = {}
     if args.horizon is not None:
         overrides["horizon"] = args.horizon

@@ -169,9 +169,9 @@ def test_cli_bad_input_exits_2(fitted, pm25, tmp_path, extra, capsys) -> None:
     assert not (tmp_path / "o.parquet").exists()
 
 
-@pytest.mark.slow
-def test_forecast_benchmark_tiny_end_to_end(tmp_path) -> None:
-    """The benchmark harness on a tiny profile: both baselines, same cut-offs, results files."""
+@pytest.fixture(scope="module")
+def tiny_forecast_bench(tmp_path_factory) -> tuple[dict, Path]:
+    """The forecast benchmark's tiny ETTh1 run (no AutoARIMA) and its results folder."""
     pytest.importorskip("statsforecast")
     from tsdiff.benchmarks import forecast
     from tsdiff.datasets import default_data_dir
@@ -179,7 +179,16 @@ def test_forecast_benchmark_tiny_end_to_end(tmp_path) -> None:
     base = default_data_dir()
     if base is None or not (base / "etth1_2017_2018.parquet").is_file():
         pytest.skip("../shared/data/etth1_2017_2018.parquet is not available")
-    r = forecast.run("etth1", "tiny", out_dir=tmp_path, progress=False)
+    out = tmp_path_factory.mktemp("forecast-bench")
+    return forecast.run("etth1", "tiny", out_dir=out, progress=False), out
+
+
+@pytest.mark.slow
+def test_forecast_benchmark_tiny_end_to_end(tiny_forecast_bench) -> None:
+    """The benchmark harness on a tiny profile: both baselines, same cut-offs, results files."""
+    from tsdiff.benchmarks import forecast
+
+    r, tmp_path = tiny_forecast_bench
     assert set(r["methods"]) == {"tsdiff", "seasonal_naive", "autoets"}
     for s in r["methods"].values():
         assert {"mae", "crps", "crps_sum", "cov50", "cov90"} <= set(s)
@@ -197,6 +206,37 @@ def test_forecast_benchmark_tiny_end_to_end(tmp_path) -> None:
     assert "forecast spread" in (tmp_path / "forecast-etth1-tiny.md").read_text()
     # the tiny profile's lags reach 48 h before its 30 h window: 54 h read per forecast
     assert r["protocol"]["lags"] == [24, 48] and r["protocol"]["context"] == 48 + 30 - 24
+
+
+@pytest.mark.slow
+def test_autoarima_added_to_a_result_on_its_origins_without_retraining(
+    tiny_forecast_bench, tmp_path
+) -> None:
+    from tsdiff.benchmarks import forecast
+
+    r, out = tiny_forecast_bench
+    path = tmp_path / "forecast-etth1-tiny.json"
+    path.write_text((out / "forecast-etth1-tiny.json").read_text())
+    added = forecast.add_arima(path, command="add")
+    assert list(added["methods"]) == ["tsdiff", "seasonal_naive", "autoets", "autoarima"]
+    for label, entry in r["methods"].items():  # the rest untouched
+        assert added["methods"][label] == entry
+    arima = added["methods"]["autoarima"]
+    assert arima["n_cells"] == r["methods"]["tsdiff"]["n_cells"]  # the same cells
+    assert arima["mae"] != r["methods"]["autoets"]["mae"]
+    assert added["targets"]["crps_gain_vs_autoarima"] == pytest.approx(
+        1 - r["methods"]["tsdiff"]["crps"] / arima["crps"], abs=1e-4
+    )
+    assert json.loads(path.read_text()) == added
+    page = path.with_suffix(".md").read_text()
+    assert "| autoarima |" in page and "autoarima added later" in page and "`add`" in page
+    # a result whose origins are not the data's is refused, and left as it was
+    wrong = json.loads((out / "forecast-etth1-tiny.json").read_text())
+    wrong["protocol"]["first_origin"] = "2017-01-01 00:00:00"
+    path.write_text(json.dumps(wrong))
+    with pytest.raises(DataError, match="first origin"):
+        forecast.add_arima(path)
+    assert json.loads(path.read_text()) == wrong
 
 
 def test_calibration_origins_see_nothing_after_the_first_test_origin(fitted, pm25) -> None:

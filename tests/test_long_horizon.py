@@ -8,7 +8,7 @@ import pytest
 
 from tsdiff.backtest import ORIGIN_COL, backtest
 from tsdiff.errors import RangeError
-from tsdiff.forecasting import chunk_length, continue_paths, draw_forecasts
+from tsdiff.forecasting import chunk_length, continue_paths, draw_forecasts, scale_paths
 
 H = 30  # the tiny model's window is 24: two continuation chunks after the first
 
@@ -26,11 +26,12 @@ def test_long_forecast_keeps_the_grid_shapes_and_seeds(fitted, pm25):
     pd.testing.assert_frame_equal(res.samples, again.samples)
     other = fitted.forecast(df, H, n_samples=4, seed=4).frame
     assert not other.equals(res.frame)
-    # the first chunk is what a one-window forecast of that length draws
+    # the first chunk is what a one-window forecast of that length draws (scaled after
+    # the last chunk instead of inside the sampler: equal to float rounding)
     first = fitted.forecast(df, chunk_length(fitted), n_samples=4, seed=3).frame
     k = chunk_length(fitted)
     var = fitted.variables[0]
-    np.testing.assert_array_equal(res.frame[var].to_numpy()[:k], first[var].to_numpy())
+    np.testing.assert_allclose(res.frame[var].to_numpy()[:k], first[var].to_numpy(), rtol=1e-12)
 
 
 def test_each_path_continues_from_its_own_draws(fitted, pm25):
@@ -46,12 +47,29 @@ def test_each_path_continues_from_its_own_draws(fitted, pm25):
     planted[0] = hi[:, None]  # path 0 ends high, the others low
     planted[1:] = lo[:, None]
     cut = len(panel.series[0].index) - 1
-    out = continue_paths(fitted, [panel.series[0]], [cut], first.windows, [planted], 6, opts, 1.0)
+    out = continue_paths(fitted, [panel.series[0]], [cut], first.windows, [planted], 6, opts)
     new = out[0][:, :, k]  # (4, K): the first step of the next window
     assert out[0].shape == (4, len(fitted.variables), k + 6)
     np.testing.assert_array_equal(out[0][:, :, :k], planted)  # earlier draws kept
     higher = new[0] > new[1:].max(axis=0)  # path 0 continues from its own high level
     assert higher.mean() >= 0.75, (new, hi, lo)
+
+
+def test_a_long_forecast_is_scaled_once_as_its_spread_was_fitted(fitted, pm25):
+    """The forecast spread is fitted on unscaled forecasts scaled about their median;
+    a long horizon applies it so, once over the whole paths, not chunk by chunk (each
+    chunk would inherit its context's scaling and compound it)."""
+    panel = fitted.panel(pm25.iloc[:200])
+    opts = fitted.options(n_samples=8, seed=0)
+    end = [[len(panel.series[0].index) - 1]]
+    raw = draw_forecasts(fitted, panel, end, H, opts, spread=1.0, key_by_origin=False)
+    wide = draw_forecasts(fitted, panel, end, H, opts, spread=2.0, key_by_origin=False)
+    expected = scale_paths(fitted, raw.samples[0], 2.0)  # (8, K, H)
+    np.testing.assert_allclose(wide.samples[0], expected, rtol=1e-5, atol=1e-6)
+    norm = fitted.normalizer.transform
+    ratio = norm(wide.samples[0]).std(axis=0) / norm(raw.samples[0]).std(axis=0)  # (K, H)
+    late = ratio[:, -6:]  # the last chunk: about 2 (less where 0 µg/m³ clips), never 4
+    assert 1.5 < np.nanmedian(late) <= 2.0 + 1e-6
 
 
 def test_long_backtest_scores_every_step(fitted, pm25):

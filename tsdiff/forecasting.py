@@ -74,13 +74,24 @@ def draw_forecasts(
     ``spread`` scales the samples about their median (the forecast calibration);
     ``key_by_origin``: see :func:`~tsdiff.windowing.forecast_windows`. ``record`` asks
     for the trajectory, which only a one-window horizon has.
+
+    A horizon longer than a window is drawn unscaled, chunk after chunk, and the whole
+    paths are scaled once at the end: that is what the spread was fitted for (uncalibrated
+    forecasts scaled about their median), whereas scaling each chunk would compound, as
+    every chunk inherits the spread its context was already given.
     """
     shape = model.window_shape()
     long = horizon > model.window - 1
     first = chunk_length(model) if long else horizon
     fw = forecast_windows(shape, panel, origins, first, key_by_origin=key_by_origin)
     drawn = sample_series(
-        model, fw.panel, opts, record=record, spread=spread, lead=fw.lead, gate=False
+        model,
+        fw.panel,
+        opts,
+        record=record,
+        spread=1.0 if long else spread,
+        lead=fw.lead,
+        gate=False,
     )
     paths = [d[:, :, fw.context :] for d in drawn.samples]  # per forecast (n, K, first)
     if not long:
@@ -91,8 +102,9 @@ def draw_forecasts(
     done = first
     while done < horizon:
         h = min(first, horizon - done)  # chunk_length(model), as the first chunk
-        paths = continue_paths(model, past, cuts, fw, paths, h, opts, spread)
+        paths = continue_paths(model, past, cuts, fw, paths, h, opts)
         done += h
+    paths = [scale_paths(model, p, spread) for p in paths]  # each (n, K, horizon)
     truth = [s.values[:, c + 1 : c + 1 + horizon] for s, c in zip(past, cuts, strict=True)]
     index = [
         future_index(s.index[: c + 1], panel.freq, horizon) for s, c in zip(past, cuts, strict=True)
@@ -108,9 +120,9 @@ def continue_paths(
     paths: list[np.ndarray],
     h: int,
     opts: SampleOptions,
-    spread: float,
 ) -> list[np.ndarray]:
-    """Every path extended by ``h`` steps, each drawn after its own earlier steps."""
+    """Every path extended by ``h`` steps, each drawn after its own earlier steps
+    (unscaled: :func:`scale_paths` calibrates the whole paths afterwards)."""
     n = paths[0].shape[0]
     ext: list[Series] = []
     ends = []
@@ -138,14 +150,20 @@ def continue_paths(
     one = SampleOptions(1, opts.steps, opts.sampler, opts.eta, opts.levels, opts.seed)
     got = sample_series(model, step.panel, one, spread=1.0, lead=step.lead, gate=False)
     chunk = [g[0, :, step.context :] for g in got.samples]  # per (forecast, path) (K, h)
-    specs = None if model.spec is None else [model.spec[v] for v in model.variables]
-    out = []
-    for f, drawn in enumerate(paths):
-        new = np.stack(chunk[f * n : (f + 1) * n])  # (n, K, h)
-        if spread != 1.0 and n > 1:  # the calibration, across the paths, as the sampler does
-            norm = model.normalizer  # in the network's space, where the sampler scales
-            new = norm.inverse(rescale(norm.transform(new), spread, axis=0))
-            if specs is not None:
-                new = project(new, specs)
-        out.append(np.concatenate([drawn, new], axis=-1))
+    return [
+        np.concatenate([drawn, np.stack(chunk[f * n : (f + 1) * n])], axis=-1)  # (n, K, ·+h)
+        for f, drawn in enumerate(paths)
+    ]
+
+
+def scale_paths(model: Predictor, paths: np.ndarray, spread: float) -> np.ndarray:
+    """``paths`` (n, K, H) scaled about their per-step median by ``spread``, in the
+    network's space (where the sampler scales) and brought back onto what each variable
+    can take: the forecast calibration, applied as it was fitted."""
+    if spread == 1.0 or paths.shape[0] < 2:
+        return paths
+    norm = model.normalizer
+    out = norm.inverse(rescale(norm.transform(paths), spread, axis=0))
+    if model.spec is not None:
+        out = project(out, [model.spec[v] for v in model.variables])
     return out
