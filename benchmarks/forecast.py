@@ -331,18 +331,26 @@ def _baselines(
     its ``methods`` entry and its per-variable metrics."""
     out = {}
     for label, (table, secs) in statsforecast_tables(df, bench, windows, only).items():
-        got = set(pd.DatetimeIndex(table["origin"].unique()))
-        if got != set(df["timestamp"].iloc[pos]):
-            raise DataError(f"{label}: statsforecast cut-offs differ from the backtest's")
-        scored = score_frame(table, LEVELS)
-        entry = {
-            **_short(scored["overall"]),
-            "crps_sum": round(comonotone_crps_sum(table), 6),
-            "backtest_s": round(secs, 1),
-        }
-        _log_method(label, entry, secs)
-        out[label] = (entry, scored["per_variable"])
+        out[label] = _score_table(label, table, secs, df, pos)
+        _log_method(label, out[label][0], secs)
     return out
+
+
+def _score_table(
+    label: str, table: pd.DataFrame, secs: float, df: pd.DataFrame, pos: np.ndarray
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A peer's backtest-style table scored on the cut-offs ``pos`` (refused when its
+    origins are others): its ``methods`` entry and per-variable metrics."""
+    got = set(pd.DatetimeIndex(table["origin"].unique()))
+    if got != set(df["timestamp"].iloc[pos]):
+        raise DataError(f"{label}: forecast origins differ from the backtest's cut-offs")
+    scored = score_frame(table, LEVELS)
+    entry = {
+        **_short(scored["overall"]),
+        "crps_sum": round(comonotone_crps_sum(table), 6),
+        "backtest_s": round(secs, 1),
+    }
+    return entry, scored["per_variable"]
 
 
 METHOD_ORDER = ("tsdiff", "seasonal_naive", "autoets", "autoarima", "deepar", "nhits")
@@ -427,18 +435,9 @@ def _neural_peers(
     scored_peers: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
     tables = forecast_peers.neural_tables(df, bench, windows, minutes, seed)
     for label, (table, secs, peer_info) in tables.items():
-        got = set(pd.DatetimeIndex(table["origin"].unique()))
-        if got != set(df["timestamp"].iloc[pos]):
-            raise DataError(f"{label}: forecast origins differ from the backtest's cut-offs")
-        scored = score_frame(table, LEVELS)
-        entry = {
-            **_short(scored["overall"]),
-            "crps_sum": round(comonotone_crps_sum(table), 6),
-            "backtest_s": round(secs, 1),
-            "train_s": peer_info["train_s"],
-            "train_steps": peer_info["steps"],
-        }
-        scored_peers[label] = (entry, scored["per_variable"])
+        entry, per_var = _score_table(label, table, secs, df, pos)
+        entry.update(train_s=peer_info["train_s"], train_steps=peer_info["steps"])
+        scored_peers[label] = (entry, per_var)
         infos[label] = peer_info
         _log_method(label, entry, secs)
         log(f"  {'':<15} trained {peer_info['steps']} steps in {peer_info['train_s']:.0f} s")

@@ -66,20 +66,25 @@ def rescale(samples: ArrayT, spread: float | ArrayT, axis: int = 0) -> ArrayT:
     return med + spread * (samples - med)
 
 
+def _held_out_cells(samples: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``samples`` (n, m) and ``truth`` (m,) as float64, kept where the truth is known."""
+    smp = np.asarray(samples, dtype=np.float64)
+    y = np.asarray(truth, dtype=np.float64)
+    if smp.ndim != 2 or y.shape != smp.shape[1:]:
+        raise DataError(f"need samples (n, m) and truth (m,), got {smp.shape} and {y.shape}")
+    keep = np.isfinite(y)
+    if not keep.any():
+        raise DataError("no held-out cell with a truth to calibrate on")
+    return smp[:, keep], y[keep]
+
+
 def fit_spread(samples: np.ndarray, truth: np.ndarray) -> SpreadFit:
     """The grid factor minimising quantile CRPS of ``samples`` (n, m) against ``truth`` (m,).
 
     Quantiles are computed once: for s > 0 the quantiles of the rescaled samples are
     the rescaled quantiles, so every factor costs one pass over (19, m) numbers.
     """
-    smp = np.asarray(samples, dtype=np.float64)
-    y = np.asarray(truth, dtype=np.float64)
-    if smp.ndim != 2 or y.shape != smp.shape[1:]:
-        raise DataError(f"need samples (n, m) and truth (m,), got {smp.shape} and {y.shape}")
-    keep = np.isfinite(y)
-    smp, y = smp[:, keep], y[keep]
-    if y.size == 0:
-        raise DataError("no held-out cell with a truth to calibrate on")
+    smp, y = _held_out_cells(samples, truth)
     ones = np.ones(y.shape, dtype=bool)
     crps = _grid_crps(smp, y)
     best = float(SPREAD_GRID[int(np.nanargmin(crps))])
@@ -196,14 +201,7 @@ def fit_interval_scale(
     coverage on exchangeable cells). Samples without any spread (a model trained for
     an epoch) thus get the intervals of their absolute errors.
     """
-    smp = np.asarray(samples, dtype=np.float64)
-    y = np.asarray(truth, dtype=np.float64)
-    if smp.ndim != 2 or y.shape != smp.shape[1:]:
-        raise DataError(f"need samples (n, m) and truth (m,), got {smp.shape} and {y.shape}")
-    keep = np.isfinite(y)
-    smp, y = smp[:, keep], y[keep]
-    if y.size == 0:
-        raise DataError("no held-out cell with a truth to calibrate on")
+    smp, y = _held_out_cells(samples, truth)
     med = np.median(smp, axis=0)
     m = y.size
     scale, before, after = {}, {}, {}
