@@ -75,6 +75,8 @@ def test_a_long_forecast_is_scaled_once_as_its_spread_was_fitted(fitted, pm25):
 def test_long_backtest_scores_every_step(fitted, pm25):
     res = backtest(fitted, pm25, horizon=H, step=24, windows=2, n_samples=4, seed=1)
     assert res.summary["horizon"] == H
+    # what the first window reads before the horizon: the window less its first chunk
+    assert res.summary["context"] == fitted.window - chunk_length(fitted) > 0
     per_origin = res.forecasts.groupby(ORIGIN_COL)["timestamp"].nunique()
     assert (per_origin == H).all() and len(per_origin) == 2
     var = fitted.variables[0]

@@ -29,7 +29,7 @@ from tsdiff import metrics
 from tsdiff.calibration import fit_interval_scale, fit_spread, rescale
 from tsdiff.data import Panel
 from tsdiff.errors import DataError, RangeError
-from tsdiff.forecasting import draw_forecasts
+from tsdiff.forecasting import draw_forecasts, first_chunk
 from tsdiff.inference import model_interval
 from tsdiff.predictor import Predictor
 
@@ -150,7 +150,8 @@ def backtest(
         "horizon": int(horizon),
         "step": int(step),
         "windows": int(windows),
-        "context": model.history_steps + model.window - horizon,  # steps read per forecast
+        # steps read before each forecast (its first window's)
+        "context": model.history_steps + model.window - first_chunk(model, horizon),
         "lags": list(model.config.network.lags),
         "n_series": len(panel.series),
         "n_forecasts": len(run.where),

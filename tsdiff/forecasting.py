@@ -58,6 +58,12 @@ def chunk_length(model: Predictor) -> int:
     return min(model.window - 1, max(1, int(round(model.window * frac))))
 
 
+def first_chunk(model: Predictor, horizon: int) -> int:
+    """Steps the first window forecasts: the whole horizon when a window holds it, else
+    :func:`chunk_length` (the rest continues window by window)."""
+    return chunk_length(model) if horizon > model.window - 1 else horizon
+
+
 def draw_forecasts(
     model: Predictor,
     panel: Panel,
@@ -82,7 +88,7 @@ def draw_forecasts(
     """
     shape = model.window_shape()
     long = horizon > model.window - 1
-    first = chunk_length(model) if long else horizon
+    first = first_chunk(model, horizon)
     fw = forecast_windows(shape, panel, origins, first, key_by_origin=key_by_origin)
     drawn = sample_series(
         model,
