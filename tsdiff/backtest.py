@@ -30,7 +30,7 @@ from tsdiff.calibration import fit_interval_scale, fit_spread, rescale
 from tsdiff.data import Panel
 from tsdiff.errors import DataError, RangeError
 from tsdiff.forecasting import draw_forecasts, first_chunk
-from tsdiff.inference import model_interval
+from tsdiff.inference import model_intervals
 from tsdiff.predictor import Predictor
 
 Intervals = dict[int, tuple[np.ndarray, np.ndarray]]  # level → (lo, hi), each (W, K, H)
@@ -143,7 +143,7 @@ def backtest(
         scale = model.forecast_interval_scale if spread is None else None
     run = _forecast_origins(model, panel, horizon, step, windows, opts, spread)
     smp = run.samples.transpose(1, 0, 2, 3)  # (n, W, K, H)
-    bounds = {lv: model_interval(model, smp, lv, scale) for lv in levels}  # (W, K, H) each
+    bounds = model_intervals(model, smp, levels, scale)  # {level: (lo, hi)}, each (W, K, H)
     frame = forecast_table(panel, run.where, run.index, run.samples, run.truth, bounds)
     summary = summarize_samples(run.samples, run.truth, panel.variables, bounds)
     summary = {
@@ -284,7 +284,7 @@ def forecast_table(
     """Long table: series, origin, timestamp, step, variable, truth and the forecast.
 
     samples (W, n, K, H), truth (W, K, H), ``bounds`` {level: (lo, hi)} each (W, K, H)
-    (see :func:`~tsdiff.inference.model_interval`). Forecast columns: ``median``,
+    (see :func:`~tsdiff.inference.model_intervals`). Forecast columns: ``median``,
     ``mean``, ``lo_<l>`` / ``hi_<l>`` per level, and the 19 quantiles ``q05`` .. ``q95``.
     """
     w, _, k, h = samples.shape

@@ -378,8 +378,7 @@ def calibrate_imputation(
         model.variable_spread = list(per.spread) if per.n_own else None
         info["per_variable"] = per.to_dict()
     if model.config.train.calibrate_intervals:
-        factors = model.task_spread("impute")
-        f = np.asarray(factors)[var] if isinstance(factors, list) else factors
+        f = np.broadcast_to(model.task_spread("impute"), (k,))[var]  # (m,) each cell's
         intervals = fit_interval_scale(rescale(smp, f), tru)  # the samples as calibrated
         model.interval_scale = intervals.scale
         info["intervals"] = intervals.to_dict()

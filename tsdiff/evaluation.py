@@ -12,7 +12,7 @@ import pandas as pd
 
 from tsdiff import baselines, metrics
 from tsdiff.errors import RangeError
-from tsdiff.inference import interval_bounds, sample_series
+from tsdiff.inference import Bounds, interval_bounds, sample_series
 from tsdiff.masks import hold_out
 from tsdiff.predictor import Predictor
 
@@ -29,12 +29,15 @@ def interval_scores(
     hidden: Sequence[np.ndarray],
     levels: Sequence[int],
     scale: Callable[[np.ndarray], np.ndarray] | None = None,
+    bounds: Bounds | None = None,
 ) -> dict[str, float]:
     """``cov<L>`` and ``width<L>`` of the intervals ``model.impute`` reports (its interval
     factors applied to the samples' quantiles) on the ``hidden`` cells; per series
     samples (n, K, T), truth and hidden (K, T). ``scale`` maps values to the units
-    widths are reported in (default: original units)."""
-    bounds = interval_bounds(list(samples), levels, model, [~h for h in hidden])
+    widths are reported in (default: original units); ``bounds``: those intervals when
+    already drawn from the samples (scoring them in two units)."""
+    if bounds is None:
+        bounds = reported_bounds(model, samples, hidden, levels)
     y, msk = flat_cells(truth), flat_cells(hidden)
     out: dict[str, float] = {}
     for lv in levels:
@@ -45,6 +48,16 @@ def interval_scores(
         out[f"cov{lv}"] = float(inside[msk].mean()) if msk.any() else float("nan")
         out[f"width{lv}"] = float((hi - lo)[msk].mean()) if msk.any() else float("nan")
     return out
+
+
+def reported_bounds(
+    model: Predictor,
+    samples: Sequence[np.ndarray],
+    hidden: Sequence[np.ndarray],
+    levels: Sequence[int],
+) -> Bounds:
+    """The intervals ``impute`` reports for the ``hidden`` cells (the rest observed)."""
+    return interval_bounds(list(samples), levels, model, [~h for h in hidden])
 
 
 def evaluate(
@@ -104,8 +117,11 @@ def evaluate(
     }
     if model.interval_scale:  # coverage and width of the intervals impute reports
         lv = opts.levels
-        result["model"].update(interval_scores(model, samples, truth, hidden, lv))
-        result["model_normalized"].update(interval_scores(model, samples, truth, hidden, lv, norm))
+        b = reported_bounds(model, samples, hidden, lv)
+        result["model"].update(interval_scores(model, samples, truth, hidden, lv, bounds=b))
+        result["model_normalized"].update(
+            interval_scores(model, samples, truth, hidden, lv, norm, bounds=b)
+        )
     for name, fn in baselines.BASELINES.items():
         filled = [fn(m, means) for m in masked]
         pred, pred_n = flat_cells(filled), flat_cells([norm(f) for f in filled])

@@ -323,39 +323,43 @@ def interval_bounds(
 ) -> Bounds:
     """Central-interval bounds per level, per series: {level: ([lo (K,T)], [hi (K,T)])}.
 
-    With a ``model`` that has interval factors for ``task`` (see :func:`model_interval`),
+    With a ``model`` that has interval factors for ``task`` (see :func:`model_intervals`),
     each interval is widened by its level's factor; ``observed`` (per series (K, T)
     bool) cells keep bounds equal to their value, bit for bit.
     """
     scale = model.task_interval_scale(task) if model is not None else None
     seen = observed or [np.zeros(s.shape[1:], dtype=bool) for s in samples]
-    out: Bounds = {}
-    for lv in levels:
-        pairs = []
-        for smp, obs in zip(samples, seen, strict=True):  # (n, K, T), (K, T)
-            lo, hi = model_interval(model, smp, lv, scale)
+    out: Bounds = {lv: ([], []) for lv in levels}
+    for smp, obs in zip(samples, seen, strict=True):  # (n, K, T), (K, T)
+        for lv, (lo, hi) in model_intervals(model, smp, levels, scale).items():
             if obs.any():
                 lo, hi = np.where(obs, smp[0], lo), np.where(obs, smp[0], hi)
-            pairs.append((lo, hi))
-        out[lv] = ([lo for lo, _ in pairs], [hi for _, hi in pairs])
+            out[lv][0].append(lo)
+            out[lv][1].append(hi)
     return out
 
 
-def model_interval(
-    model: Predictor | None, samples: np.ndarray, level: int, scale: dict[int, float] | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The central ``level`` % interval of ``samples`` (n, ..., K, T) in original units:
+def model_intervals(
+    model: Predictor | None,
+    samples: np.ndarray,
+    levels: Sequence[int],
+    scale: dict[int, float] | None,
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """The central intervals of ``samples`` (n, ..., K, T) in original units, per level:
     the samples' quantiles, or with interval factors ``scale`` widened about the median
     by the level's factor in the network's space (where the factors were fitted) and
     brought back onto what each variable can take."""
     if not scale or model is None:
-        return metrics.interval(samples, level)
+        return {lv: metrics.interval(samples, lv) for lv in levels}
     norm = model.normalizer
-    lo, hi = scaled_interval(norm.transform(samples), level, scale)
-    lo, hi = norm.inverse(lo), norm.inverse(hi)
-    if model.spec is not None:
-        lo, hi = project_bounds(lo, hi, [model.spec[n] for n in model.variables])
-    return lo, hi
+    z = norm.transform(samples)  # once for every level
+    specs = None if model.spec is None else [model.spec[n] for n in model.variables]
+    out = {}
+    for lv in levels:
+        lo, hi = scaled_interval(z, lv, scale)
+        lo, hi = norm.inverse(lo), norm.inverse(hi)
+        out[lv] = (lo, hi) if specs is None else project_bounds(lo, hi, specs)
+    return out
 
 
 def leave_open(
