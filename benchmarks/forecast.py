@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,7 +63,7 @@ from tsdiff.benchmarks.common import (
 )
 from tsdiff.config import TSDiffConfig
 from tsdiff.datasets import default_data_dir
-from tsdiff.errors import ConfigError, DataError
+from tsdiff.errors import ConfigError, DataError, TSDiffError
 from tsdiff.io import write_atomic, write_json
 from tsdiff.model import TSDiff
 
@@ -359,6 +360,7 @@ METHOD_ORDER = ("tsdiff", "seasonal_naive", "autoets", "autoarima", "deepar", "n
 def add_arima(
     result_path: str | Path,
     *,
+    dataset: str | None = None,
     data_dir: str | Path | None = None,
     command: str | None = None,
 ) -> dict[str, Any]:
@@ -368,7 +370,13 @@ def add_arima(
     would have written. The result's JSON and markdown are rewritten (atomically) with
     the addition's command, commit and date."""
     path = Path(result_path)
-    r = json.loads(path.read_text())
+    try:
+        r = json.loads(path.read_text())
+        saved_dataset = r["dataset"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: not a forecast benchmark result ({e})") from None
+    if dataset is not None and dataset != saved_dataset:
+        raise DataError(f"{path} is a result on {saved_dataset}, not {dataset}")
     names = {f.name for f in dataclasses.fields(ForecastBench)}
     saved = {k: v for k, v in r["profile_settings"]["benchmark"].items() if k in names}
     bench = ForecastBench(**{**saved, "arima": True})
@@ -583,7 +591,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.add_arima:
         command = module_command("tsdiff.benchmarks.forecast")
-        add_arima(args.add_arima, data_dir=args.data_dir, command=command)
+        try:
+            add_arima(args.add_arima, dataset=args.dataset, data_dir=args.data_dir, command=command)
+        except TSDiffError as e:  # the result file is left as it was
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         return 0
     overrides: dict[str, Any] = {}
     if args.horizon is not None:

@@ -17,11 +17,15 @@ import time
 
 from tsdiff.benchmarks.csdi import task_for
 from tsdiff.estimator import calibrate_intervals
+from tsdiff.io import write_atomic
 from tsdiff.model import TSDiff
 from tsdiff.pretrained import SHIPPED_DIR
 
 
 def main(argv: list[str]) -> None:
+    if len(argv) != 1 or not (SHIPPED_DIR / argv[0] / "MODEL_CARD.md").is_file():
+        known = sorted(p.name for p in SHIPPED_DIR.iterdir() if p.is_dir())
+        raise SystemExit(f"usage: python scripts/calibrate_intervals.py NAME (one of {known})")
     name = argv[0]
     path = SHIPPED_DIR / name
     card = (path / "MODEL_CARD.md").read_text()  # saving replaces the folder
@@ -32,7 +36,7 @@ def main(argv: list[str]) -> None:
     model.info.setdefault("calibration", {})["intervals"] = fit
     model.info["calibration"]["intervals_command"] = "scripts/calibrate_intervals.py " + name
     model.save(path)
-    (path / "MODEL_CARD.md").write_text(card)
+    write_atomic(path / "MODEL_CARD.md", lambda p: p.write_text(card))
     print(json.dumps({"seconds": round(time.time() - t0), **fit}))
 
 

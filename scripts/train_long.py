@@ -29,6 +29,8 @@ from tsdiff.benchmarks.csdi import load_profile, task_for
 
 
 def main(argv: list[str]) -> None:
+    if len(argv) != 4:
+        raise SystemExit("usage: python scripts/train_long.py physionet10|pm25 MINUTES CKPT OUT")
     dataset, minutes, ckpt, out = argv[0], float(argv[1]), argv[2], argv[3]
     torch.set_num_threads(1)
     family = "physionet" if dataset.startswith("physionet") else dataset

@@ -239,6 +239,22 @@ def test_autoarima_added_to_a_result_on_its_origins_without_retraining(
     assert json.loads(path.read_text()) == wrong
 
 
+def test_add_arima_refuses_a_missing_or_foreign_result_with_exit_2(
+    tiny_forecast_bench, tmp_path, capsys
+) -> None:
+    from tsdiff.benchmarks import forecast
+
+    _, out = tiny_forecast_bench
+    path = tmp_path / "forecast-etth1-tiny.json"
+    text = (out / "forecast-etth1-tiny.json").read_text()
+    path.write_text(text)
+    assert forecast.main(["pm25", "--add-arima", str(path)]) == 2  # a result on etth1
+    assert "a result on etth1, not pm25" in capsys.readouterr().err
+    assert path.read_text() == text  # untouched
+    assert forecast.main(["etth1", "--add-arima", str(tmp_path / "none.json")]) == 2
+    assert "not a forecast benchmark result" in capsys.readouterr().err
+
+
 def test_calibration_origins_see_nothing_after_the_first_test_origin(fitted, pm25) -> None:
     """Forecast calibration fits on earlier origins whose horizons end by the first test
     origin: changing every value after it leaves the fitted factor untouched."""

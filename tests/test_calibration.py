@@ -259,3 +259,18 @@ def test_fit_calibrates_the_intervals_and_a_loaded_model_can_be_recalibrated(pm2
     assert info["coverage_after"][90] >= 0.9 and info["n_cells"] > 0
     again = calibrate_intervals(model, model.panel(pm25.iloc[600:900]), seed=2)
     assert model.interval_scale == again["scale"] and again["coverage_after"][50] >= 0.5
+
+
+def test_evaluate_scores_the_intervals_impute_reports(fitted, pm25) -> None:
+    import copy
+
+    model = copy.deepcopy(fitted)
+    frame = pm25.iloc[400:520]
+    plain = model.evaluate(frame, seed=6)
+    model.interval_scale = {50: 2.0, 90: 3.0}
+    wide = model.evaluate(frame, seed=6)
+    for part in ("model", "model_normalized"):
+        assert wide[part]["mae"] == plain[part]["mae"]  # the same samples and medians
+        assert wide[part]["width90"] > 1.5 * plain[part]["width90"]
+        assert wide[part]["cov90"] >= plain[part]["cov90"]
+    assert wide["model"]["cov90"] == wide["model_normalized"]["cov90"]  # one set of bounds
