@@ -306,15 +306,24 @@ def held_out_cells(
     return Cells(panel, truth, [g for g, _ in held], [h for _, h in held])
 
 
-def score(model: TSDiff, cells: Cells, samples: Sequence[np.ndarray], normalized: bool) -> dict:
-    """Metrics of samples (list of (n, K, T), original units) on the hidden cells."""
+def score(
+    model: TSDiff,
+    cells: Cells,
+    samples: Sequence[np.ndarray],
+    normalized: bool,
+    *,
+    reported: bool = False,
+) -> dict:
+    """Metrics of samples (list of (n, K, T), original units) on the hidden cells;
+    ``reported``: they are the model's own, so coverage is that of the intervals it
+    reports (its interval factors applied), not of a baseline's or peer's values."""
     assert model.scaler is not None
     to_scale = model.scaler.transform if normalized else (lambda a: a)
     smp = flat_cells([to_scale(s) for s in samples])  # (n, cells)
     mask = flat_cells(cells.hidden)
     tru = np.where(mask, flat_cells([to_scale(t) for t in cells.truth]), 0.0)
     out = metrics.summarize(smp, tru, mask, LEVELS)
-    if model.interval_scale:  # coverage of the intervals users get; the samples' beside
+    if reported and model.interval_scale:  # the intervals users get; the samples' beside
         keys = [f"{m}{lv}" for lv in LEVELS for m in ("cov", "width")]
         out.update({f"{k}_samples": out[k] for k in keys})
         scale = to_scale if normalized else None
@@ -621,7 +630,7 @@ def run(
         cells.panel, values=cells.given, n_samples=bench.n_samples, steps=bench.steps, seed=seed
     )
     impute_s = time.perf_counter() - t0
-    ours = score(model, cells, samples, norm)
+    ours = score(model, cells, samples, norm, reported=True)
     ours.update(train_s=info["train_seconds"], impute_s=round(impute_s, 2))
     log(
         f"  tsdiff    MAE {ours['mae']:.4f}  CRPS {ours['crps']:.4f}  cov50 "

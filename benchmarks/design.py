@@ -98,7 +98,7 @@ def _per_variable(
         out[name] = {
             "skewness": round(skew, 2),
             "transform": spec,
-            "model": score(model, sub, samples, norm),
+            "model": score(model, sub, samples, norm, reported=True),
             "linear": score(model, sub, lin, norm),
         }
     return out
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         samples = model.sample(
             cells.panel, values=cells.given, n_samples=a.samples, steps=a.steps, seed=a.seed
         )
-        result["scores"] = score(model, cells, samples, norm)
+        result["scores"] = score(model, cells, samples, norm, reported=True)
         result["scores"]["impute_s"] = round(time.perf_counter() - t0, 2)
         result["per_variable"] = _per_variable(model, cells, samples, lin, norm)
         result["prior_alone"] = _prior_alone(model, cells, norm)

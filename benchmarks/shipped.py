@@ -58,7 +58,7 @@ def run(
         sampler=sampler,
     )  # the model's defaults unless given
     impute_s = time.perf_counter() - t0
-    ours = score(model, cells, samples, norm)
+    ours = score(model, cells, samples, norm, reported=True)
     sc = model.scaler
     assert sc is not None
     lin = [
