@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from tsdiff.sampling import WindowBatch, sample_windows
 from tsdiff.scheduler import NoiseScheduler
 
 CFG = NetworkConfig(channels=16, blocks=2, heads=2, step_emb_dim=16, time_emb_dim=8)
+TOKENS = pytest.mark.parametrize("tokens", ["cells", "steps"])  # both denoiser bodies
 
 
 def inputs(b=3, k=4, length=10, seed=0):
@@ -22,24 +25,31 @@ def inputs(b=3, k=4, length=10, seed=0):
     return x, v, m, t, cal
 
 
-def trained_like(k: int) -> Denoiser:
-    torch.manual_seed(0)
-    net = Denoiser(CFG, k)
-    with torch.no_grad():  # the output head starts at zero; give it weights to test with
-        for p in net.head.parameters():
+def with_head(net: Denoiser) -> Denoiser:
+    """The output head starts at zero (the net returns its prior); give it weights."""
+    head = net.head if net.step_tokens is None else net.step_tokens.head
+    with torch.no_grad():
+        for p in head.parameters():
             p.normal_(0, 0.3)
     return net.eval()
 
 
-def test_output_shape_and_univariate():
+def trained_like(k: int, tokens: str = "cells") -> Denoiser:
+    torch.manual_seed(0)
+    return with_head(Denoiser(dataclasses.replace(CFG, tokens=tokens), k))
+
+
+@TOKENS
+def test_output_shape_and_univariate(tokens):
     for k in (1, 4):
-        net = trained_like(k)
+        net = trained_like(k, tokens)
         x, v, m, t, cal = inputs(k=k)
         assert net(x, v, m, t, cal).shape == (3, k, 10)
 
 
-def test_hidden_observations_and_shown_noise_do_not_leak():
-    net = trained_like(4)
+@TOKENS
+def test_hidden_observations_and_shown_noise_do_not_leak(tokens):
+    net = trained_like(4, tokens)
     x, v, m, t, cal = inputs()
     base = net(x, v, m, t, cal)
     v2 = torch.where(m, v, v + 100.0)  # change the values of hidden cells
@@ -77,8 +87,9 @@ def test_seasonal_prior_repeats_the_last_season_after_the_last_shown_value():
     assert interpolate(v * m, m, season=10).flatten().tolist() == flat  # longer than L
 
 
-def test_sampler_keeps_shown_cells_and_is_batch_independent():
-    net = trained_like(4)
+@TOKENS
+def test_sampler_keeps_shown_cells_and_is_batch_independent(tokens):
+    net = trained_like(4, tokens)
     sch = NoiseScheduler(DiffusionConfig())
     x, v, m, _, cal = inputs(b=4)
     batch = WindowBatch(v, m, cal, [11, 12, 13, 14])
@@ -105,9 +116,10 @@ def test_ddim_with_all_steps_and_eta1_is_ddpm():
     assert not torch.allclose(ddpm, fewer, atol=1e-4)
 
 
-def test_condition_once_then_denoise_equals_forward_per_row():
+@TOKENS
+def test_condition_once_then_denoise_equals_forward_per_row(tokens):
     """The sampler's split (conditioning per window, shared by its samples) is exact."""
-    net = trained_like(4)
+    net = trained_like(4, tokens)
     x, v, m, t, cal = inputs(b=2)
     n = 3
     rows_x = torch.randn(2 * n, 4, 10, generator=torch.Generator().manual_seed(1))
@@ -124,8 +136,9 @@ def test_condition_once_then_denoise_equals_forward_per_row():
     torch.testing.assert_close(split, full, rtol=1e-5, atol=1e-6)
 
 
-def test_bfloat16_sampling_is_close_to_float32_and_keeps_shown_cells():
-    net = trained_like(4)
+@TOKENS
+def test_bfloat16_sampling_is_close_to_float32_and_keeps_shown_cells(tokens):
+    net = trained_like(4, tokens)
     _, v, m, _, cal = inputs()
     batch = WindowBatch(v, m, cal, seeds=[5, 6, 7])
     sched = NoiseScheduler(DiffusionConfig())
@@ -144,13 +157,9 @@ LAGGED = NetworkConfig(
 )
 
 
-def lagged_net(k: int = 4) -> Denoiser:
+def lagged_net(k: int = 4, tokens: str = "cells") -> Denoiser:
     torch.manual_seed(0)
-    net = Denoiser(LAGGED, k)
-    with torch.no_grad():
-        for p in net.head.parameters():
-            p.normal_(0, 0.3)
-    return net.eval()
+    return with_head(Denoiser(dataclasses.replace(LAGGED, tokens=tokens), k))
 
 
 def history_inputs(b=3, k=4, h=12, seed=5):
@@ -158,10 +167,11 @@ def history_inputs(b=3, k=4, h=12, seed=5):
     return torch.randn(b, k, h, generator=g), torch.rand(b, k, h, generator=g) < 0.6
 
 
-def test_lags_read_shown_history_and_nothing_hidden():
+@TOKENS
+def test_lags_read_shown_history_and_nothing_hidden(tokens):
     """Lags reach 12 steps before a 10-step window: the shown history changes the
     output, history cells that are not shown and hidden window cells do not."""
-    net = lagged_net()
+    net = lagged_net(tokens=tokens)
     x, v, m, t, cal = inputs()
     hv, hm = history_inputs()
     with torch.no_grad():
@@ -182,8 +192,9 @@ def test_a_lag_before_the_history_start_is_refused():
         net(x, v, m, t, cal, hv, hm)
 
 
-def test_lagged_condition_once_then_denoise_equals_forward_per_row():
-    net = lagged_net()
+@TOKENS
+def test_lagged_condition_once_then_denoise_equals_forward_per_row(tokens):
+    net = lagged_net(tokens=tokens)
     x, v, m, t, cal = inputs(b=2)
     hv, hm = history_inputs(b=2)
     n = 3
@@ -199,9 +210,10 @@ def test_lagged_condition_once_then_denoise_equals_forward_per_row():
     torch.testing.assert_close(split, full, rtol=1e-5, atol=1e-6)
 
 
-def test_sampler_passes_each_window_its_history():
+@TOKENS
+def test_sampler_passes_each_window_its_history(tokens):
     """A window's samples depend on its own history, whichever batch it is drawn in."""
-    net = lagged_net()
+    net = lagged_net(tokens=tokens)
     sch = NoiseScheduler(DiffusionConfig())
     _, v, m, _, cal = inputs()
     hv, hm = history_inputs()
@@ -212,3 +224,24 @@ def test_sampler_passes_each_window_its_history():
     torch.testing.assert_close(both[1:2], alone)
     blind = sample_windows(net, sch, WindowBatch(v, m, cal, [1, 2, 3]), n_samples=2, steps=3)
     assert not torch.allclose(both, blind)
+
+
+def test_step_tokens_start_as_their_prior_and_are_cheaper_per_cell():
+    """An untrained step-token body returns the prior it refines, as the cell body does,
+    and holds K times fewer tokens per window (one per step, not per cell)."""
+    net = Denoiser(dataclasses.replace(CFG, tokens="steps"), 4).eval()
+    x, v, m, t, cal = inputs()
+    with torch.no_grad():
+        cond = net.condition(v, m, cal)
+        out = net.denoise(x, t, cond)
+    torch.testing.assert_close(out, cond.prior)
+    assert cond.tokens is not None and cond.tokens.shape == (3, 10, CFG.channels)  # (W, L, D)
+    assert not cond.sides
+    assert not hasattr(net, "blocks")
+
+
+def test_an_unknown_token_kind_is_refused():
+    from tsdiff.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tokens must be one of"):
+        NetworkConfig(tokens="patches")

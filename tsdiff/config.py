@@ -20,6 +20,7 @@ T = TypeVar("T")
 
 SCHEDULES = ("quadratic", "linear", "cosine")
 PREDICTIONS = ("x0", "eps")
+TOKENS = ("cells", "steps")
 WEIGHTINGS = ("min_snr", "uniform")
 MASKINGS = ("random", "historical", "block", "forecast", "mix")
 AGGREGATIONS = ("last", "mean")
@@ -71,6 +72,11 @@ class NetworkConfig:
     a 5-minute CPU budget it imputes better than three blocks, 3.5x faster
     (benchmarks/results/design.md)."""
 
+    # what a token of the denoiser is: "cells" (one per variable and step, attention
+    # along time then along variables, as CSDI) or "steps" (one per time step holding
+    # all K variables, attention along time only: K times fewer tokens, as the prior
+    # and SAITS; channels is then the token width)
+    tokens: str = "cells"
     channels: int = 32
     blocks: int = 1  # with a learned prior, one block refines it as well as three (measured)
     heads: int = 2
@@ -104,6 +110,7 @@ class NetworkConfig:
 
     def __post_init__(self) -> None:
         _check(self.covariates >= 0, f"covariates must be >= 0, got {self.covariates}")
+        _check(self.tokens in TOKENS, f"tokens must be one of {TOKENS}, got {self.tokens!r}")
         _check(self.channels >= 4 and self.blocks >= 1, "channels >= 4 and blocks >= 1 required")
         _check(self.prior_layers >= 0, "prior_layers must be >= 0 (0: interpolation prior)")
         _check(

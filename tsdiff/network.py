@@ -30,6 +30,7 @@ from torch import nn
 from tsdiff.config import NetworkConfig
 from tsdiff.layers import AxialAttention, sinusoidal
 from tsdiff.prior import PriorNet
+from tsdiff.step_tokens import StepTokens
 
 N_CALENDAR = 4  # sin/cos hour of day, sin/cos day of week
 
@@ -39,7 +40,8 @@ class Conditioning:
     """The network's view of the observations of W windows (see ``Denoiser.condition``).
 
     shown, mask, prior (W, K, L); sides: per block (W, K, L, 2C) side information;
-    lagged (W, K, L, C): the embedded lag features, None without lags.
+    lagged (W, K, L, C): the embedded lag features, None without lags; tokens
+    (W, L, D): with step tokens, the observations' share of each token (and no sides).
     """
 
     shown: torch.Tensor
@@ -47,6 +49,7 @@ class Conditioning:
     prior: torch.Tensor
     sides: tuple[torch.Tensor, ...]
     lagged: torch.Tensor | None = None
+    tokens: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -141,15 +144,20 @@ class Denoiser(nn.Module):
         self.n_vars = n_vars
         self.prediction = prediction
         c, nb = cfg.channels, cfg.blocks
+        time_dim = cfg.time_emb_dim + N_CALENDAR + cfg.covariates
+        self.step_tokens: StepTokens | None = None  # one token per time step (None: per cell)
+        if cfg.tokens == "steps":
+            self.step_mlp = self._step_mlp(cfg)
+            self.step_tokens = StepTokens(cfg, n_vars, time_dim)
+            self.prior_net = PriorNet(cfg, n_vars, time_dim) if cfg.prior_layers else None
+            return
+        # one token per cell (modules made in this order: seeded weights depend on it)
         self.input_proj = nn.Linear(3, c)
         # lag values and their masks, embedded once per window and added to the input
         self.lag_proj = nn.Linear(2 * len(cfg.lags), c) if cfg.lags else None  # None: no lags
-        self.step_mlp = nn.Sequential(
-            nn.Linear(cfg.step_emb_dim, c), nn.SiLU(), nn.Linear(c, c), nn.SiLU()
-        )
+        self.step_mlp = self._step_mlp(cfg)
         self.var_emb = nn.Embedding(n_vars, cfg.var_emb_dim)
         # side information, projected once for all blocks and added per block
-        time_dim = cfg.time_emb_dim + N_CALENDAR + cfg.covariates
         self.side_time = nn.Linear(time_dim, nb * 2 * c)
         self.side_var = nn.Linear(cfg.var_emb_dim, nb * 2 * c, bias=False)
         self.side_mask = nn.Parameter(torch.zeros(nb * 2 * c))
@@ -160,6 +168,17 @@ class Denoiser(nn.Module):
         nn.init.normal_(self.side_mask, std=0.02)
         # a learned prior (None: the interpolation is the prior)
         self.prior_net = PriorNet(cfg, n_vars, time_dim) if cfg.prior_layers else None
+
+    @staticmethod
+    def _step_mlp(cfg: NetworkConfig) -> nn.Sequential:
+        """The diffusion step's sinusoidal embedding → (·, C)."""
+        c = cfg.channels
+        return nn.Sequential(nn.Linear(cfg.step_emb_dim, c), nn.SiLU(), nn.Linear(c, c), nn.SiLU())
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The network's arithmetic (float32, or bfloat16 for a low-precision copy)."""
+        return self.step_mlp[0].weight.dtype
 
     def train(self, mode: bool = True) -> Denoiser:
         """As ``nn.Module.train``, but a frozen learned prior stays in eval mode (no
@@ -190,8 +209,18 @@ class Denoiser(nn.Module):
         mask is 1 (None: nothing known there).
         """
         v = self._view(cond_values, cond_mask, calendar, history, history_observed)
-        k, length, h = v.shown.shape[1], v.shown.shape[2], self.cfg.history_steps
-        dt = self.input_proj.weight.dtype
+        k = v.shown.shape[1]
+        dt = self.dtype
+        if self.step_tokens is not None:
+            lag_feats = self._lag_features(v)
+            tokens = self.step_tokens.context(
+                v.shown.to(dt),
+                v.mask.to(dt),
+                v.prior.to(dt),
+                v.time_feat,
+                None if lag_feats is None else lag_feats.to(dt),
+            )
+            return Conditioning(v.shown, v.mask, v.prior, (), tokens=tokens)
         side_t = self.side_time(v.time_feat)[:, None]  # (W, 1, L, nb·2C)
         side_v = self.side_var(self.var_emb.weight[:k])[None, :, None]  # (1, K, 1, nb·2C)
         m_dt = v.mask.to(dt)[..., None]
@@ -201,13 +230,21 @@ class Denoiser(nn.Module):
             sl = slice(i * width, (i + 1) * width)
             sides.append(side_t[..., sl] + side_v[..., sl] + m_dt * self.side_mask[sl])
         lagged = None
-        if self.lag_proj is not None:
-            # cell t at lag d reads position H + t - d of [history | window], shown cells only
-            starts = [h - d for d in self.cfg.lags or ()]
-            feats = [v.ext[..., c : c + length] for c in starts]
-            feats += [v.ext_mask[..., c : c + length] for c in starts]
-            lagged = self.lag_proj(torch.stack(feats, dim=-1).to(dt))  # (W, K, L, C)
+        lag_feats = self._lag_features(v)
+        if self.lag_proj is not None and lag_feats is not None:
+            lagged = self.lag_proj(lag_feats.to(dt))  # (W, K, L, C)
         return Conditioning(v.shown, v.mask, v.prior, tuple(sides), lagged)
+
+    def _lag_features(self, v: _View) -> torch.Tensor | None:
+        """Each lag's shown value, then each lag's mask → (W, K, L, 2·lags); None without."""
+        if not self.cfg.lags:
+            return None
+        length, h = v.shown.shape[2], self.cfg.history_steps
+        # cell t at lag d reads position H + t - d of [history | window], shown cells only
+        starts = [h - d for d in self.cfg.lags]
+        feats = [v.ext[..., c : c + length] for c in starts]
+        feats += [v.ext_mask[..., c : c + length] for c in starts]
+        return torch.stack(feats, dim=-1)
 
     def prior(
         self,
@@ -231,7 +268,7 @@ class Denoiser(nn.Module):
     ) -> _View:
         w, k, length = cond_values.shape
         h = self.cfg.history_steps
-        dt = self.input_proj.weight.dtype  # the network's arithmetic (float32 or bfloat16)
+        dt = self.dtype
         m = cond_mask.to(cond_values.dtype)
         shown = cond_values * m
         ext_m, ext = m, shown  # (W, K, H + L): the history, then the window
@@ -282,7 +319,12 @@ class Denoiser(nn.Module):
         def per_row(a: torch.Tensor) -> torch.Tensor:  # (W, ...) → (W·n, ...) as a view
             return a if n == 1 else a[:, None].expand(w, n, *a.shape[1:]).flatten(0, 1)
 
-        dt = self.input_proj.weight.dtype
+        dt = self.dtype
+        step = self.step_mlp(sinusoidal(t, self.cfg.step_emb_dim).to(dt))  # (W·n, C)
+        if cond.tokens is not None and self.step_tokens is not None:
+            hidden = (x_t * (1 - per_row(cond.mask))).to(dt)  # (W·n, K, L)
+            out = self.step_tokens(hidden, step, cond.tokens)
+            return per_row(cond.prior) + out if self.prediction == "x0" else out
         m = per_row(cond.mask)
         inp = torch.stack([per_row(cond.shown), x_t * (1 - m), per_row(cond.prior)], dim=-1).to(
             dt
@@ -291,7 +333,6 @@ class Denoiser(nn.Module):
         if cond.lagged is not None:  # per window, shared by its n samples
             x = (x.view(w, n, k, length, -1) + cond.lagged[:, None]).view(rows, k, length, -1)
         x = F.relu(x)
-        step = self.step_mlp(sinusoidal(t, self.cfg.step_emb_dim).to(dt))  # (W·n, C)
         skips = torch.zeros_like(x)
         for block, side in zip(self.blocks, cond.sides, strict=True):
             x, skip = block(x, step, side)
