@@ -36,7 +36,16 @@ def _cli(*args: str) -> str:
     return r.stdout
 
 
-def run(minutes: float, test_series: int, out_dir: Path, seed: int = 0) -> dict[str, Any]:
+def run(
+    minutes: float,
+    test_series: int,
+    out_dir: Path,
+    seed: int = 0,
+    config: str | None = None,
+    stem: str = "defaults-physionet",
+) -> dict[str, Any]:
+    """``config``: a config file ``tsdiff train`` also gets (a candidate default),
+    results written as ``stem``.md/.json."""
     raw = load_physionet()
     ids = np.sort(raw["series_id"].unique())
     train_ids, _, test_ids = fold_split(ids, 0, seed)
@@ -55,6 +64,7 @@ def run(minutes: float, test_series: int, out_dir: Path, seed: int = 0) -> dict[
             str(minutes),
             "--seed",
             str(seed),
+            *(["--config", config] if config else []),
         ]
         log("tsdiff " + " ".join(args[:1] + ["DATA"] + args[2:3] + ["MODEL"] + args[4:]))
         t0 = time.perf_counter()
@@ -72,13 +82,16 @@ def run(minutes: float, test_series: int, out_dir: Path, seed: int = 0) -> dict[
             )
         )
         meta = json.loads((t / "model" / "model.json").read_text())
+        network = json.loads((t / "model" / "config.json").read_text())["network"]
     m, lin = report["model_normalized"], report["baselines_normalized"]["linear"]
     result = {
         "dataset": "physionet",
         "command": f"python -m tsdiff.benchmarks.defaults physionet --minutes {minutes} "
-        f"--test-series {test_series}",
-        "cli": f"tsdiff train TRAIN --out MODEL --freq 60 --max-minutes {minutes}; "
-        "tsdiff evaluate MODEL TEST --missing 0.1",
+        f"--test-series {test_series}" + (f" --config {Path(config).name}" if config else ""),
+        "cli": f"tsdiff train TRAIN --out MODEL --freq 60 --max-minutes {minutes}"
+        + (f" --config {Path(config).name}" if config else "")
+        + "; tsdiff evaluate MODEL TEST --missing 0.1",
+        "network": network,
         "commit": commit(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
@@ -94,7 +107,7 @@ def run(minutes: float, test_series: int, out_dir: Path, seed: int = 0) -> dict[
         "mae_ratio_to_linear": round(m["mae"] / lin["mae"], 4),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(result, out_dir / "defaults-physionet.json")
+    write_json(result, out_dir / f"{stem}.json")
     page = "\n".join(
         [
             "# The CLI defaults on PhysioNet, as a new user meets them",
@@ -117,7 +130,7 @@ def run(minutes: float, test_series: int, out_dir: Path, seed: int = 0) -> dict[
             "",
         ]
     )
-    write_atomic(out_dir / "defaults-physionet.md", lambda p: p.write_text(page))
+    write_atomic(out_dir / f"{stem}.md", lambda p: p.write_text(page))
     log(
         f"defaults: MAE {m['mae']:.4f} vs linear {lin['mae']:.4f} "
         f"(ratio {result['mae_ratio_to_linear']})"
@@ -131,8 +144,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--minutes", type=float, default=2.0)
     ap.add_argument("--test-series", type=int, default=80)
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--config", help="config file passed to tsdiff train (a candidate)")
+    ap.add_argument("--stem", default="defaults-physionet", help="results file name")
     a = ap.parse_args(argv)
-    run(a.minutes, a.test_series, Path(a.out))
+    run(a.minutes, a.test_series, Path(a.out), config=a.config, stem=a.stem)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ def tiny_config(**train: object) -> TSDiffConfig:
     return TSDiffConfig().replace(
         data={"window": 24, "training_stride": 12},  # half a window, as when measured
         network={
+            "tokens": "cells",  # the contracts hold for both bodies (test_network.py)
             "channels": 16,
             "blocks": 1,
             "heads": 2,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -245,3 +246,21 @@ def test_an_unknown_token_kind_is_refused():
 
     with pytest.raises(ConfigError, match="tokens must be one of"):
         NetworkConfig(tokens="patches")
+
+
+def test_a_model_saved_before_step_tokens_loads_with_cell_tokens(fitted, tmp_path):
+    """Saved configs without ``tokens`` were cell models, whatever the default becomes."""
+    from tsdiff import TSDiff
+
+    assert fitted.config.network.tokens == "cells"
+    shipped = fitted
+    path = shipped.save(tmp_path / "old")
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["network"].pop("tokens", None)  # as written before the field existed
+    (path / "config.json").write_text(json.dumps(cfg))
+    loaded = TSDiff.load(path)
+    assert loaded.config.network.tokens == "cells" and loaded.net.step_tokens is None
+    for (name, a), (_, b) in zip(
+        shipped.net.state_dict().items(), loaded.net.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name

@@ -375,7 +375,8 @@ _RENAMED = {"data": {"stride": "inference_stride", "train_stride": "training_str
 # fields added since models were first saved whose default changed what fit does:
 # section → {field: what a model saved without the field was trained with}
 _SAVED_BEFORE: dict[str, dict[str, Any]] = {
-    "network": {"prior_layers": 0},  # the interpolation, before the learned prior
+    # the interpolation, before the learned prior; one token per cell, before step tokens
+    "network": {"prior_layers": 0, "tokens": "cells"},
     "train": {"select_by": "loss", "calibrate_intervals": False},
 }
 
