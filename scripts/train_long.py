@@ -21,10 +21,12 @@ from __future__ import annotations
 import json
 import sys
 import time
+from datetime import datetime, timezone
 
 import torch
 
 from tsdiff import TSDiff
+from tsdiff.benchmarks.common import commit
 from tsdiff.benchmarks.csdi import load_profile, task_for
 
 
@@ -39,6 +41,7 @@ def main(argv: list[str]) -> None:
     )
     task = task_for(dataset)
     t0 = time.time()
+    started = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC at {commit()}"
     model = TSDiff(cfg).fit(
         task.train, valid_df=task.valid, freq=task.freq, checkpoint=ckpt, resume=True
     )
@@ -46,6 +49,11 @@ def main(argv: list[str]) -> None:
         "dataset": task.dataset,
         "protocol": task.protocol,
         "test_series": task.test["series_id"].unique().tolist(),  # as the ids are
+    }
+    # what the model card names as the command and the commit(s); a resumed run says so
+    model.info["run"] = {
+        "script": f"scripts/train_long.py {dataset} {minutes:g} CKPT OUT",
+        "sessions": f"this process started {started}, resuming its checkpoint if present",
     }
     model.save(out)
     keys = ("epochs_run", "best_epoch", "train_seconds")
