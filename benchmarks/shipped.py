@@ -71,7 +71,8 @@ def run(
     if smp == "ddpm":
         k = model.scheduler.num_steps
     default = (n_samples, steps, sampler, test_series) == (None, None, None, None)
-    stem = f"shipped-{name}" if default else f"shipped-{name}-{smp}-{n}x{k}"
+    label = Path(name).name  # a shipped name, or a model folder's name (a candidate)
+    stem = f"shipped-{label}" if default else f"shipped-{label}-{smp}-{n}x{k}"
     if test_series is not None:
         stem += f"-{test_series}series"
     result = {
@@ -166,8 +167,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int)
     ap.add_argument("--sampler", choices=SAMPLER_NAMES)
     ap.add_argument("--test-series", type=int, help="only the first N test series")
+    ap.add_argument("--out", default=str(RESULTS), help="results folder")
     a = ap.parse_args(argv)
-    run(a.name, n_samples=a.n_samples, steps=a.steps, sampler=a.sampler, test_series=a.test_series)
+    run(
+        a.name,
+        Path(a.out),
+        n_samples=a.n_samples,
+        steps=a.steps,
+        sampler=a.sampler,
+        test_series=a.test_series,
+    )
 
 
 if __name__ == "__main__":
