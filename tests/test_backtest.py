@@ -391,3 +391,28 @@ def test_calibrate_forecast_fits_interval_factors_on_its_origins(pm25) -> None:
     # a backtest calibrated on earlier origins fits its own factors, not the model's
     bt = backtest(model, pm25, horizon=H, step=STEP, windows=2, seed=3, calibrate_windows=4)
     assert "intervals" in bt.summary["calibration"]
+
+
+def test_fit_gives_forecasts_their_own_interval_factors_with_the_spread_kept(pm25) -> None:
+    """Without forecast-spread calibration a fit still fits the forecasts' interval
+    factors, for forecasts drawn with the spread it keeps: an undertrained model whose
+    samples barely spread gets intervals that cover, its samples and CRPS unchanged."""
+    from tsdiff.calibration import INTERVAL_LEVELS
+    from tsdiff.model import TSDiff
+
+    from .conftest import tiny_config
+
+    cfg = tiny_config(epochs=1, calibrate_intervals=True)
+    assert not cfg.train.calibrate_forecast  # the default
+    model = TSDiff(cfg).fit(pm25.iloc[:500], progress=False)
+    got = model.info["forecast_calibration"]
+    assert got["kept"] and got["spread"] == model.spread and model.forecast_spread is None
+    assert sorted(model.forecast_interval_scale) == list(INTERVAL_LEVELS)
+    assert got["intervals"]["coverage_after"][90] >= 0.9
+    plain = TSDiff(tiny_config(epochs=1)).fit(pm25.iloc[:500], progress=False)
+    assert plain.forecast_interval_scale is None and "forecast_calibration" not in plain.info
+    kw = {"horizon": H, "step": STEP, "windows": N, "seed": 3}
+    wide, narrow = backtest(model, pm25, **kw), backtest(plain, pm25, **kw)
+    assert wide.summary["overall"]["crps"] == pytest.approx(narrow.summary["overall"]["crps"])
+    assert wide.summary["overall"]["cov90"] >= narrow.summary["overall"]["cov90"]
+    assert wide.summary["overall"]["width90"] > narrow.summary["overall"]["width90"]

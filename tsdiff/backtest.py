@@ -209,20 +209,34 @@ def calibrate_forecast(
 
 
 def fit_forecast_spread(
-    model: Predictor, panel: Panel, horizon: int, step: int, windows: int, opts: dict[str, Any]
+    model: Predictor,
+    panel: Panel,
+    horizon: int,
+    step: int,
+    windows: int,
+    opts: dict[str, Any],
+    *,
+    spread: bool = True,
 ) -> dict[str, Any]:
     """The forecast spread factor minimising CRPS on ``windows`` origins per series of
-    ``panel`` (sampled uncalibrated), with where it was fitted; ``model`` unchanged."""
-    run = _forecast_origins(model, panel, horizon, step, windows, opts, spread=1.0)
+    ``panel`` (sampled uncalibrated), with where it was fitted; ``model`` unchanged.
+
+    With ``model.config.train.calibrate_intervals`` also the interval factors of the
+    forecasts with that spread. ``spread=False`` fits only those, for forecasts drawn
+    as the model draws them now (its forecast spread kept): intervals that cover what
+    they claim, samples and CRPS unchanged.
+    """
+    run = _forecast_origins(model, panel, horizon, step, windows, opts, 1.0 if spread else None)
     n = run.samples.shape[1]
     # in the model's normalised units: CRPS divides by sum |y| over all cells, so a
     # variable in large units would otherwise decide the factor alone
     assert model.scaler is not None
     smp = model.normalizer.transform(run.samples).transpose(1, 0, 2, 3).reshape(n, -1)  # (n, W·K·H)
     y = model.normalizer.transform(run.truth).reshape(-1)  # (W·K·H,), NaN where not observed
-    info = fit_spread(smp, y).to_dict()
+    info = fit_spread(smp, y).to_dict() if spread else {"spread": run.spread, "kept": True}
     if model.config.train.calibrate_intervals:  # of the forecasts with that spread
-        info["intervals"] = fit_interval_scale(rescale(smp, info["spread"]), y).to_dict()
+        factor = info["spread"] if spread else 1.0  # drawn with it already when kept
+        info["intervals"] = fit_interval_scale(rescale(smp, factor), y).to_dict()
     info.update(
         windows=len(run.where),
         first_origin=str(min(x[2] for x in run.where)),

@@ -176,8 +176,16 @@ class Estimator:
             model.info["calibration"] = calibrate_imputation(
                 model, val_panel, seed=cfg.train.seed, deadline=deadline
             )
-            if cfg.train.calibrate_forecast and forecast_weight(cfg.train) > 0:
-                got = calibrate_forecast_spread(model, val_panel, cfg.train.seed, deadline)
+            # forecasts' own intervals: without them an undertrained model's forecasts
+            # kept the imputation spread's intervals, which covered nothing (PM2.5, CLI
+            # defaults, 30-s budget: 90 % intervals covering 0.04 %)
+            fit_spread = cfg.train.calibrate_forecast
+            if (fit_spread or cfg.train.calibrate_intervals) and forecast_weight(cfg.train) > 0:
+                # the factors are cheap and needed most when the budget ran out
+                until = deadline if fit_spread else None
+                got = calibrate_forecast_spread(
+                    model, val_panel, cfg.train.seed, until, spread=fit_spread
+                )
                 if got is not None:
                     model.info["forecast_calibration"] = got
         return model
@@ -455,12 +463,13 @@ def _held_out_samples(
 
 
 def calibrate_forecast_spread(
-    model: Predictor, panel: Panel, seed: int, deadline: float | None
+    model: Predictor, panel: Panel, seed: int, deadline: float | None, *, spread: bool = True
 ) -> dict[str, Any] | None:
     """Fit ``model.forecast_spread`` on forecasts of ``chunk_length(model)`` steps from
     origins one horizon apart in the validation series (at most ``FORECAST_ORIGINS``
-    forecasts in all); None (nothing fitted) when no series is long enough or the
-    budget's deadline has passed."""
+    forecasts in all), and their interval factors; ``spread=False``: only the interval
+    factors, of forecasts with the spread kept. None (nothing fitted) when no series is
+    long enough or the budget's deadline has passed."""
     if deadline is not None and time.perf_counter() > deadline:
         return None
     h = chunk_length(model)
@@ -471,8 +480,9 @@ def calibrate_forecast_spread(
     windows = max(1, min(fits, FORECAST_ORIGINS // len(series)))
     part = dataclasses.replace(panel, series=series)
     opts = {"n_samples": None, "steps": None, "sampler": None, "eta": None, "seed": seed}
-    info = fit_forecast_spread(model, part, h, h, windows, opts)
-    model.forecast_spread = info["spread"]
+    info = fit_forecast_spread(model, part, h, h, windows, opts, spread=spread)
+    if spread:
+        model.forecast_spread = info["spread"]
     model.forecast_interval_scale = (info.get("intervals") or {}).get("scale")
     return {**info, "horizon": h}
 
