@@ -41,7 +41,7 @@ def main(argv: list[str]) -> None:
     )
     task = task_for(dataset)
     t0 = time.time()
-    started = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC at {commit()}"
+    started = f"{commit()}, started {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
     model = TSDiff(cfg).fit(
         task.train, valid_df=task.valid, freq=task.freq, checkpoint=ckpt, resume=True
     )
@@ -53,7 +53,7 @@ def main(argv: list[str]) -> None:
     # what the model card names as the command and the commit(s); a resumed run says so
     model.info["run"] = {
         "script": f"scripts/train_long.py {dataset} {minutes:g} CKPT OUT",
-        "sessions": f"this process started {started}, resuming its checkpoint if present",
+        "sessions": f"{started}: the process that saved it (resumed runs began earlier)",
     }
     model.save(out)
     keys = ("epochs_run", "best_epoch", "train_seconds")
