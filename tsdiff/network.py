@@ -15,7 +15,9 @@ position in the window (sinusoidal), a learned embedding per
 variable, calendar features (hour of day, day of week; zeros for numeric time), the
 covariates (``NetworkConfig.covariates`` rows after the calendar's four, see
 :mod:`tsdiff.covariates`) and the conditioning mask. The diffusion step enters as a
-sinusoidal embedding + MLP.
+sinusoidal embedding + MLP. With ``NetworkConfig.tokens = "steps"`` the cell blocks give
+way to :class:`tsdiff.step_tokens.StepTokens` (one token per time step); the prior, the
+lags, the step embedding and ``x_0 = prior + correction`` are shared.
 """
 
 from __future__ import annotations
