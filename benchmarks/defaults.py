@@ -84,13 +84,13 @@ def run(
         meta = json.loads((t / "model" / "model.json").read_text())
         network = json.loads((t / "model" / "config.json").read_text())["network"]
     m, lin = report["model_normalized"], report["baselines_normalized"]["linear"]
+    given = f" --config {Path(config).name}" if config else ""  # the candidate, if any
     result = {
         "dataset": "physionet",
         "command": f"python -m tsdiff.benchmarks.defaults physionet --minutes {minutes} "
-        f"--test-series {test_series}" + (f" --config {Path(config).name}" if config else ""),
-        "cli": f"tsdiff train TRAIN --out MODEL --freq 60 --max-minutes {minutes}"
-        + (f" --config {Path(config).name}" if config else "")
-        + "; tsdiff evaluate MODEL TEST --missing 0.1",
+        f"--test-series {test_series}{given}",
+        "cli": f"tsdiff train TRAIN --out MODEL --freq 60 --max-minutes {minutes}{given}; "
+        "tsdiff evaluate MODEL TEST --missing 0.1",
         "network": network,
         "commit": commit(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
