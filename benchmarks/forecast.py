@@ -272,6 +272,25 @@ def run(
     )
     methods: dict[str, Any] = {"tsdiff": ours}
     per_variable: dict[str, Any] = {"tsdiff": bt.summary["per_variable"]}
+    if bt.summary["gate"] is not None:  # what the gate did: the same model and draws alone
+        alone = backtest(
+            model,
+            df,
+            horizon=bench.horizon,
+            step=bench.step,
+            windows=windows,
+            levels=LEVELS,
+            n_samples=bench.n_samples,
+            steps=bench.steps,
+            seed=seed,
+            calibrate_windows=bench.calibrate_windows,
+            gate=False,
+        )
+        methods["tsdiff_ungated"] = _short(alone.summary["overall"])
+        log(
+            f"  tsdiff ungated  MAE {alone.summary['overall']['mae']:.3f}  CRPS "
+            f"{alone.summary['overall']['crps']:.4f}"
+        )
     if bench.baselines:
         scored_baselines = _baselines(df, bench, windows, pos)
         methods.update({k: v for k, (v, _) in scored_baselines.items()})
@@ -475,13 +494,24 @@ def targets(methods: dict[str, Any], dataset: str) -> dict[str, Any]:
 def _calibration_lines(cal: dict[str, Any] | None) -> list[str]:
     if not cal:
         return ["- tsdiff forecast spread: not calibrated (the imputation spread is used)"]
-    return [
+    lines = [
         f"- tsdiff forecast spread {cal['spread']}, fitted on {cal['windows']} origins "
         f"{cal['first_origin']} .. {cal['last_origin']} (horizons ending by the first test "
         f"origin; not trained on when inside the validation tail): CRPS {cal['crps_before']} "
         f"→ {cal['crps_after']}, cov50 {cal['cov50_before']} → {cal['cov50_after']}, cov90 "
         f"{cal['cov90_before']} → {cal['cov90_after']} (normalised units)"
     ]
+    gate = cal.get("gate")
+    if gate and gate.get("n_cells"):
+        alphas = ", ".join(f"{a:g}" for a in gate["gate"])
+        lines.append(
+            f"- tsdiff forecast gate (per variable, the weight of the model's median against "
+            f"seasonal naive, chosen by MAE on the same origins): {alphas}; MAE there: model "
+            f"{gate['mae_model']}, seasonal naive {gate['mae_interpolation']}, gated "
+            f"{gate['mae_gated']} (normalised units). `tsdiff_ungated`: the same model and "
+            "draws without it"
+        )
+    return lines
 
 
 def _lag_text(lags: list[int] | None) -> str:

@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 
 from tsdiff import metrics
-from tsdiff.calibration import fit_interval_scale, fit_spread, rescale
+from tsdiff.calibration import GATE_EVIDENCE, fit_gate, fit_interval_scale, fit_spread, rescale
 from tsdiff.data import Panel
 from tsdiff.errors import DataError, RangeError
-from tsdiff.forecasting import draw_forecasts, first_chunk
+from tsdiff.forecasting import draw_forecasts, first_chunk, naive_bases
 from tsdiff.inference import model_intervals
 from tsdiff.predictor import Predictor
 
@@ -99,6 +99,7 @@ def backtest(
     calibrate_windows: int = 0,
     spread: float | None = None,
     static_df: pd.DataFrame | None = None,
+    gate: bool = True,
 ) -> BacktestResult:
     """Forecast ``horizon`` steps from ``windows`` origins every ``step`` steps per series.
 
@@ -115,7 +116,9 @@ def backtest(
     the summary; ``model`` is not changed. Else ``spread`` (default the model's
     forecast spread) scales the samples. A model with covariates reads them from
     ``df`` (known-future ones for each horizon too) and ``static_df``
-    (:mod:`tsdiff.covariates`).
+    (:mod:`tsdiff.covariates`). The forecasts are recentred by the forecast gate (the
+    model's, or the one the calibration fits: weights of the model's median against
+    seasonal naive); ``gate=False`` scores the model alone, e.g. to see what the gate did.
     """
     model.require_fitted()
     horizon = model.check_horizon(horizon)
@@ -139,9 +142,12 @@ def backtest(
         )
         spread = calibration["spread"]
         scale = (calibration.get("intervals") or {}).get("scale")
+        alphas = (calibration.get("gate") or {}).get("kept")
     else:  # the model's interval factors belong to its own forecast spread
         scale = model.forecast_interval_scale if spread is None else None
-    run = _forecast_origins(model, panel, horizon, step, windows, opts, spread)
+        alphas = model.forecast_gate
+    alphas = alphas if gate else None
+    run = _forecast_origins(model, panel, horizon, step, windows, opts, spread, alphas)
     smp = run.samples.transpose(1, 0, 2, 3)  # (n, W, K, H)
     bounds = model_intervals(model, smp, levels, scale)  # {level: (lo, hi)}, each (W, K, H)
     frame = forecast_table(panel, run.where, run.index, run.samples, run.truth, bounds)
@@ -162,6 +168,7 @@ def backtest(
         "seed": int(seed),
         "levels": levels,
         "spread": run.spread,
+        "gate": None if alphas is None else [float(a) for a in alphas],
         "calibration": calibration,
         "sample_seconds": round(run.seconds, 3),
         **summary,
@@ -205,6 +212,7 @@ def calibrate_forecast(
     info = fit_forecast_spread(model, panel, horizon, step, windows, opts)
     model.forecast_spread = info["spread"]
     model.forecast_interval_scale = (info.get("intervals") or {}).get("scale")
+    model.forecast_gate = (info.get("gate") or {}).get("kept")
     return info
 
 
@@ -233,7 +241,12 @@ def fit_forecast_spread(
     assert model.scaler is not None
     smp = model.normalizer.transform(run.samples).transpose(1, 0, 2, 3).reshape(n, -1)  # (n, W·K·H)
     y = model.normalizer.transform(run.truth).reshape(-1)  # (W·K·H,), NaN where not observed
+    gate = None
+    if model.config.train.forecast_gate:  # first: the spread is fitted about the gated median
+        smp, gate = _gate_forecasts(model, panel, run, smp, y)
     info = fit_spread(smp, y).to_dict() if spread else {"spread": run.spread, "kept": True}
+    if gate is not None:
+        info["gate"] = gate
     if model.config.train.calibrate_intervals:  # of the forecasts with that spread
         factor = info["spread"] if spread else 1.0  # drawn with it already when kept
         info["intervals"] = fit_interval_scale(rescale(smp, factor), y).to_dict()
@@ -243,6 +256,33 @@ def fit_forecast_spread(
         last_origin=str(max(x[2] for x in run.where)),
     )
     return info
+
+
+def _gate_forecasts(
+    model: Predictor, panel: Panel, run: _Origins, smp: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Per variable, the weight α of the forecasts' median against seasonal naive
+    (:func:`tsdiff.calibration.fit_gate`, by MAE on these origins, moving off seasonal
+    naive only on the evidence of ``GATE_EVIDENCE`` standard errors over forecasts), and
+    the samples ``smp`` (n, W·K·H, normalised) so recentred. ``kept``: the α to save,
+    None when every variable keeps the model alone."""
+    w, _, k, h = run.samples.shape
+    by_key = {s.key: s for s in panel.series}
+    past = [by_key[key] for key, _, _ in run.where]
+    base = np.stack(naive_bases(model, past, [c for _, c, _ in run.where], h)).reshape(-1)
+    var = np.broadcast_to(np.arange(k)[None, :, None], (w, k, h)).reshape(-1)  # (W·K·H,)
+    group = np.broadcast_to(np.arange(w)[:, None, None], (w, k, h)).reshape(-1)
+    med = np.median(smp, axis=0)
+    use = np.isfinite(y) & np.isfinite(base)
+    if not use.any():
+        return smp, {"kept": None, "n_cells": 0}
+    fit = fit_gate(
+        med[use], base[use], y[use], var[use], k, evidence=GATE_EVIDENCE, groups=group[use]
+    )
+    g = np.asarray(fit.gate)[var]
+    shift = np.where(np.isfinite(base), (1 - g) * (base - med), 0.0)  # as forecasting.gate_paths
+    info = {**fit.to_dict(), "kept": list(fit.gate) if min(fit.gate) < 1 else None}
+    return smp + shift[None], info
 
 
 @dataclass
@@ -263,9 +303,11 @@ def _forecast_origins(
     windows: int,
     opts: dict[str, Any],
     spread: float | None,
+    gate: Sequence[float] | None = None,
 ) -> _Origins:
     """Sample the forecasts of every (series, origin) pair in one sampler call (per
-    continuation chunk, for horizons beyond one window)."""
+    continuation chunk, for horizons beyond one window); ``gate``: see
+    :func:`~tsdiff.forecasting.draw_forecasts`."""
     origins = [cutoffs(len(s.index), horizon, step, windows) for s in panel.series]
     if spread is None:
         spread = model.task_spread("forecast")
@@ -274,7 +316,7 @@ def _forecast_origins(
     sample_opts = model.options(**opts)
     t0 = time.perf_counter()
     drawn = draw_forecasts(
-        model, panel, origins, horizon, sample_opts, spread=spread, key_by_origin=True
+        model, panel, origins, horizon, sample_opts, spread=spread, key_by_origin=True, gate=gate
     )
     seconds = time.perf_counter() - t0
     return _Origins(

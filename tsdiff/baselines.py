@@ -22,6 +22,7 @@ __all__ = [
     "linear_impute",
     "locf_impute",
     "mean_impute",
+    "seasonal_naive_forecast",
 ]
 
 
@@ -138,6 +139,38 @@ def linear_impute(values: np.ndarray, means: np.ndarray | None = None) -> np.nda
     )  # (K, T)
     x[miss] = filled[miss]
     return x
+
+
+def seasonal_naive_forecast(values: np.ndarray, season: int, horizon: int) -> np.ndarray:
+    """Point forecast of ``horizon`` steps after the history ``values`` (K, T): each step
+    repeats the last observed value at its phase of the season (``season`` steps back,
+    or a whole number of seasons further back where that one is missing); a phase never
+    observed, or ``season`` < 1 or longer than the history, takes the last observed value
+    (naive). A variable never observed stays NaN: there is nothing to repeat. Returns
+    (K, horizon) float64: what a forecaster must beat, and what an undertrained one
+    falls back to."""
+    x = _as_series(values)  # (K, T)
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        raise RangeError(f"horizon must be an integer >= 1, got {horizon!r}")
+    k, t = x.shape
+    obs = ~np.isnan(x)
+    prev, _ = _neighbours(obs)  # (K, T)
+    last = np.full(k, np.nan)  # (K,) the naive forecast
+    seen = prev[:, -1] >= 0 if t else np.zeros(k, dtype=bool)
+    last[seen] = x[seen, prev[seen, -1]]
+    out = np.broadcast_to(last[:, None], (k, horizon)).copy()  # (K, H)
+    if season < 1 or season > t:
+        return out
+    reps = -(-t // season)  # whole seasons covering the history
+    pad = np.full((k, reps * season - t), np.nan)
+    cycles = np.concatenate([pad, x], axis=1).reshape(k, reps, season)  # (K, reps, S)
+    have = ~np.isnan(cycles)
+    # per phase, the latest cycle in which it was observed
+    latest = np.where(have, np.arange(reps)[None, :, None], -1).max(axis=1)  # (K, S)
+    phase = np.take_along_axis(cycles, np.maximum(latest, 0)[:, None, :], axis=1)[:, 0]  # (K, S)
+    phase = np.where(latest >= 0, phase, last[:, None])  # (K, S)
+    steps = np.arange(horizon) % season  # the phase of each forecast step
+    return phase[:, steps]
 
 
 BASELINES: dict[str, Callable[..., np.ndarray]] = {

@@ -246,6 +246,7 @@ def scaled_interval(
 
 # weight of the model's median against its prior (1: the model alone)
 GATE_GRID = np.linspace(0.0, 1.0, 11)
+GATE_EVIDENCE = 2.0  # standard errors by which the gate's mix must beat its base alone
 
 
 @dataclass(frozen=True)
@@ -278,16 +279,21 @@ def fit_gate(
     n_vars: int,
     min_cells: int = 50,
     evidence: float = 0.0,
+    groups: np.ndarray | None = None,
 ) -> GateFit:
     """α per variable minimising MAE of ``α·median + (1 − α)·prior`` against ``truth``
-    (``prior``: the prior's point imputation);
+    (``prior``: the prior's point imputation, or a forecast's seasonal naive);
     all (m,) arrays, ``var`` the variable index (0..K−1) of each cell. ``evidence`` > 0:
     an α above 0 must lower the cells' mean absolute error below the prior's by that
     many standard errors of the paired difference, else the prior alone (α = 0) is
-    kept: on a few dozen cells the best α is mostly noise, and the prior is the safe side."""
+    kept: on a few dozen cells the best α is mostly noise, and the prior is the safe side.
+    ``groups`` (m,): cells whose errors move together (one forecast's steps) count as one
+    unit of that standard error, their mean difference, not as independent cells."""
     med, lin, y = (np.asarray(a, dtype=np.float64) for a in (median, prior, truth))
     if not (med.shape == lin.shape == y.shape == np.shape(var)) or med.ndim != 1:
         raise DataError("median, prior, truth and var must be (m,) arrays")
+    if groups is not None and np.shape(groups) != y.shape:
+        raise DataError("groups must be an (m,) array, one group per cell")
     if y.size == 0:
         raise DataError("no held-out cell to choose the gate on")
 
@@ -296,6 +302,9 @@ def fit_gate(
         a = float(GATE_GRID[int(np.argmin(errs))])
         if evidence > 0 and a > 0:
             d = np.abs(a * med[sel] + (1 - a) * lin[sel] - y[sel]) - np.abs(lin[sel] - y[sel])
+            if groups is not None:  # one mean difference per group
+                _, at = np.unique(np.asarray(groups)[sel], return_inverse=True)
+                d = np.bincount(at, weights=d) / np.bincount(at)
             se = d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else np.inf
             if not d.mean() < -evidence * se:
                 return 0.0

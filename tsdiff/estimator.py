@@ -22,6 +22,7 @@ import torch
 
 from tsdiff.backtest import fit_forecast_spread
 from tsdiff.calibration import (
+    GATE_EVIDENCE,
     choose_base,
     fit_gate,
     fit_interval_scale,
@@ -169,6 +170,7 @@ class Estimator:
             model.info["prior"] = prior.to_dict()
         model.spread, model.forecast_spread, model.gate = 1.0, None, None
         model.variable_spread, model.gate_interpolation = None, None
+        model.forecast_gate = None
         model.interval_scale = model.forecast_interval_scale = None
         if cfg.train.calibrate and val_series:
             val_panel = dataclasses.replace(panel, series=val_series)
@@ -180,7 +182,8 @@ class Estimator:
             # kept the imputation spread's intervals, which covered nothing (PM2.5, CLI
             # defaults, 30-s budget: 90 % intervals covering 0.04 %)
             fit_spread = cfg.train.calibrate_forecast
-            if (fit_spread or cfg.train.calibrate_intervals) and forecast_weight(cfg.train) > 0:
+            forecast_fit = fit_spread or cfg.train.calibrate_intervals or cfg.train.forecast_gate
+            if forecast_fit and forecast_weight(cfg.train) > 0:
                 # the factors are cheap and needed most when the budget ran out
                 until = deadline if fit_spread else None
                 got = calibrate_forecast_spread(
@@ -273,7 +276,6 @@ CALIBRATION_BATCH = 8  # series sampled at a time while calibrating
 EVERY_WINDOW_UP_TO = 4096
 FEW_WINDOWS = 32  # fewer training windows than this: fit warns that it will learn little
 FORECAST_ORIGINS = 256  # forecasts the fit's forecast spread is calibrated on, at most
-GATE_EVIDENCE = 2.0  # standard errors by which the gate's mix must beat its base alone
 
 
 def resolve_defaults(cfg: TSDiffConfig, panel: Panel) -> TSDiffConfig:
@@ -484,6 +486,7 @@ def calibrate_forecast_spread(
     if spread:
         model.forecast_spread = info["spread"]
     model.forecast_interval_scale = (info.get("intervals") or {}).get("scale")
+    model.forecast_gate = (info.get("gate") or {}).get("kept")
     return {**info, "horizon": h}
 
 

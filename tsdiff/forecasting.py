@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from tsdiff.calibration import rescale
+from tsdiff.baselines import seasonal_naive_forecast
+from tsdiff.calibration import gate_shift, rescale
 from tsdiff.covariates import padded_slice
 from tsdiff.data import Panel, Series, future_index
 from tsdiff.inference import SeriesTrajectory, TrajectoryOptions, sample_series
@@ -74,12 +75,16 @@ def draw_forecasts(
     spread: float,
     key_by_origin: bool,
     record: TrajectoryOptions | None = None,
+    gate: Sequence[float] | None = None,
 ) -> ForecastDraws:
     """Sample ``horizon`` steps after ``origins[i]`` (positions) of ``panel.series[i]``.
 
     ``spread`` scales the samples about their median (the forecast calibration);
     ``key_by_origin``: see :func:`~tsdiff.windowing.forecast_windows`. ``record`` asks
-    for the trajectory, which only a one-window horizon has.
+    for the trajectory, which only a one-window horizon has. ``gate`` (K,): recentre
+    each forecast's samples on ``α·median + (1 − α)·seasonal naive`` per variable
+    (:func:`gate_paths`; ``model.forecast_gate`` where the model forecasts); the
+    trajectory, if recorded, is the network's, before that shift.
 
     A horizon longer than a window is drawn unscaled, chunk after chunk, and the whole
     paths are scaled once at the end: that is what the spread was fitted for (uncalibrated
@@ -100,17 +105,21 @@ def draw_forecasts(
         gate=False,
     )
     paths = [d[:, :, fw.context :] for d in drawn.samples]  # per forecast (n, K, first)
-    if not long:
-        return ForecastDraws(paths, fw.where, fw.truth, fw.index, fw, drawn.trajectory)
     by_key = {s.key: s for s in panel.series}
     past = [by_key[key] for key, _, _ in fw.where]  # each forecast's own series
     cuts = [c for _, c, _ in fw.where]
+    if not long:
+        if gate is not None:
+            paths = gate_paths(model, paths, past, cuts, gate)
+        return ForecastDraws(paths, fw.where, fw.truth, fw.index, fw, drawn.trajectory)
     done = first
     while done < horizon:
         h = min(first, horizon - done)  # chunk_length(model), as the first chunk
         paths = continue_paths(model, past, cuts, fw, paths, h, opts)
         done += h
     paths = [scale_paths(model, p, spread) for p in paths]  # each (n, K, horizon)
+    if gate is not None:  # a shift: it commutes with the scaling about the median
+        paths = gate_paths(model, paths, past, cuts, gate)
     truth = [s.values[:, c + 1 : c + 1 + horizon] for s, c in zip(past, cuts, strict=True)]
     index = [
         future_index(s.index[: c + 1], panel.freq, horizon) for s, c in zip(past, cuts, strict=True)
@@ -172,4 +181,42 @@ def scale_paths(model: Predictor, paths: np.ndarray, spread: float) -> np.ndarra
     out = norm.inverse(rescale(norm.transform(paths), spread, axis=0))
     if model.spec is not None:
         out = project(out, [model.spec[v] for v in model.variables])
+    return out
+
+
+def naive_bases(
+    model: Predictor, past: Sequence[Series], cuts: Sequence[int], horizon: int
+) -> list[np.ndarray]:
+    """Per forecast (K, ``horizon``): the seasonal naive forecast after position
+    ``cuts[i]`` of ``past[i]``, with the model's season (0: the last value), in the
+    network's space; NaN for a variable that series never showed."""
+    season = int(model.config.network.season or 0)
+    return [
+        model.normalizer.transform(seasonal_naive_forecast(s.values[:, : c + 1], season, horizon))
+        for s, c in zip(past, cuts, strict=True)
+    ]
+
+
+def gate_paths(
+    model: Predictor,
+    paths: Sequence[np.ndarray],
+    past: Sequence[Series],
+    cuts: Sequence[int],
+    gate: Sequence[float],
+) -> list[np.ndarray]:
+    """Each forecast's paths (n, K, H) moved, in the network's space, so that their
+    median becomes ``α·median + (1 − α)·seasonal naive`` per variable (``gate`` the α),
+    keeping their spread; brought back onto what each variable can take. A variable
+    without a seasonal naive value keeps the model's median."""
+    if not paths:
+        return []
+    g = np.asarray(gate, dtype=np.float64)  # (K,)
+    norm, out = model.normalizer, []
+    specs = None if model.spec is None else [model.spec[v] for v in model.variables]
+    bases = naive_bases(model, past, cuts, paths[0].shape[-1])
+    for p, base in zip(paths, bases, strict=True):
+        x = norm.transform(p)  # (n, K, H)
+        shift = np.nan_to_num(gate_shift(x, base, g))  # (K, H)
+        y = norm.inverse(x + shift[None])
+        out.append(project(y, specs) if specs is not None else y)
     return out

@@ -70,6 +70,9 @@ class Predictor:
         # per-variable weight of the model's median against the prior it refines, in
         # imputations, chosen on validation cells (see calibrate); None: the model alone
         self.gate: list[float] | None = None
+        # the same for forecasts, weighed against seasonal naive on validation forecast
+        # origins (train.forecast_gate); None: the model alone
+        self.forecast_gate: list[float] | None = None
         # per variable: the gate weighs the median against the series' interpolation, not
         # the network's prior (validation found it better there); None: the prior
         self.gate_interpolation: list[bool] | None = None
@@ -342,7 +345,15 @@ class Predictor:
         last = [[len(s.index) - 1 - ext] for s in panel.series]  # one forecast after each series
         spread = self.task_spread("forecast")
         drawn = draw_forecasts(
-            self, panel, last, horizon, opts, spread=spread, key_by_origin=False, record=record
+            self,
+            panel,
+            last,
+            horizon,
+            opts,
+            spread=spread,
+            key_by_origin=False,
+            record=record,
+            gate=self.forecast_gate,
         )
         samples = drawn.samples
         frame = forecast_frame(

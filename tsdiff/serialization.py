@@ -56,6 +56,7 @@ def _meta(model: Predictor) -> dict[str, Any]:
         "variable_spread": model.variable_spread,
         "forecast_spread": model.forecast_spread,
         "gate": model.gate,
+        "forecast_gate": model.forecast_gate,
         "gate_interpolation": model.gate_interpolation,
         "interval_scale": model.interval_scale,
         "forecast_interval_scale": model.forecast_interval_scale,
@@ -152,6 +153,8 @@ def _restore(model: Predictor, meta: dict[str, Any]) -> None:
     model.spec = None if sp is None else {n: VariableSpec(**d) for n, d in sp.items()}
     g = meta.get("gate")
     model.gate = None if g is None else [float(x) for x in g]
+    fg = meta.get("forecast_gate")
+    model.forecast_gate = None if fg is None else [float(x) for x in fg]
     gi = meta.get("gate_interpolation")
     model.gate_interpolation = None if gi is None else [bool(x) for x in gi]
     model.interval_scale = _scale(meta.get("interval_scale"))

@@ -1,0 +1,151 @@
+"""Forecasts never worse than seasonal naive: the forecast gate, chosen on validation
+forecast origins, weighs the model's median against seasonal naive per variable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsdiff.backtest import backtest
+from tsdiff.baselines import seasonal_naive_forecast
+from tsdiff.calibration import fit_gate
+from tsdiff.errors import RangeError
+from tsdiff.model import TSDiff
+
+from .conftest import tiny_config
+
+DAY = 24
+
+
+def _seasonal(days: int = 40, seed: int = 0) -> pd.DataFrame:
+    """Two hourly variables with a strong daily cycle and little noise: seasonal naive
+    is hard to beat, so an undertrained model should fall back to it."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(days * DAY)
+    day = np.sin(2 * np.pi * t / DAY)
+    return pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2024-01-01", periods=t.size, freq="h"),
+            "load": 50 + 20 * day + rng.normal(0, 0.5, t.size),
+            "temp": 10 - 6 * day + rng.normal(0, 0.3, t.size),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def undertrained():
+    """One epoch on the seasonal frame, the gate on (as the default config has it)."""
+    cfg = tiny_config(epochs=1, forecast_gate=True).replace(network={"season": DAY})
+    return TSDiff(cfg).fit(_seasonal().iloc[: 30 * DAY], progress=False)
+
+
+def test_seasonal_naive_repeats_the_last_observed_value_of_each_phase() -> None:
+    x = np.arange(10, dtype=float)[None]  # (1, 10)
+    assert seasonal_naive_forecast(x, 4, 6).tolist() == [[6, 7, 8, 9, 6, 7]]
+    gap = x.copy()
+    gap[0, 8] = np.nan  # phase 2's latest value is missing: one season further back
+    assert seasonal_naive_forecast(gap, 4, 3).tolist() == [[6, 7, 4]]
+    # no season, or one longer than the history: the last observed value
+    assert seasonal_naive_forecast(gap, 0, 2).tolist() == [[9, 9]]
+    assert seasonal_naive_forecast(gap, 11, 2).tolist() == [[9, 9]]
+    never = np.full((1, 10), np.nan)  # nothing to repeat
+    assert np.isnan(seasonal_naive_forecast(never, 4, 3)).all()
+    with pytest.raises(RangeError, match="horizon"):
+        seasonal_naive_forecast(x, 4, 0)
+
+
+def test_the_gate_counts_a_forecast_as_one_unit_of_evidence() -> None:
+    """Twenty forecasts of 24 steps each, each forecast's error shifted by its own
+    amount (errors of one forecast move together): the model is slightly better on
+    average. Per cell that looks like evidence; per forecast it is not, and seasonal
+    naive is kept."""
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(20), DAY)
+    z = rng.normal(size=20)
+    u = -0.15 + 0.6 * (z - z.mean()) / z.std()  # per forecast: the model's gain (< 0: wins)
+    truth = np.zeros(groups.size)
+    naive = truth + 1.0  # error 1 everywhere
+    median = 1.0 + u[groups] + rng.normal(0, 0.01, groups.size)
+    var = np.zeros(groups.size, dtype=int)
+    cells = fit_gate(median, naive, truth, var, 1, evidence=2.0)
+    forecasts = fit_gate(median, naive, truth, var, 1, evidence=2.0, groups=groups)
+    assert cells.gate[0] > 0  # 480 cells: "significant"
+    assert forecasts.gate[0] == 0.0  # 20 forecasts: not
+    good = fit_gate(truth + 0.01, naive, truth, var, 1, evidence=2.0, groups=groups)
+    assert good.gate == (1.0,)  # a model that wins on every forecast is kept alone
+
+
+def test_an_undertrained_model_forecasts_no_worse_than_seasonal_naive(undertrained) -> None:
+    """The gate falls back to seasonal naive where validation says the model loses; on
+    later origins the gated forecasts' MAE is seasonal naive's, far below the model's."""
+    model = undertrained
+    got = model.info["forecast_calibration"]["gate"]
+    assert model.forecast_gate is not None and max(model.forecast_gate) < 1
+    assert got["mae_gated"] <= got["mae_interpolation"]  # on validation: no worse than naive
+    df = _seasonal()
+    kw = {"horizon": 12, "step": DAY, "windows": 8, "seed": 2}
+    gated = backtest(model, df, **kw)
+    gate, model.forecast_gate = model.forecast_gate, None
+    try:
+        alone = backtest(model, df, **kw)
+    finally:
+        model.forecast_gate = gate
+    assert gated.summary["gate"] == gate and alone.summary["gate"] is None
+    values = df[["load", "temp"]].to_numpy().T  # (K, T)
+    naive = np.mean(
+        [
+            np.abs(seasonal_naive_forecast(values[:, : c + 1], DAY, 12) - values[:, c + 1 : c + 13])
+            for _, c, _ in gated.windows
+        ]
+    )
+    assert gated.summary["overall"]["mae"] <= 1.05 * naive
+    assert gated.summary["overall"]["mae"] < 0.8 * alone.summary["overall"]["mae"]
+
+
+def test_the_gate_is_saved_and_a_loaded_model_forecasts_the_same(undertrained, tmp_path) -> None:
+    df = _seasonal().iloc[: 30 * DAY]
+    undertrained.save(tmp_path / "m")
+    loaded = TSDiff.load(tmp_path / "m")
+    assert loaded.forecast_gate == undertrained.forecast_gate
+    a = undertrained.forecast(df, horizon=12, seed=4).frame
+    b = loaded.forecast(df, horizon=12, seed=4).frame
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_long_forecast_is_recentred_on_seasonal_naive_too(undertrained) -> None:
+    """Beyond one window (chunks continued path by path) the gate applies to the whole
+    paths: with α = 0 their median is the seasonal naive forecast, every step."""
+    model = undertrained
+    df = _seasonal().iloc[: 30 * DAY]
+    horizon = 3 * model.window
+    gate, model.forecast_gate = model.forecast_gate, [0.0, 0.0]
+    try:
+        res = model.forecast(df, horizon=horizon, seed=1)
+    finally:
+        model.forecast_gate = gate
+    hist = df[["load", "temp"]].to_numpy().T  # (K, T)
+    naive = seasonal_naive_forecast(hist, DAY, horizon)  # (K, H)
+    med = res.frame[["load", "temp"]].to_numpy().T  # a wide frame: the medians, (K, H)
+    np.testing.assert_allclose(med, naive, atol=1e-6)
+
+
+def test_a_model_saved_before_the_gate_loads_without_one(undertrained, tmp_path) -> None:
+    """Older models (no ``forecast_gate`` in their metadata) forecast with the model
+    alone, and their config says they were trained without the gate."""
+    import json
+
+    from tsdiff.config import TSDiffConfig
+
+    undertrained.save(tmp_path / "m")
+    meta_path = tmp_path / "m" / "model.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["forecast_gate"]
+    meta_path.write_text(json.dumps(meta))
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    del cfg["train"]["forecast_gate"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    loaded = TSDiff.load(tmp_path / "m")
+    assert loaded.forecast_gate is None
+    assert not loaded.config.train.forecast_gate
+    assert TSDiffConfig().train.forecast_gate  # the default for new models
