@@ -243,18 +243,17 @@ def run(
     )
 
     t0 = time.perf_counter()
-    bt = backtest(
-        model,
-        df,
-        horizon=bench.horizon,
-        step=bench.step,
-        windows=windows,
-        levels=LEVELS,
-        n_samples=bench.n_samples,
-        steps=bench.steps,
-        seed=seed,
-        calibrate_windows=bench.calibrate_windows,
-    )
+    same = {  # the backtest's settings, also for the model scored without its gate
+        "horizon": bench.horizon,
+        "step": bench.step,
+        "windows": windows,
+        "levels": LEVELS,
+        "n_samples": bench.n_samples,
+        "steps": bench.steps,
+        "seed": seed,
+        "calibrate_windows": bench.calibrate_windows,
+    }
+    bt = backtest(model, df, **same)
     bt_s = time.perf_counter() - t0
     cal = bt.summary["calibration"]
     if cal:
@@ -273,19 +272,7 @@ def run(
     methods: dict[str, Any] = {"tsdiff": ours}
     per_variable: dict[str, Any] = {"tsdiff": bt.summary["per_variable"]}
     if bt.summary["gate"] is not None:  # what the gate did: the same model and draws alone
-        alone = backtest(
-            model,
-            df,
-            horizon=bench.horizon,
-            step=bench.step,
-            windows=windows,
-            levels=LEVELS,
-            n_samples=bench.n_samples,
-            steps=bench.steps,
-            seed=seed,
-            calibrate_windows=bench.calibrate_windows,
-            gate=False,
-        )
+        alone = backtest(model, df, **same, gate=False)
         methods["tsdiff_ungated"] = _short(alone.summary["overall"])
         log(
             f"  tsdiff ungated  MAE {alone.summary['overall']['mae']:.3f}  CRPS "
