@@ -100,6 +100,7 @@ def run(
                  str(minutes), *extra)  # fmt: skip
             train_s = time.perf_counter() - t0
             cfg = json.loads((t / "m" / "config.json").read_text())
+            gate = json.loads((t / "m" / "model.json").read_text()).get("forecast_gate")
             row: dict[str, Any] = {
                 "train_command_s": round(train_s, 1),
                 "defaults_used": {
@@ -108,17 +109,29 @@ def run(
                     "season": cfg["network"]["season"],
                     "lags": cfg["network"]["lags"],
                 },
+                "forecast_gate": gate,
             }
             for h, windows in HORIZONS.items():
                 out = t / f"bt{h}.parquet"
-                _cli("backtest", str(t / "m"), str(t / "data.parquet"), "--horizon", str(h),
-                     "--step", "24", "--windows", str(windows), "--out", str(out))  # fmt: skip
+                bt = ["backtest", str(t / "m"), str(t / "data.parquet"), "--horizon", str(h),
+                      "--step", "24", "--windows", str(windows)]  # fmt: skip
+                _cli(*bt, "--out", str(out))
                 summary = json.loads(out.with_suffix(".json").read_text())
                 row[f"h{h}"] = {
                     "origins": windows,
                     **score(pd.read_parquet(out), df),
                     "crps": round(summary["overall"]["crps"], 4),
                 }
+                if gate is not None:  # what the gate did: the same model and draws alone
+                    alone = t / f"alone{h}.parquet"
+                    _cli(*bt, "--out", str(alone), "--no-gate")
+                    got = score(pd.read_parquet(alone), df)
+                    crps = json.loads(alone.with_suffix(".json").read_text())["overall"]["crps"]
+                    row[f"h{h}"]["ungated"] = {
+                        "mae_ratio": got["mae_ratio"],
+                        "crps": round(crps, 4),
+                        "cov90": got["cov90"],
+                    }
             results[name] = row
             log(f"{name}: {json.dumps(row)}")
     report = {
@@ -149,23 +162,32 @@ def markdown(r: dict[str, Any]) -> str:
         f"origins daily. Seasonal naive (the last day repeated) on the same cells.",
         "",
         "| frame | h | origins | tsdiff MAE | seasonal naive MAE | ratio | tsdiff CRPS | "
-        "tsdiff cov90 |",
-        "|---|---|---|---|---|---|---|---|",
+        "tsdiff cov90 | without the forecast gate: ratio / CRPS / cov90 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in r["results"].items():
         for h in HORIZONS:
             s = row[f"h{h}"]
+            u = s.get("ungated")
+            alone = f"{u['mae_ratio']:.2f} / {u['crps']:.4f} / {u['cov90']:.2f}" if u else "–"
             lines.append(
                 f"| {name} | {h} | {s['origins']} | {s['mae']:.3f} | "
                 f"{s['seasonal_naive_mae']:.3f} | **{s['mae_ratio']:.2f}** | "
-                f"{s.get('crps', float('nan')):.4f} | {s['cov90']:.2f} |"
+                f"{s.get('crps', float('nan')):.4f} | {s['cov90']:.2f} | {alone} |"
             )
+    lines += [
+        "",
+        "The forecast gate (per variable, the weight of the model's median against seasonal "
+        "naive, fitted on validation origins; – : the model alone, every weight 1): the same "
+        "model and draws are also scored without it (`tsdiff backtest --no-gate`).",
+    ]
     lines += ["", "Defaults the fits recorded (window, training stride, season, lags):", ""]
     for name, row in r["results"].items():
         d = row["defaults_used"]
         lines.append(
             f"- {name}: window {d['window']}, stride {d['training_stride']}, season "
-            f"{d['season']}, lags {d['lags']}; train command {row['train_command_s']} s"
+            f"{d['season']}, lags {d['lags']}; train command {row['train_command_s']} s; "
+            f"forecast gate {row.get('forecast_gate')}"
         )
     return "\n".join(lines) + "\n"
 

@@ -149,3 +149,55 @@ def test_a_model_saved_before_the_gate_loads_without_one(undertrained, tmp_path)
     assert loaded.forecast_gate is None
     assert not loaded.config.train.forecast_gate
     assert TSDiffConfig().train.forecast_gate  # the default for new models
+
+
+def test_the_command_line_backtest_scores_the_model_alone_on_request(
+    undertrained, tmp_path, capsys
+) -> None:
+    import json
+
+    from tsdiff.cli import main
+
+    undertrained.save(tmp_path / "m")
+    _seasonal().to_parquet(tmp_path / "data.parquet")
+    args = ["backtest", str(tmp_path / "m"), str(tmp_path / "data.parquet"), "--horizon", "12",
+            "--step", "24", "--windows", "4"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "g.parquet")]) == 0
+    assert main([*args, "--out", str(tmp_path / "a.parquet"), "--no-gate"]) == 0
+    capsys.readouterr()
+    gated = json.loads((tmp_path / "g.json").read_text())
+    alone = json.loads((tmp_path / "a.json").read_text())
+    assert gated["gate"] == undertrained.forecast_gate and alone["gate"] is None
+    assert gated["overall"]["mae"] < alone["overall"]["mae"]
+
+
+def test_validation_forecasts_read_the_training_steps_before_the_held_out_end(
+    undertrained,
+) -> None:
+    """A held-out end of a timeline is forecast with the steps before it as context (a
+    forecast after the data's end has them too); a held-out whole series from its own."""
+    import dataclasses
+
+    from tsdiff.data import Panel
+    from tsdiff.estimator import _forecast_validation
+
+    panel = undertrained.panel(_seasonal(days=10))
+    (whole,) = panel.series
+    train, val = whole.part(0, 200), whole.part(200, 240)
+    got, tails = _forecast_validation(panel, [train], [val])
+    assert isinstance(got, Panel) and got.series[0] is whole and tails == [40]
+    other = dataclasses.replace(val, key="elsewhere")
+    got, tails = _forecast_validation(panel, [train], [other])
+    assert got.series[0] is other and tails == [39]
+
+
+def test_a_fit_on_one_series_calibrates_forecasts_from_origins_in_its_held_out_end(
+    undertrained,
+) -> None:
+    df = _seasonal().iloc[: 30 * DAY]
+    cal = undertrained.info["forecast_calibration"]
+    held_out = int(round(len(df) * undertrained.config.train.val_fraction))
+    first_val = pd.Timestamp(df["timestamp"].iloc[len(df) - held_out])
+    # the first origin is the last training step or later; its horizon lies in the end
+    assert pd.Timestamp(cal["first_origin"]) >= first_val - pd.Timedelta(hours=1)
+    assert cal["windows"] == (held_out - cal["horizon"]) // cal["horizon"] + 1

@@ -26,7 +26,13 @@ import numpy as np
 import pandas as pd
 
 from tsdiff import metrics
-from tsdiff.calibration import GATE_EVIDENCE, fit_gate, fit_interval_scale, fit_spread, rescale
+from tsdiff.calibration import (
+    FORECAST_GATE_EVIDENCE,
+    fit_gate,
+    fit_interval_scale,
+    fit_spread,
+    rescale,
+)
 from tsdiff.data import Panel
 from tsdiff.errors import DataError, RangeError
 from tsdiff.forecasting import draw_forecasts, first_chunk, naive_bases
@@ -263,7 +269,8 @@ def _gate_forecasts(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Per variable, the weight α of the forecasts' median against seasonal naive
     (:func:`tsdiff.calibration.fit_gate`, by MAE on these origins, moving off seasonal
-    naive only on the evidence of ``GATE_EVIDENCE`` standard errors over forecasts), and
+    naive only on the evidence of ``FORECAST_GATE_EVIDENCE`` standard errors over
+    forecasts), and
     the samples ``smp`` (n, W·K·H, normalised) so recentred. ``kept``: the α to save,
     None when every variable keeps the model alone."""
     w, _, k, h = run.samples.shape
@@ -277,7 +284,7 @@ def _gate_forecasts(
     if not use.any():
         return smp, {"kept": None, "n_cells": 0}
     fit = fit_gate(
-        med[use], base[use], y[use], var[use], k, evidence=GATE_EVIDENCE, groups=group[use]
+        med[use], base[use], y[use], var[use], k, evidence=FORECAST_GATE_EVIDENCE, groups=group[use]
     )
     g = np.asarray(fit.gate)[var]
     shift = np.where(np.isfinite(base), (1 - g) * (base - med), 0.0)  # as forecasting.gate_paths

@@ -183,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="first fit the forecast spread on this many earlier origins (0: the model's)",
     )
+    bt.add_argument(
+        "--no-gate",
+        action="store_true",
+        help="score the model alone, without its weighing against seasonal naive",
+    )
     _static_arg(bt)
     _sampling_args(bt)
     _device_arg(bt)
@@ -576,6 +581,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         return_samples=bool(args.samples_out),
         calibrate_windows=args.calibrate_windows,
         static_df=_static_frame(args),
+        gate=not args.no_gate,
         **kw,
     )
     summary_out = args.summary_out or str(Path(args.out).with_suffix(".json"))

@@ -186,8 +186,9 @@ class Estimator:
             if forecast_fit and forecast_weight(cfg.train) > 0:
                 # the factors are cheap and needed most when the budget ran out
                 until = deadline if fit_spread else None
+                fc_panel, tails = _forecast_validation(panel, train_series, val_series)
                 got = calibrate_forecast_spread(
-                    model, val_panel, cfg.train.seed, until, spread=fit_spread
+                    model, fc_panel, cfg.train.seed, until, spread=fit_spread, tails=tails
                 )
                 if got is not None:
                     model.info["forecast_calibration"] = got
@@ -464,21 +465,53 @@ def _held_out_samples(
     )
 
 
+def _forecast_validation(
+    panel: Panel, train: list[Series], val: list[Series]
+) -> tuple[Panel, list[int]]:
+    """The series validation forecasts are drawn from, and per series how many of its
+    last steps the origins may sit in (:func:`calibrate_forecast_spread`): a held-out
+    end of a timeline is forecast with the training steps before it as context, as a
+    forecast after the end of the data is (without them its first origins had next to
+    no context); a held-out whole series, from its own steps."""
+    full = {s.key: s for s in panel.series}
+    cut = {s.key for s in train}
+    series, tails = [], []
+    for v in val:
+        if v.key in cut and v.key in full:  # the end of a timeline
+            series.append(full[v.key])
+            tails.append(len(v.index))
+        else:
+            series.append(v)
+            tails.append(len(v.index) - 1)  # at least one step of its own before an origin
+    return dataclasses.replace(panel, series=series), tails
+
+
 def calibrate_forecast_spread(
-    model: Predictor, panel: Panel, seed: int, deadline: float | None, *, spread: bool = True
+    model: Predictor,
+    panel: Panel,
+    seed: int,
+    deadline: float | None,
+    *,
+    spread: bool = True,
+    tails: Sequence[int] | None = None,
 ) -> dict[str, Any] | None:
     """Fit ``model.forecast_spread`` on forecasts of ``chunk_length(model)`` steps from
     origins one horizon apart in the validation series (at most ``FORECAST_ORIGINS``
-    forecasts in all), and their interval factors; ``spread=False``: only the interval
-    factors, of forecasts with the spread kept. None (nothing fitted) when no series is
-    long enough or the budget's deadline has passed."""
+    forecasts in all), and their interval factors and gate; ``spread=False``: only the
+    interval factors and gate, of forecasts with the spread kept. ``tails``: per series,
+    the last steps that are held out (the origins' horizons lie in them; default all but
+    the first step). None (nothing fitted) when no series is long enough or the budget's
+    deadline has passed."""
     if deadline is not None and time.perf_counter() > deadline:
         return None
     h = chunk_length(model)
-    series = [s for s in panel.series if len(s.index) >= h + 2][:FORECAST_ORIGINS]
-    if not series:
+    tails = [len(s.index) - 1 for s in panel.series] if tails is None else list(tails)
+    keep = [(s, t) for s, t in zip(panel.series, tails, strict=True) if t >= h + 1]
+    keep = keep[:FORECAST_ORIGINS]
+    if not keep:
         return None
-    fits = min((len(s.index) - h - 1) // h + 1 for s in series)  # origins every series has
+    series = [s for s, _ in keep]
+    fits = min((t - h) // h + 1 for _, t in keep)  # origins every series has in its tail
     windows = max(1, min(fits, FORECAST_ORIGINS // len(series)))
     part = dataclasses.replace(panel, series=series)
     opts = {"n_samples": None, "steps": None, "sampler": None, "eta": None, "seed": seed}
