@@ -183,11 +183,12 @@ def markdown(r: dict[str, Any]) -> str:
     ]
     lines += ["", "Defaults the fits recorded (window, training stride, season, lags):", ""]
     for name, row in r["results"].items():
-        d = row["defaults_used"]
+        d, g = row["defaults_used"], row.get("forecast_gate")
+        gate = "none (the model alone)" if g is None else "[" + ", ".join(f"{a:g}" for a in g) + "]"
         lines.append(
             f"- {name}: window {d['window']}, stride {d['training_stride']}, season "
             f"{d['season']}, lags {d['lags']}; train command {row['train_command_s']} s; "
-            f"forecast gate {row.get('forecast_gate')}"
+            f"forecast gate {gate}"
         )
     return "\n".join(lines) + "\n"
 
