@@ -201,3 +201,22 @@ def test_a_fit_on_one_series_calibrates_forecasts_from_origins_in_its_held_out_e
     # the first origin is the last training step or later; its horizon lies in the end
     assert pd.Timestamp(cal["first_origin"]) >= first_val - pd.Timedelta(hours=1)
     assert cal["windows"] == (held_out - cal["horizon"]) // cal["horizon"] + 1
+
+
+def test_a_gated_forecast_trajectory_ends_at_the_gated_samples(undertrained) -> None:
+    """The fan chart a dashboard animates ends where the forecast does: the gate moves
+    the trajectory's result state with the samples."""
+    df = _seasonal().iloc[: 30 * DAY]
+    assert undertrained.forecast_gate is not None
+    res = undertrained.forecast(
+        df, 6, seed=3, return_samples=True, return_trajectory=True, trajectory_steps=3
+    )
+    traj, samples = res.trajectory, res.samples
+    future = traj[traj["timestamp"] > df["timestamp"].max()]
+    last = future[future["step"] == future["step"].max()]
+    long = samples.melt(
+        id_vars=["timestamp", "sample"], var_name="variable", value_name="value"
+    ).query("sample < 3")
+    merged = last.merge(long, on=["timestamp", "variable", "sample"], suffixes=("", "_s"))
+    assert len(merged) == len(last) == len(long) > 0
+    np.testing.assert_array_equal(merged["value"].to_numpy(), merged["value_s"].to_numpy())

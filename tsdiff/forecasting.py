@@ -26,6 +26,7 @@ from tsdiff.calibration import gate_shift, rescale
 from tsdiff.covariates import padded_slice
 from tsdiff.data import Panel, Series, future_index
 from tsdiff.inference import SeriesTrajectory, TrajectoryOptions, sample_series
+from tsdiff.samplers import get_sampler
 from tsdiff.samplers.options import SampleOptions
 from tsdiff.spec import project
 from tsdiff.windowing import ForecastWindows, forecast_windows
@@ -83,8 +84,8 @@ def draw_forecasts(
     ``key_by_origin``: see :func:`~tsdiff.windowing.forecast_windows`. ``record`` asks
     for the trajectory, which only a one-window horizon has. ``gate`` (K,): recentre
     each forecast's samples on ``α·median + (1 − α)·seasonal naive`` per variable
-    (:func:`gate_paths`; ``model.forecast_gate`` where the model forecasts); the
-    trajectory, if recorded, is the network's, before that shift.
+    (:func:`gate_paths`; ``model.forecast_gate`` where the model forecasts); a recorded
+    trajectory ends at those samples, as an imputation's ends at its gated samples.
 
     A horizon longer than a window is drawn unscaled, chunk after chunk, and the whole
     paths are scaled once at the end: that is what the spread was fitted for (uncalibrated
@@ -109,9 +110,12 @@ def draw_forecasts(
     past = [by_key[key] for key, _, _ in fw.where]  # each forecast's own series
     cuts = [c for _, c, _ in fw.where]
     if not long:
+        traj = drawn.trajectory
         if gate is not None:
             paths = gate_paths(model, paths, past, cuts, gate)
-        return ForecastDraws(paths, fw.where, fw.truth, fw.index, fw, drawn.trajectory)
+            if traj is not None:
+                traj = _final_state_as(traj, paths, fw.context, _last_state(model, opts))
+        return ForecastDraws(paths, fw.where, fw.truth, fw.index, fw, traj)
     done = first
     while done < horizon:
         h = min(first, horizon - done)  # chunk_length(model), as the first chunk
@@ -220,3 +224,25 @@ def gate_paths(
         y = norm.inverse(x + shift[None])
         out.append(project(y, specs) if specs is not None else y)
     return out
+
+
+def _last_state(model: Predictor, opts: SampleOptions) -> int:
+    """The index of the sampler's result among a trajectory's states (0 = noise)."""
+    stepper = get_sampler(opts.sampler, model.scheduler, eta=opts.eta)
+    return len(stepper.set_timesteps(opts.steps))
+
+
+def _final_state_as(
+    traj: SeriesTrajectory, paths: Sequence[np.ndarray], context: int, last: int
+) -> SeriesTrajectory:
+    """``traj`` whose result state (if recorded) holds the (gated) forecast ``paths``
+    after each window's ``context`` steps: its first samples, as the trajectory follows."""
+    final = [i for i, st in enumerate(traj.steps) if st == last]
+    if not final:
+        return traj
+    states = []
+    for st, p in zip(traj.states, paths, strict=True):  # (S, m, K, T), (n, K, H)
+        st = st.copy()
+        st[final, :, :, context:] = p[None, : st.shape[1]]
+        states.append(st)
+    return dataclasses.replace(traj, states=states)
