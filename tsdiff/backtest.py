@@ -268,10 +268,10 @@ def _gate_forecasts(
     model: Predictor, panel: Panel, run: _Origins, smp: np.ndarray, y: np.ndarray
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Per variable, the weight α of the forecasts' median against seasonal naive
-    (:func:`tsdiff.calibration.fit_gate`, by MAE on these origins, moving off seasonal
-    naive only on the evidence of ``FORECAST_GATE_EVIDENCE`` standard errors over
-    forecasts), and
-    the samples ``smp`` (n, W·K·H, normalised) so recentred. ``kept``: the α to save,
+    (:func:`tsdiff.calibration.fit_gate`, by MAE on these origins; moving off seasonal
+    naive, and off the model alone, each only on the evidence of
+    ``FORECAST_GATE_EVIDENCE`` standard errors over forecasts), and the samples ``smp``
+    (n, W·K·H, normalised) so recentred. ``kept``: the α to save,
     None when every variable keeps the model alone."""
     w, _, k, h = run.samples.shape
     by_key = {s.key: s for s in panel.series}
@@ -284,7 +284,14 @@ def _gate_forecasts(
     if not use.any():
         return smp, {"kept": None, "n_cells": 0}
     fit = fit_gate(
-        med[use], base[use], y[use], var[use], k, evidence=FORECAST_GATE_EVIDENCE, groups=group[use]
+        med[use],
+        base[use],
+        y[use],
+        var[use],
+        k,
+        evidence=FORECAST_GATE_EVIDENCE,
+        groups=group[use],
+        both_ways=True,
     )
     g = np.asarray(fit.gate)[var]
     shift = np.where(np.isfinite(base), (1 - g) * (base - med), 0.0)  # as forecasting.gate_paths

@@ -286,6 +286,7 @@ def fit_gate(
     min_cells: int = 50,
     evidence: float = 0.0,
     groups: np.ndarray | None = None,
+    both_ways: bool = False,
 ) -> GateFit:
     """α per variable minimising MAE of ``α·median + (1 − α)·prior`` against ``truth``
     (``prior``: the prior's point imputation, or a forecast's seasonal naive);
@@ -294,7 +295,10 @@ def fit_gate(
     many standard errors of the paired difference, else the prior alone (α = 0) is
     kept: on a few dozen cells the best α is mostly noise, and the prior is the safe side.
     ``groups`` (m,): cells whose errors move together (one forecast's steps) count as one
-    unit of that standard error, their mean difference, not as independent cells."""
+    unit of that standard error, their mean difference, not as independent cells.
+    ``both_ways``: an α below 1 must also beat the model alone (α = 1) by that evidence,
+    else the model alone is the candidate: a blend that won on a few validation origins
+    by chance cost a well-trained ETTh1 model 5 % CRPS on the test origins."""
     med, lin, y = (np.asarray(a, dtype=np.float64) for a in (median, prior, truth))
     if not (med.shape == lin.shape == y.shape == np.shape(var)) or med.ndim != 1:
         raise DataError("median, prior, truth and var must be (m,) arrays")
@@ -303,17 +307,23 @@ def fit_gate(
     if y.size == 0:
         raise DataError("no held-out cell to choose the gate on")
 
+    def beats(a: float, b: float, sel: np.ndarray) -> bool:
+        """Whether weight ``a`` has the lower MAE than ``b`` by ``evidence`` SEs."""
+        d = np.abs(a * med[sel] + (1 - a) * lin[sel] - y[sel])
+        d = d - np.abs(b * med[sel] + (1 - b) * lin[sel] - y[sel])
+        if groups is not None:  # one mean difference per group
+            _, at = np.unique(np.asarray(groups)[sel], return_inverse=True)
+            d = np.bincount(at, weights=d) / np.bincount(at)
+        se = d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else np.inf
+        return bool(d.mean() < -evidence * se)
+
     def best(sel: np.ndarray) -> float:
         errs = [np.abs(a * med[sel] + (1 - a) * lin[sel] - y[sel]).mean() for a in GATE_GRID]
         a = float(GATE_GRID[int(np.argmin(errs))])
-        if evidence > 0 and a > 0:
-            d = np.abs(a * med[sel] + (1 - a) * lin[sel] - y[sel]) - np.abs(lin[sel] - y[sel])
-            if groups is not None:  # one mean difference per group
-                _, at = np.unique(np.asarray(groups)[sel], return_inverse=True)
-                d = np.bincount(at, weights=d) / np.bincount(at)
-            se = d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else np.inf
-            if not d.mean() < -evidence * se:
-                return 0.0
+        if both_ways and a < 1 and not beats(a, 1.0, sel):
+            a = 1.0
+        if evidence > 0 and a > 0 and not beats(a, 0.0, sel):
+            return 0.0
         return a
 
     overall = best(np.ones(y.shape, dtype=bool))
