@@ -573,7 +573,7 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {fmt(s['mae'])} | {fmt(s['rmse'])} | {fmt(s['crps'], 4)} | "
             f"{fmt(s['crps_sum'], 4)} | {fmt(s['cov50'])} | {fmt(s['width50'], 2)} | "
-            f"{fmt(s['cov90'])} | {fmt(s['width90'], 2)} | {fmt(s['backtest_s'], 1)} |"
+            f"{fmt(s['cov90'])} | {fmt(s['width90'], 2)} | {fmt(s.get('backtest_s'), 1)} |"
         )
     lines += [
         "",

@@ -208,6 +208,26 @@ def test_forecast_benchmark_tiny_end_to_end(tiny_forecast_bench) -> None:
     assert r["protocol"]["lags"] == [24, 48] and r["protocol"]["context"] == 48 + 30 - 24
 
 
+def test_forecast_page_shows_the_model_scored_without_its_gate(tiny_forecast_bench) -> None:
+    """A gated model's page has a row for the same model and draws without the gate
+    (scores only: no timings of its own) and says what the gate was."""
+    import copy
+
+    from tsdiff.benchmarks import forecast
+
+    r = copy.deepcopy(tiny_forecast_bench[0])
+    ours = r["methods"]["tsdiff"]
+    r["methods"]["tsdiff_ungated"] = {k: ours[k] for k in ("mae", "rmse", "crps", "crps_sum",
+        "cov50", "width50", "cov90", "width90", "n_cells")}  # fmt: skip
+    gate = {"gate": [1.0, 0.5], "n_cells": 10, "mae_model": 0.2, "mae_interpolation": 0.3,
+            "mae_gated": 0.19, "kept": [1.0, 0.5]}  # fmt: skip
+    r["calibration"]["forecast"]["gate"] = gate
+    page = forecast.markdown(r)
+    row = next(line for line in page.splitlines() if line.startswith("| tsdiff_ungated |"))
+    assert row.endswith("| – |")  # no seconds of its own
+    assert "forecast gate (per variable" in page and "1, 0.5" in page
+
+
 @pytest.mark.slow
 def test_autoarima_added_to_a_result_on_its_origins_without_retraining(
     tiny_forecast_bench, tmp_path
