@@ -495,8 +495,17 @@ def _calibration_lines(cal: dict[str, Any] | None) -> list[str]:
             f"- tsdiff forecast gate (per variable, the weight of the model's median against "
             f"seasonal naive, chosen by MAE on the same origins): {alphas}; MAE there: model "
             f"{gate['mae_model']}, seasonal naive {gate['mae_interpolation']}, gated "
-            f"{gate['mae_gated']} (normalised units). `tsdiff_ungated`: the same model and "
-            "draws without it"
+            f"{gate['mae_gated']} (normalised units). "
+            + (
+                "`tsdiff_ungated`: the same model and draws without it"
+                if gate.get("kept")
+                else "Every weight 1: the model alone"
+                + (
+                    " (it beats seasonal naive over all variables)"
+                    if gate.get("model_wins_overall")
+                    else ""
+                )
+            )
         )
     return lines
 
