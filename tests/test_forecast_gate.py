@@ -10,7 +10,7 @@ import pytest
 from tsdiff.backtest import backtest
 from tsdiff.baselines import seasonal_naive_forecast
 from tsdiff.calibration import fit_gate
-from tsdiff.errors import RangeError
+from tsdiff.errors import DataError, RangeError
 from tsdiff.model import TSDiff
 
 from .conftest import tiny_config
@@ -74,6 +74,8 @@ def test_the_gate_counts_a_forecast_as_one_unit_of_evidence() -> None:
     assert forecasts.gate[0] == 0.0  # 20 forecasts: not
     good = fit_gate(truth + 0.01, naive, truth, var, 1, evidence=2.0, groups=groups)
     assert good.gate == (1.0,)  # a model that wins on every forecast is kept alone
+    with pytest.raises(DataError, match="groups"):  # one group per cell
+        fit_gate(median, naive, truth, var, 1, evidence=2.0, groups=groups[:-1])
 
 
 def test_a_blend_must_beat_the_model_alone_on_evidence_too() -> None:
