@@ -261,3 +261,27 @@ def test_a_gated_forecast_trajectory_ends_at_the_gated_samples(undertrained) -> 
     merged = last.merge(long, on=["timestamp", "variable", "sample"], suffixes=("", "_s"))
     assert len(merged) == len(last) == len(long) > 0
     np.testing.assert_array_equal(merged["value"].to_numpy(), merged["value_s"].to_numpy())
+
+
+def test_a_fit_bounded_by_its_deadline_draws_validation_forecasts_in_batches(
+    undertrained, monkeypatch
+) -> None:
+    """Past the deadline the forecast fit stops after a batch (at least MIN_FORECASTS);
+    with time left it draws them all, batch by batch, exactly as at once."""
+    import time
+
+    from tsdiff import backtest as bt
+
+    df = _seasonal(days=12)
+    three = pd.concat([df.iloc[i * 96 : (i + 1) * 96].assign(series_id=f"s{i}") for i in range(3)])
+    panel = undertrained.panel(three)
+    assert len(panel.series) == 3
+    monkeypatch.setattr(bt, "FORECAST_BATCH", 1)
+    monkeypatch.setattr(bt, "MIN_FORECASTS", 2)
+    opts = {"n_samples": None, "steps": None, "sampler": None, "eta": None, "seed": 0}
+    args = (undertrained, panel, 12, 12, 2, opts)
+    whole = bt.fit_forecast_spread(*args, spread=False)
+    later = bt.fit_forecast_spread(*args, spread=False, until=time.perf_counter() + 600)
+    assert whole == later and whole["windows"] == 6  # 3 series x 2 origins
+    past = bt.fit_forecast_spread(*args, spread=False, until=time.perf_counter() - 1)
+    assert past["windows"] == 2  # one series (2 forecasts) reaches MIN_FORECASTS

@@ -184,11 +184,18 @@ class Estimator:
             fit_spread = cfg.train.calibrate_forecast
             forecast_fit = fit_spread or cfg.train.calibrate_intervals or cfg.train.forecast_gate
             if forecast_fit and forecast_weight(cfg.train) > 0:
-                # the factors are cheap and needed most when the budget ran out
+                # the factors are needed most when the budget ran out: fitted then too, on
+                # the forecasts drawn by the deadline (at least a batch)
                 until = deadline if fit_spread else None
                 fc_panel, tails = _forecast_validation(panel, train_series, val_series)
                 got = calibrate_forecast_spread(
-                    model, fc_panel, cfg.train.seed, until, spread=fit_spread, tails=tails
+                    model,
+                    fc_panel,
+                    cfg.train.seed,
+                    until,
+                    spread=fit_spread,
+                    tails=tails,
+                    stop=deadline,
                 )
                 if got is not None:
                     model.info["forecast_calibration"] = got
@@ -494,6 +501,7 @@ def calibrate_forecast_spread(
     *,
     spread: bool = True,
     tails: Sequence[int] | None = None,
+    stop: float | None = None,
 ) -> dict[str, Any] | None:
     """Fit ``model.forecast_spread`` on forecasts of ``chunk_length(model)`` steps from
     origins one horizon apart in the validation series (at most ``FORECAST_ORIGINS``
@@ -501,7 +509,8 @@ def calibrate_forecast_spread(
     interval factors and gate, of forecasts with the spread kept. ``tails``: per series,
     the last steps that are held out (the origins' horizons lie in them; default all but
     the first step). None (nothing fitted) when no series is long enough or the budget's
-    deadline has passed."""
+    deadline has passed. ``stop``: draw forecasts only until then (see
+    :func:`tsdiff.backtest.fit_forecast_spread`)."""
     if deadline is not None and time.perf_counter() > deadline:
         return None
     h = chunk_length(model)
@@ -515,7 +524,7 @@ def calibrate_forecast_spread(
     windows = max(1, min(fits, FORECAST_ORIGINS // len(series)))
     part = dataclasses.replace(panel, series=series)
     opts = {"n_samples": None, "steps": None, "sampler": None, "eta": None, "seed": seed}
-    info = fit_forecast_spread(model, part, h, h, windows, opts, spread=spread)
+    info = fit_forecast_spread(model, part, h, h, windows, opts, spread=spread, until=stop)
     if spread:
         model.forecast_spread = info["spread"]
     model.forecast_interval_scale = (info.get("intervals") or {}).get("scale")
