@@ -28,6 +28,7 @@ import pandas as pd
 from tsdiff import metrics
 from tsdiff.calibration import (
     FORECAST_GATE_EVIDENCE,
+    GateFit,
     fit_gate,
     fit_interval_scale,
     fit_spread,
@@ -244,7 +245,9 @@ def fit_forecast_spread(
     as the model draws them now (its forecast spread kept): intervals that cover what
     they claim, samples and CRPS unchanged.
     """
-    run = _origins_until(model, panel, horizon, step, windows, opts, 1.0 if spread else None, until)
+    run = _forecast_origins(
+        model, panel, horizon, step, windows, opts, 1.0 if spread else None, until=until
+    )
     n = run.samples.shape[1]
     # in the model's normalised units: CRPS divides by sum |y| over all cells, so a
     # variable in large units would otherwise decide the factor alone
@@ -293,16 +296,10 @@ def _gate_forecasts(
         # the model wins over all variables: kept alone. Per-variable weights fitted on a
         # month of origins then moved two ETTh1 sensors of a well-trained model wholly to
         # seasonal naive, costing 5 % CRPS on the test origins (forecast-etth1-gate-oneway)
-        alone = np.abs(med[use] - y[use]).mean()
-        return smp, {
-            "gate": [1.0] * k,
-            "n_cells": int(use.sum()),
-            "mae_model": round(float(alone), 5),
-            "mae_interpolation": round(float(np.abs(base[use] - y[use]).mean()), 5),
-            "mae_gated": round(float(alone), 5),
-            "model_wins_overall": True,
-            "kept": None,
-        }
+        alone = round(float(np.abs(med[use] - y[use]).mean()), 5)
+        naive = round(float(np.abs(base[use] - y[use]).mean()), 5)
+        kept = GateFit((1.0,) * k, int(use.sum()), alone, naive, alone)
+        return smp, {**kept.to_dict(), "model_wins_overall": True, "kept": None}
     fit = fit_gate(
         med[use],
         base[use],
@@ -343,38 +340,6 @@ FORECAST_BATCH = 32  # series drawn at a time when a fit's deadline bounds the d
 MIN_FORECASTS = 32  # forecasts a bounded fit draws at least
 
 
-def _origins_until(
-    model: Predictor,
-    panel: Panel,
-    horizon: int,
-    step: int,
-    windows: int,
-    opts: dict[str, Any],
-    spread: float | None,
-    until: float | None,
-) -> _Origins:
-    """:func:`_forecast_origins`, series a batch at a time until ``until`` (None: all at
-    once): the forecasts a fit calibrates on after its training budget ran out took 81 s
-    of a 1-minute PhysioNet fit when drawn all at once (256 forecasts)."""
-    if until is None:
-        return _forecast_origins(model, panel, horizon, step, windows, opts, spread)
-    parts: list[_Origins] = []
-    for lo in range(0, len(panel.series), FORECAST_BATCH):
-        part = dataclasses.replace(panel, series=panel.series[lo : lo + FORECAST_BATCH])
-        parts.append(_forecast_origins(model, part, horizon, step, windows, opts, spread))
-        drawn = sum(len(p.where) for p in parts)
-        if time.perf_counter() > until and drawn >= MIN_FORECASTS:
-            break
-    return _Origins(
-        samples=np.concatenate([p.samples for p in parts]),
-        truth=np.concatenate([p.truth for p in parts]),
-        where=[w for p in parts for w in p.where],
-        index=[i for p in parts for i in p.index],
-        spread=parts[0].spread,
-        seconds=sum(p.seconds for p in parts),
-    )
-
-
 def _forecast_origins(
     model: Predictor,
     panel: Panel,
@@ -384,10 +349,29 @@ def _forecast_origins(
     opts: dict[str, Any],
     spread: float | None,
     gate: Sequence[float] | None = None,
+    until: float | None = None,
 ) -> _Origins:
     """Sample the forecasts of every (series, origin) pair in one sampler call (per
     continuation chunk, for horizons beyond one window); ``gate``: see
-    :func:`~tsdiff.forecasting.draw_forecasts`."""
+    :func:`~tsdiff.forecasting.draw_forecasts`. ``until`` (a ``time.perf_counter()``
+    value): series a batch at a time, stopping then after at least ``MIN_FORECASTS``:
+    a fit's 256 validation forecasts drawn at once took 81 s of a 1-minute PhysioNet fit."""
+    if until is not None:
+        parts: list[_Origins] = []
+        for lo in range(0, len(panel.series), FORECAST_BATCH):
+            part = dataclasses.replace(panel, series=panel.series[lo : lo + FORECAST_BATCH])
+            parts.append(_forecast_origins(model, part, horizon, step, windows, opts, spread, gate))
+            drawn = sum(len(p.where) for p in parts)
+            if time.perf_counter() > until and drawn >= MIN_FORECASTS:
+                break
+        return _Origins(
+            samples=np.concatenate([p.samples for p in parts]),
+            truth=np.concatenate([p.truth for p in parts]),
+            where=[w for p in parts for w in p.where],
+            index=[i for p in parts for i in p.index],
+            spread=parts[0].spread,
+            seconds=sum(p.seconds for p in parts),
+        )
     origins = [cutoffs(len(s.index), horizon, step, windows) for s in panel.series]
     if spread is None:
         spread = model.task_spread("forecast")
