@@ -285,3 +285,21 @@ def test_a_fit_bounded_by_its_deadline_draws_validation_forecasts_in_batches(
     assert whole == later and whole["windows"] == 6  # 3 series x 2 origins
     past = bt.fit_forecast_spread(*args, spread=False, until=time.perf_counter() - 1)
     assert past["windows"] == 2  # one series (2 forecasts) reaches MIN_FORECASTS
+
+
+def test_a_validation_frame_sharing_a_series_key_is_forecast_from_its_own_steps(
+    undertrained,
+) -> None:
+    """A ``valid_df`` series with a training series' key is not the end of that training
+    series: its origins stay in its own steps, never in the training data."""
+    import dataclasses
+
+    from tsdiff.estimator import _forecast_validation
+
+    panel = undertrained.panel(_seasonal(days=10))
+    (whole,) = panel.series
+    train = whole.part(0, 200)
+    later = dataclasses.replace(whole.part(200, 240))  # same key, given apart
+    fit_panel = dataclasses.replace(panel, series=[train])  # what fit gridded: train only
+    got, tails = _forecast_validation(fit_panel, [train], [later])
+    assert got.series[0] is later and tails == [39]

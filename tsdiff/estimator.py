@@ -484,8 +484,10 @@ def _forecast_validation(
     cut = {s.key for s in train}
     series, tails = [], []
     for v in val:
-        if v.key in cut and v.key in full:  # the end of a timeline
-            series.append(full[v.key])
+        whole = full.get(v.key)
+        # the end of a timeline fit cut off (not a valid_df series sharing a key)
+        if v.key in cut and whole is not None and whole.index[-1] == v.index[-1]:
+            series.append(whole)
             tails.append(len(v.index))
         else:
             series.append(v)
