@@ -86,6 +86,28 @@ def test_calibration_stops_at_its_deadline_after_one_batch(monkeypatch):
     assert late == calibrate_imputation(model, first, seed=0)  # exactly the first batch
 
 
+def test_a_pattern_holdout_calibrates_on_the_cells_the_patterns_lack():
+    """``train.holdout`` "pattern": the calibration's cells are the observed cells that
+    a stretch of the given missing patterns lacks (here one donor as long as the stay,
+    so exactly its outage), not 10 % of the cells at random."""
+    from tsdiff.datasets import physionet_slice
+    from tsdiff.estimator import calibrate_imputation
+
+    model = TSDiff.load("physionet-vitals")
+    model.config = model.config.replace(sample={"n_samples": 8})
+    data = physionet_slice()
+    panel = model.panel(data[data["series_id"] == data["series_id"].iloc[0]])
+    values = panel.series[0].values  # (K, T)
+    donor = np.zeros(values.shape, dtype=bool)
+    donor[:, 10:30] = True  # every variable out for 20 steps
+    want = int((donor & ~np.isnan(values)).sum())
+    random = calibrate_imputation(model, panel, seed=0, patterns=[donor])
+    assert random["n_cells"] == int(np.ceil(0.1 * (~np.isnan(values)).sum()))  # default
+    model.config = model.config.replace(train={"holdout": "pattern"})
+    got = calibrate_imputation(model, panel, seed=0, patterns=[donor])
+    assert 0 < want != random["n_cells"] and got["n_cells"] == want
+
+
 def test_each_variable_gets_its_own_factor_where_it_has_the_cells() -> None:
     rng = np.random.default_rng(2)
     m = 3000

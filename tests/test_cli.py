@@ -203,3 +203,17 @@ def test_train_with_lags_reads_history_and_bad_lags_exit_2(workdir, capsys):
         rc = main([*base, "--out", str(never), "--lags", bad, "--epochs", "1", "--quiet"])
         assert rc == 2 and "lags" in capsys.readouterr().err
         assert not never.exists()
+
+
+def test_train_holdout_pattern_is_saved_and_calibrates_on_pattern_cells(workdir, capsys):
+    base = ["train", str(workdir / "train.parquet"), "--config", str(workdir / "cfg.json")]
+    out = workdir / "pattern"
+    rc = main([*base, "--out", str(out), "--holdout", "pattern", "--epochs", "1", "--quiet"])
+    assert rc == 0
+    assert json.loads((out / "config.json").read_text())["train"]["holdout"] == "pattern"
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["info"]["calibration"]["holdout"] == "pattern"
+    with pytest.raises(SystemExit) as e:
+        main([*base, "--out", str(workdir / "bad"), "--holdout", "blocks"])
+    assert e.value.code == 2 and "holdout" in capsys.readouterr().err
+    assert not (workdir / "bad").exists()

@@ -43,6 +43,7 @@ def test_unknown_keys_are_rejected_by_name(tmp_path):
         ("data", {"window": 10, "inference_stride": 11}, "inference_stride"),
         ("diffusion", {"schedule": "sigmoid"}, "schedule"),
         ("train", {"masking": "everything"}, "masking"),
+        ("train", {"holdout": "blocks"}, "holdout"),
         ("sample", {"levels": (0, 50)}, "levels"),
         ("sample", {"sampler": "euler"}, "sampler"),
         ("network", {"lags": (0, 24)}, "lags"),

@@ -127,3 +127,55 @@ def test_hold_out_of_a_series_without_observations_hides_nothing(rounding):
 def test_hold_out_rejects_a_share_outside_0_1(share):
     with pytest.raises(ValueError, match="share"):
         masks.hold_out(series_with_gaps(5), share, np.random.default_rng(0))
+
+
+# ------------------------------------------------------- hold_out_pattern (evaluation)
+
+
+def test_hold_out_pattern_hides_the_observed_cells_a_donor_stretch_lacks():
+    values = np.arange(24, dtype=float).reshape(2, 12)
+    values[1, :3] = np.nan  # missing in the series itself: never "hidden"
+    donor = np.zeros((2, 12), dtype=bool)
+    donor[0, 4:8] = True  # an outage of variable 0
+    donor[1, 0:5] = True  # and of variable 1, partly where the series lacks it anyway
+    given, hidden = masks.hold_out_pattern(values, [donor], 0.1, np.random.default_rng(0))
+    want = donor & ~np.isnan(values)
+    assert np.array_equal(hidden, want)  # the donor's gaps, not scattered cells
+    assert np.isnan(given[hidden]).all()
+    assert np.array_equal(given[~hidden], values[~hidden], equal_nan=True)
+
+
+def test_hold_out_pattern_draws_a_stretch_of_a_longer_donor_and_tiles_a_shorter_one():
+    values = np.ones((1, 6))
+    long = np.zeros((1, 10), dtype=bool)
+    long[0, 4:7] = True  # every stretch of 6 steps (starts 0..4) meets this outage
+    seen = set()
+    for seed in range(40):
+        hidden = masks.hold_out_pattern(values, [long], 0.5, np.random.default_rng(seed))[1]
+        seen.add(tuple(np.flatnonzero(hidden[0])))
+    assert len(seen) > 1  # the stretch's start is drawn, and always a run of the donor
+    assert all(np.array_equal(np.diff(run), np.ones(len(run) - 1)) for run in seen)
+    short = np.array([[True, False]])  # every other step missing, tiled to 6
+    hidden = masks.hold_out_pattern(values, [short], 0.5, np.random.default_rng(0))[1]
+    assert hidden.sum() == 3 and np.array_equal(hidden[0], [True, False] * 3)
+
+
+def test_hold_out_pattern_falls_back_to_random_cells_without_usable_gaps():
+    values = series_with_gaps(12, shape=(3, 8))
+    rng, ref = np.random.default_rng(3), np.random.default_rng(3)
+    no_gaps = [np.zeros((3, 8), dtype=bool)]  # complete data: nothing to borrow
+    all_gaps = [np.ones((3, 8), dtype=bool)]  # would hide every observed cell
+    wrong_k = [np.ones((2, 8), dtype=bool)]  # another set of variables
+    for patterns in (no_gaps, all_gaps, wrong_k, []):
+        hidden = masks.hold_out_pattern(values, patterns, 0.25, rng)[1]
+        assert hidden.sum() == 3 and not (hidden & np.isnan(values)).any()
+    assert masks.hold_out_pattern(values, [], 0.25, ref)[1].sum() == 3
+
+
+def test_hold_out_pattern_is_seeded():
+    values = np.ones((3, 10))
+    donors = [np.random.default_rng(i).random((3, 50)) < 0.3 for i in range(4)]
+    a = masks.hold_out_pattern(values, donors, 0.1, np.random.default_rng(1))[1]
+    b = masks.hold_out_pattern(values, donors, 0.1, np.random.default_rng(1))[1]
+    c = masks.hold_out_pattern(values, donors, 0.1, np.random.default_rng(2))[1]
+    assert np.array_equal(a, b) and not np.array_equal(a, c)

@@ -287,6 +287,7 @@ def fit_gate(
     evidence: float = 0.0,
     groups: np.ndarray | None = None,
     both_ways: bool = False,
+    pooled: bool = False,
 ) -> GateFit:
     """α per variable minimising MAE of ``α·median + (1 − α)·prior`` against ``truth``
     (``prior``: the prior's point imputation, or a forecast's seasonal naive);
@@ -298,7 +299,11 @@ def fit_gate(
     unit of that standard error, their mean difference, not as independent cells.
     ``both_ways``: an α below 1 must also beat the model alone (α = 1) by that evidence,
     else the model alone is the candidate: a blend that won on a few validation origins
-    by chance cost a well-trained ETTh1 model 5 % CRPS on the test origins."""
+    by chance cost a well-trained ETTh1 model 5 % CRPS on the test origins.
+    ``pooled``: a variable keeps the α fitted on all cells unless its own best α beats
+    that by the evidence on its cells (rather than falling to the prior): on PM2.5 the
+    model beat the interpolation by 28 % over all stations, yet 15 of 36 stations fell
+    to it for want of evidence on their ~140 cells each."""
     med, lin, y = (np.asarray(a, dtype=np.float64) for a in (median, prior, truth))
     if not (med.shape == lin.shape == y.shape == np.shape(var)) or med.ndim != 1:
         raise DataError("median, prior, truth and var must be (m,) arrays")
@@ -317,9 +322,13 @@ def fit_gate(
         se = d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else np.inf
         return bool(d.mean() < -evidence * se)
 
-    def best(sel: np.ndarray) -> float:
+    def lowest(sel: np.ndarray) -> float:
+        """The α of the grid with the lowest MAE on the cells ``sel``."""
         errs = [np.abs(a * med[sel] + (1 - a) * lin[sel] - y[sel]).mean() for a in GATE_GRID]
-        a = float(GATE_GRID[int(np.argmin(errs))])
+        return float(GATE_GRID[int(np.argmin(errs))])
+
+    def best(sel: np.ndarray) -> float:
+        a = lowest(sel)
         if both_ways and a < 1 and not beats(a, 1.0, sel):
             a = 1.0
         if evidence > 0 and a > 0 and not beats(a, 0.0, sel):
@@ -330,7 +339,13 @@ def fit_gate(
     gate = []
     for k in range(n_vars):
         sel = var == k
-        gate.append(best(sel) if sel.sum() >= min_cells else overall)
+        if sel.sum() < min_cells:
+            gate.append(overall)
+        elif pooled:
+            own = lowest(sel)
+            gate.append(own if own != overall and beats(own, overall, sel) else overall)
+        else:
+            gate.append(best(sel))
     g = np.asarray(gate)[var]
     return GateFit(
         gate=tuple(gate),

@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-minutes", type=float, help="wall-clock training budget")
     t.add_argument("--seed", type=int)
     t.add_argument("--valid", help="validation data (default: a held-out share of series)")
+    t.add_argument(
+        "--holdout",
+        choices=["random", "pattern"],
+        help="validation cells the calibration hides: 10%% at random (default) or the gaps "
+        "of another stretch of the data (pattern: for outages, not scattered gaps)",
+    )
     t.add_argument("--checkpoint", help="resumable checkpoint file (default OUT.ckpt)")
     t.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -440,6 +446,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "batch_size": args.batch_size,
             "max_minutes": args.max_minutes,
             "seed": args.seed,
+            "holdout": args.holdout,
         }.items()
         if v is not None
     }

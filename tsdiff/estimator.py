@@ -37,7 +37,7 @@ from tsdiff.device import resolve_device
 from tsdiff.errors import DataError, InsufficientHistoryError, RangeError
 from tsdiff.forecasting import chunk_length
 from tsdiff.inference import prior_series, sample_series, series_interpolation
-from tsdiff.masks import hold_out
+from tsdiff.masks import hold_out, hold_out_pattern
 from tsdiff.network import N_CALENDAR, Denoiser
 from tsdiff.predictor import Predictor
 from tsdiff.prior_training import train_prior
@@ -176,7 +176,11 @@ class Estimator:
             val_panel = dataclasses.replace(panel, series=val_series)
             deadline = start + cfg.train.max_minutes * 60 if cfg.train.max_minutes else None
             model.info["calibration"] = calibrate_imputation(
-                model, val_panel, seed=cfg.train.seed, deadline=deadline
+                model,
+                val_panel,
+                seed=cfg.train.seed,
+                deadline=deadline,
+                patterns=[np.isnan(s.values) for s in train_series],
             )
             # forecasts' own intervals: without them an undertrained model's forecasts
             # kept the imputation spread's intervals, which covered nothing (PM2.5, CLI
@@ -346,11 +350,15 @@ def calibrate_imputation(
     missing: float = 0.1,
     seed: int = 0,
     deadline: float | None = None,
+    patterns: Sequence[np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Fit ``model.spread``, ``model.gate`` and ``model.interval_scale`` on hidden cells
     of ``panel`` (validation).
 
-    Hides ``missing`` of the observed cells, samples them uncalibrated, chooses per
+    Hides ``missing`` of the observed cells (``train.holdout`` "pattern": the cells
+    missing in a stretch of ``patterns``, the training series' missing masks (K, T_i),
+    default ``panel``'s own; see :func:`tsdiff.masks.hold_out_pattern`), samples them
+    uncalibrated, chooses per
     variable the gate (how much of the prior's point imputation the median takes,
     :func:`tsdiff.calibration.fit_gate`), then the spread factor minimising CRPS and
     (``train.calibrate_intervals``) the factors that make the intervals of the samples
@@ -361,7 +369,7 @@ def calibrate_imputation(
     """
     model.gate, model.variable_spread, model.gate_interpolation = None, None, None
     model.interval_scale = None
-    held = _held_out_samples(model, panel, missing, seed, deadline, spread=1.0)
+    held = _held_out_samples(model, panel, missing, seed, deadline, spread=1.0, patterns=patterns)
     if held is None:
         return {"spread": 1.0, "n_cells": 0}
     panel, masked, msk = held.panel, held.masked, held.hidden
@@ -383,12 +391,14 @@ def calibrate_imputation(
         base_info = choice.to_dict()
     med = np.median(smp, axis=0)
     evidence = GATE_EVIDENCE if model.config.train.gate_interpolation else 0.0
-    gate = fit_gate(med, base, tru, var, k, evidence=evidence)
+    gate = fit_gate(
+        med, base, tru, var, k, evidence=evidence, pooled=model.config.train.gate_pooled
+    )
     smp = smp + ((1 - np.asarray(gate.gate)[var]) * (base - med))[None]  # as gate_shift
     model.gate = list(gate.gate) if min(gate.gate) < 1 else None
     fit = fit_spread(smp, tru)  # (n, m), (m,)
     model.spread = fit.spread
-    info = {**fit.to_dict(), "gate": gate.to_dict()}
+    info = {**fit.to_dict(), "holdout": model.config.train.holdout, "gate": gate.to_dict()}
     if base_info is not None:
         info["gate_base"] = base_info
     if model.config.train.spread_per_variable:
@@ -437,17 +447,24 @@ def _held_out_samples(
     seed: int,
     deadline: float | None,
     spread: float | None,
+    patterns: Sequence[np.ndarray] | None = None,
 ) -> _HeldOut | None:
     """Hide ``missing`` of the observed cells of (at most ``calibrate_max_series`` of)
-    ``panel``'s series and sample them (``spread`` None: the model's own); None when no
-    cell could be hidden."""
+    ``panel``'s series, or with ``train.holdout`` "pattern" the cells missing in a
+    stretch of ``patterns`` (default: ``panel``'s own), and sample them (``spread``
+    None: the model's own); None when no cell could be hidden."""
     assert model.scaler is not None
     if not 0 < missing < 1:
         raise RangeError(f"missing must be in (0, 1), got {missing}")
     series = panel.series[: model.config.train.calibrate_max_series]
     rng = np.random.default_rng(seed + 7)
     # ceil: every series with an observation gives the fit at least one cell
-    held = [hold_out(s.values, missing, rng, rounding="ceil") for s in series]
+    if model.config.train.holdout == "pattern":
+        if patterns is None:
+            patterns = [np.isnan(s.values) for s in panel.series]
+        held = [hold_out_pattern(s.values, patterns, missing, rng) for s in series]
+    else:
+        held = [hold_out(s.values, missing, rng, rounding="ceil") for s in series]
     masked = [m for m, _ in held]  # per series (K, T), NaN where hidden
     hidden = [h for _, h in held]  # per series (K, T) bool
     opts = model.options(seed=seed)
