@@ -100,6 +100,56 @@ def test_time_budget_stops_early():
     assert res.stopped_by_budget and res.epochs_run < 10_000 and res.seconds < 30
 
 
+def test_a_budget_that_ends_the_first_epoch_keeps_it_without_sampling(monkeypatch):
+    """The only candidate needs no validation CRPS: sampling it only overran the budget
+    (20 s of a 1-minute PhysioNet fit), and its trained weights are kept, not the
+    initial ones."""
+    from tsdiff import training
+
+    calls = []
+    real = training.validation_crps
+    monkeypatch.setattr(
+        training, "validation_crps", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    cfg = TrainConfig(epochs=50, batch_size=8, max_minutes=1e-6, val_crps_every=0)
+    assert cfg.select_by == "crps"
+    net = _net()
+    init = {k: v.clone() for k, v in net.state_dict().items()}
+    best, res = train(
+        net, NoiseScheduler(DiffusionConfig()), windows(), windows(8, seed=1), cfg, progress=False
+    )
+    assert res.stopped_by_budget and res.epochs_run == 1 and res.best_epoch == 1
+    assert not calls and "val_task_crps" not in res.epoch_log[-1]
+    assert math.isinf(res.best_score)  # nothing was scored
+    assert any(not torch.equal(best[k], init[k]) for k in init)  # trained, not initial
+
+
+def test_training_stops_early_enough_for_the_final_validation(monkeypatch):
+    """The last sampled validation's seconds are kept free of training steps: with a
+    validation of ~0.8 s and a 1.2-s budget the second epoch stops at its first step
+    (without the reserve it ran whole and a third epoch began past the budget)."""
+    import time
+
+    from tsdiff import training
+
+    def slow(*a, **k):
+        time.sleep(0.4)
+        return {"val_crps": 0.5, "val_mae": 0.5, "val_cov90": 0.9}
+
+    monkeypatch.setattr(training, "validation_crps", slow)
+    cfg = TrainConfig(epochs=50, batch_size=8, max_minutes=0.02, val_crps_every=0)
+    _, res = train(
+        _net(),
+        NoiseScheduler(DiffusionConfig()),
+        windows(),
+        windows(8, seed=1),
+        cfg,
+        progress=False,
+    )
+    assert res.stopped_by_budget and res.epochs_run == 2
+    assert res.steps_run == 3 + 1  # a whole first epoch (24 windows / 8), one step more
+
+
 def test_select_by_crps_keeps_the_epoch_with_the_best_task_crps():
     cfg = TrainConfig(
         epochs=6, batch_size=8, lr=3e-3, warmup_steps=2, val_crps_every=0, select_by="crps"

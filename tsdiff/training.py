@@ -163,6 +163,9 @@ def train(
         disable=not progress,
     )
     net.train()
+    # seconds the last sampled validation took: kept free of training steps, so that the
+    # final one fits in the budget too (a 1-minute PhysioNet fit overran it by 20 s)
+    val_reserve = 0.0
     for epoch in range(start_epoch, cfg.epoch_cap):
         t_epoch = time.perf_counter()
         order = torch.randperm(n, generator=gen)
@@ -182,7 +185,7 @@ def train(
             result.steps_run += 1
             _ema_update(ema, net, cfg.ema_decay, result.steps_run)
             losses.append(float(loss.detach()))
-            if time.perf_counter() - t_start > budget:
+            if time.perf_counter() - t_start + val_reserve > budget:
                 result.stopped_by_budget = True
                 break
 
@@ -202,12 +205,17 @@ def train(
         }
         last = epoch + 1 == cfg.epoch_cap or result.stopped_by_budget
         if val_set is not None and len(val_set) > 0:
+            t_val = time.perf_counter()
             with _swapped(net, ema):
                 record["val_loss"] = validation_loss(
                     net, scheduler, val_set, mask_fn, cfg.seed, weight=weight
                 )
                 every, by_crps = cfg.val_crps_every, cfg.select_by == "crps"
                 due = last or (every > 0 and (epoch + 1) % every == 0) or (by_crps and every == 0)
+                # the budget ended the run before any epoch was scored: this epoch is
+                # the only candidate, and sampling it would only overrun the budget
+                sole = result.stopped_by_budget and result.best_epoch == 0
+                due = due and not sole
                 # sampling must not move the global generator training's dropout draws
                 # from, or a resumed run would differ from an uninterrupted one
                 if due:
@@ -218,9 +226,11 @@ def train(
             better_loss = record["val_loss"] < result.best_val_loss
             if better_loss:
                 result.best_val_loss = record["val_loss"]
+            if due:
+                val_reserve = time.perf_counter() - t_val
             score = record.get("val_task_crps", math.nan)  # NaN: not measured, never wins
-            better_score = by_crps and score < result.best_score
-            if better_score:
+            better_score = by_crps and (score < result.best_score or sole)
+            if better_score and not sole:
                 result.best_score = score
             if better_score or (not by_crps and better_loss):
                 result.best_epoch = epoch + 1
