@@ -207,7 +207,7 @@ class TrainConfig:
     # a variable keeps the gate fitted on all variables' cells unless its own cells give
     # evidence against it (calibration.fit_gate's pooled), instead of falling to its base:
     # recalibrating trained models, test MAE 12.22 → 11.78 µg/m³ on PM2.5 and 0.2374 →
-    # 0.2369 on PhysioNet (benchmarks/results/gate-pooled.md)
+    # 0.2369 on PhysioNet (benchmarks/results/recalibration-pm25.md, recalibration-vitals.md)
     gate_pooled: bool = True
     # then widen each imputation interval level by the factor that makes it cover what
     # it claims on those cells (split-conformal, calibration.fit_interval_scale): the
