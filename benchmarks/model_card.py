@@ -100,9 +100,9 @@ def card(name: str, result: dict[str, Any], model: TSDiff) -> str:
         f"epochs ({prior.get('seconds')} s, best epoch {prior.get('best_epoch')}), then the "
         f"denoiser {info['epochs_run']} epochs ({info['steps_run']} steps)",
         f"- network: {json.dumps(cfg.network.__dict__, default=list)}",
-        f"- calibration on validation cells: spread x{cal.get('spread')}, gate (weight of "
-        "the diffusion median against the prior, per variable) "
-        f"{_gate(cal.get('gate'))}",
+        f"- calibration on validation cells ({_holdout(cfg.train)}): spread "
+        f"x{cal.get('spread')}, gate (weight of the diffusion median against the prior, "
+        f"per variable{', pooled' if cfg.train.gate_pooled else ''}) {_gate(cal.get('gate'))}",
         *_interval_lines(model, cal),
         "",
         "## What each variable can be",
@@ -183,6 +183,12 @@ def _spec_line(model: TSDiff) -> str:
 
 def _f(v: Any) -> str:
     return "–" if v is None else f"{v:.3f}"
+
+
+def _holdout(train: Any) -> str:
+    if train.holdout == "pattern":
+        return "the cells other stretches' missing patterns lack, as the test's outages"
+    return "10 % of the observed cells hidden at random"
 
 
 def _gate(g: dict[str, Any] | None) -> str:
