@@ -164,3 +164,25 @@ def test_covariates_report_lists_each_run_with_its_seed():
     assert "| none | 0 | 6.0 | 3 / 4 | 38.40 |" in page
     assert "| latitude, longitude | 1 | 6.0 | 3 / 4 | 35.90 |" in page
     assert "| seasonal naive (24 h) | – | – | – | 56.20 |" in page
+
+
+def test_recalibrate_refits_only_the_calibration_under_the_rules_asked_for():
+    src = default_data_dir()
+    if src is None or not (src / "physionet2012_seta.parquet").is_file():
+        pytest.skip("the shared PhysioNet data is not on this machine")
+    import torch
+
+    from tsdiff.benchmarks.recalibration import recalibrate
+    from tsdiff.model import TSDiff
+
+    model = TSDiff.load("physionet-vitals")
+    model.config = model.config.replace(
+        sample={"n_samples": 4, "steps": 2}, train={"calibrate_max_series": 20}
+    )
+    weights = {k: v.clone() for k, v in model.net.state_dict().items()}
+    before = model.info["calibration"]
+    fit = recalibrate(model, "pattern", True)
+    assert model.config.train.holdout == "pattern" and model.config.train.gate_pooled
+    assert fit["holdout"] == "pattern" and model.info["calibration"] is fit
+    assert fit["n_cells"] != before["n_cells"]  # other cells: the stays' own gaps
+    assert all(torch.equal(v, weights[k]) for k, v in model.net.state_dict().items())
