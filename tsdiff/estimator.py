@@ -358,9 +358,9 @@ def calibrate_imputation(
     Hides ``missing`` of the observed cells (``train.holdout`` "pattern": the cells
     missing in a stretch of ``patterns``, the training series' missing masks (K, T_i),
     default ``panel``'s own; see :func:`tsdiff.masks.hold_out_pattern`), samples them
-    uncalibrated, chooses per
-    variable the gate (how much of the prior's point imputation the median takes,
-    :func:`tsdiff.calibration.fit_gate`), then the spread factor minimising CRPS and
+    uncalibrated, chooses per variable the gate (how much of the prior's point
+    imputation the median takes, :func:`tsdiff.calibration.fit_gate`; pooled over the
+    variables with ``train.gate_pooled``), then the spread factor minimising CRPS and
     (``train.calibrate_intervals``) the factors that make the intervals of the samples
     so calibrated cover what they claim (:func:`tsdiff.calibration.fit_interval_scale`).
     ``deadline`` (a ``time.perf_counter()`` value): series are sampled a few at a time
