@@ -108,6 +108,31 @@ def test_a_pattern_holdout_calibrates_on_the_cells_the_patterns_lack():
     assert 0 < want != random["n_cells"] and got["n_cells"] == want
 
 
+def test_a_model_no_better_than_its_base_anywhere_says_so():
+    """Its imputations are the base's: a user should hear it, and how to check whether
+    the validation cells were the wrong ones (PM2.5's random cells)."""
+    import warnings
+
+    import torch
+
+    from tsdiff.datasets import physionet_slice
+    from tsdiff.estimator import calibrate_imputation
+
+    model = TSDiff.load("physionet-vitals")
+    model.config = model.config.replace(sample={"n_samples": 8})
+    data = physionet_slice()
+    panel = model.panel(data[data["series_id"].isin(data["series_id"].unique()[:40])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the trained model: some variables on it, no warning
+        assert max(calibrate_imputation(model, panel, seed=0)["gate"]["gate"]) > 0
+    with torch.no_grad():
+        for p in model.net.parameters():
+            p.zero_()  # a network that predicts the mean everywhere
+    with pytest.warns(UserWarning, match="holdout pattern"):
+        fit = calibrate_imputation(model, panel, seed=0)
+    assert max(fit["gate"]["gate"]) == 0
+
+
 def test_each_variable_gets_its_own_factor_where_it_has_the_cells() -> None:
     rng = np.random.default_rng(2)
     m = 3000

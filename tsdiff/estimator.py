@@ -283,6 +283,14 @@ class Estimator:
 
 # the share of a time budget kept for calibrating the samples after training
 CALIBRATION_SHARE = 0.1
+BASE_ONLY = (
+    "on the validation cells the model was no better than its base for any variable, so "
+    "its imputations are the base's (the learned prior or the linear interpolation) with "
+    "the model's spread: train longer, or, if the gaps to fill are outages rather than "
+    "scattered cells, calibrate on gaps like them (train.holdout 'pattern', tsdiff train "
+    "--holdout pattern). On PM2.5, cells hidden at random sent every station to the "
+    "interpolation (benchmarks/results/pm25-holdout-pairs.md)"
+)
 CALIBRATION_BATCH = 8  # series sampled at a time while calibrating
 # a training set with at most this many windows at stride 1 uses every one of them
 EVERY_WINDOW_UP_TO = 4096
@@ -396,6 +404,8 @@ def calibrate_imputation(
     )
     smp = smp + ((1 - np.asarray(gate.gate)[var]) * (base - med))[None]  # as gate_shift
     model.gate = list(gate.gate) if min(gate.gate) < 1 else None
+    if max(gate.gate) == 0:  # a model that imputes as its base does should say so
+        warnings.warn(BASE_ONLY, stacklevel=2)
     fit = fit_spread(smp, tru)  # (n, m), (m,)
     model.spread = fit.spread
     info = {**fit.to_dict(), "holdout": model.config.train.holdout, "gate": gate.to_dict()}
