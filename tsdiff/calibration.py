@@ -302,8 +302,8 @@ def fit_gate(
     by chance cost a well-trained ETTh1 model 5 % CRPS on the test origins.
     ``pooled``: a variable keeps the α fitted on all cells unless its own best α beats
     that by the evidence on its cells (rather than falling to the prior): on PM2.5 the
-    model beat the interpolation by 28 % over all stations, yet 15 of 36 stations fell
-    to it for want of evidence on their ~140 cells each."""
+    model beat its base by 28 % over all stations, yet 15 of 36 stations fell to the
+    base for want of evidence on their ~140 cells each."""
     med, lin, y = (np.asarray(a, dtype=np.float64) for a in (median, prior, truth))
     if not (med.shape == lin.shape == y.shape == np.shape(var)) or med.ndim != 1:
         raise DataError("median, prior, truth and var must be (m,) arrays")

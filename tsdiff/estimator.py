@@ -288,8 +288,8 @@ BASE_ONLY = (
     "its imputations are the base's (the learned prior or the linear interpolation) with "
     "the model's spread: train longer, or, if the gaps to fill are outages rather than "
     "scattered cells, calibrate on gaps like them (train.holdout 'pattern', tsdiff train "
-    "--holdout pattern). On PM2.5, cells hidden at random sent every station to the "
-    "interpolation (benchmarks/results/pm25-holdout-pairs.md)"
+    "--holdout pattern). On PM2.5, cells hidden at random sent every station to its base "
+    "(benchmarks/results/pm25-holdout-pairs.md)"
 )
 CALIBRATION_BATCH = 8  # series sampled at a time while calibrating
 # a training set with at most this many windows at stride 1 uses every one of them

@@ -170,7 +170,7 @@ def hold_out_pattern(
     another series' missing pattern: gaps shaped as the data's own gaps are (outages,
     missing stations, CSDI's "historical" protocol), not scattered cells. Random hidden
     cells favour interpolation over a model: on PM2.5 they moved every station's gate
-    to the interpolation while the test's structured gaps are where the model wins.
+    to its base while the test's structured gaps are where the model wins.
 
     ``patterns``: missing masks (K, T_i), True = missing; a stretch of T steps is drawn
     from one of them (a shorter one is tiled). A draw that hides nothing, or every
