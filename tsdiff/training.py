@@ -164,7 +164,7 @@ def train(
     )
     net.train()
     # seconds the last sampled validation took: kept free of training steps, so that the
-    # final one fits in the budget too (a 1-minute PhysioNet fit overran it by 20 s)
+    # final one fits in the budget too (a 1-minute PhysioNet fit under load overran it by 23 s)
     val_reserve = 0.0
     for epoch in range(start_epoch, cfg.epoch_cap):
         t_epoch = time.perf_counter()
