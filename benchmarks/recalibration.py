@@ -25,25 +25,32 @@ import torch
 
 from tsdiff.benchmarks import shipped
 from tsdiff.benchmarks.common import RESULTS, commit, log, machine
-from tsdiff.benchmarks.csdi import task_for
+from tsdiff.benchmarks.csdi import Task, task_for
 from tsdiff.estimator import calibrate_imputation
 from tsdiff.io import write_atomic, write_json
 from tsdiff.model import TSDiff
 
 
 def recalibrate(
-    model: TSDiff, holdout: str | None = None, pooled: bool | None = None
+    model: TSDiff,
+    holdout: str | None = None,
+    pooled: bool | None = None,
+    task: Task | None = None,
 ) -> dict[str, Any]:
     """Refit ``model``'s imputation calibration in place on its protocol's validation
-    split (``holdout``/``pooled``: the rules to refit with, default the model's own);
-    returns what ``fit`` records in ``info["calibration"]``. The test split stays unseen."""
+    split (``holdout``/``pooled``: the rules to refit with, default the model's own;
+    ``task``: the protocol's splits, read when not given); returns what ``fit`` records
+    in ``info["calibration"]``. The test split stays unseen."""
     changes = {
         k: v for k, v in {"holdout": holdout, "gate_pooled": pooled}.items() if v is not None
     }
     if changes:
         model.config = model.config.replace(train=changes)
-    task = task_for(model.info["data"]["dataset"])
-    patterns = [np.isnan(s.values) for s in model.panel(task.train).series]
+    if task is None:
+        task = task_for(model.info["data"]["dataset"])
+    patterns = None  # the training split's own gaps, only where the rule hides them
+    if model.config.train.holdout == "pattern":
+        patterns = [np.isnan(s.values) for s in model.panel(task.train).series]
     fit = calibrate_imputation(
         model, model.panel(task.valid), seed=model.config.train.seed, patterns=patterns
     )
@@ -59,11 +66,12 @@ def _variant(name: str) -> tuple[str, bool]:
 
 
 def run(model_dir: str, variants: list[str], stem: str, out_dir: Path = RESULTS) -> dict:
-    rows = []
+    rows, task = [], None
     for name in variants:
         holdout, pooled = _variant(name)
-        model = TSDiff.load(model_dir)
-        fit = recalibrate(model, holdout, pooled)
+        model = TSDiff.load(model_dir)  # each variant from the weights as saved
+        task = task or task_for(model.info["data"]["dataset"])  # read once
+        fit = recalibrate(model, holdout, pooled, task)
         gate = np.asarray(fit["gate"]["gate"])
         with tempfile.TemporaryDirectory() as tmp:
             model.save(Path(tmp) / "model")

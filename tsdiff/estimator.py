@@ -180,7 +180,9 @@ class Estimator:
                 val_panel,
                 seed=cfg.train.seed,
                 deadline=deadline,
-                patterns=[np.isnan(s.values) for s in train_series],
+                patterns=[np.isnan(s.values) for s in train_series]
+                if cfg.train.holdout == "pattern"
+                else None,
             )
             # forecasts' own intervals: without them an undertrained model's forecasts
             # kept the imputation spread's intervals, which covered nothing (PM2.5, CLI
@@ -283,6 +285,8 @@ class Estimator:
 
 # the share of a time budget kept for calibrating the samples after training
 CALIBRATION_SHARE = 0.1
+CALIBRATION_BATCH = 8  # series sampled at a time while calibrating
+# the warning of a model the calibration finds no better than its base anywhere
 BASE_ONLY = (
     "on the validation cells the model was no better than its base for any variable, so "
     "its imputations are the base's (the learned prior or the linear interpolation) with "
@@ -291,7 +295,6 @@ BASE_ONLY = (
     "--holdout pattern). On PM2.5, cells hidden at random sent every station to its base "
     "(benchmarks/results/pm25-holdout-pairs.md)"
 )
-CALIBRATION_BATCH = 8  # series sampled at a time while calibrating
 # a training set with at most this many windows at stride 1 uses every one of them
 EVERY_WINDOW_UP_TO = 4096
 FEW_WINDOWS = 32  # fewer training windows than this: fit warns that it will learn little
