@@ -100,7 +100,8 @@ def run(
                  str(minutes), *extra)  # fmt: skip
             train_s = time.perf_counter() - t0
             cfg = json.loads((t / "m" / "config.json").read_text())
-            gate = json.loads((t / "m" / "model.json").read_text()).get("forecast_gate")
+            meta = json.loads((t / "m" / "model.json").read_text())
+            far = (meta["info"].get("forecast_calibration") or {}).get("far_gate")
             row: dict[str, Any] = {
                 "train_command_s": round(train_s, 1),
                 "defaults_used": {
@@ -109,7 +110,11 @@ def run(
                     "season": cfg["network"]["season"],
                     "lags": cfg["network"]["lags"],
                 },
-                "forecast_gate": gate,
+                "forecast_gate": meta.get("forecast_gate"),
+                "forecast_gate_far": meta.get("forecast_gate_far"),
+                "far_gate_fit": None
+                if far is None
+                else {k: far.get(k) for k in ("horizon", "leads_from", "units", "seconds")},
             }
             for h, windows in HORIZONS.items():
                 out = t / f"bt{h}.parquet"
@@ -122,7 +127,8 @@ def run(
                     **score(pd.read_parquet(out), df),
                     "crps": round(summary["overall"]["crps"], 4),
                 }
-                if gate is not None:  # what the gate did: the same model and draws alone
+                gated = summary.get("gate") is not None or summary.get("gate_far") is not None
+                if gated:  # what the gates did: the same model and draws alone
                     alone = t / f"alone{h}.parquet"
                     _cli(*bt, "--out", str(alone), "--no-gate")
                     got = score(pd.read_parquet(alone), df)
@@ -178,19 +184,36 @@ def markdown(r: dict[str, Any]) -> str:
     lines += [
         "",
         "The forecast gate (per variable, the weight of the model's median against seasonal "
-        "naive, fitted on validation origins; – : the model alone, every weight 1): the same "
-        "model and draws are also scored without it (`tsdiff backtest --no-gate`).",
+        "naive, fitted on validation origins; – : the model alone, every weight 1) and, for "
+        "the leads beyond the first chunk, the far gate (fitted on one long validation "
+        "forecast per series, each chunk one unit of evidence): where either moved a "
+        "forecast, the same model and draws are also scored without them "
+        "(`tsdiff backtest --no-gate`).",
     ]
     lines += ["", "Defaults the fits recorded (window, training stride, season, lags):", ""]
     for name, row in r["results"].items():
-        d, g = row["defaults_used"], row.get("forecast_gate")
-        gate = "none (the model alone)" if g is None else "[" + ", ".join(f"{a:g}" for a in g) + "]"
+        d = row["defaults_used"]
+        fit = row.get("far_gate_fit")
+        far = "not fitted (the first gate at every lead)"
+        if fit:
+            far = (
+                f"{_alphas(row.get('forecast_gate_far'))} (leads {fit['leads_from']}.."
+                f"{fit['horizon']}, {fit['units']} units, {fit['seconds']} s)"
+            )
         lines.append(
             f"- {name}: window {d['window']}, stride {d['training_stride']}, season "
             f"{d['season']}, lags {d['lags']}; train command {row['train_command_s']} s; "
-            f"forecast gate {gate}"
+            f"forecast gate {_alphas(row.get('forecast_gate'))}; far gate {far}"
         )
     return "\n".join(lines) + "\n"
+
+
+def _alphas(g: list[float] | None) -> str:
+    if g is None or set(g) == {1.0}:
+        return "none (the model alone)"
+    if len(set(g)) == 1:
+        return f"α {g[0]:g} for every variable"
+    return "[" + ", ".join(f"{a:g}" for a in g) + "]"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -181,13 +181,13 @@ def test_a_model_saved_before_the_gate_loads_without_one(undertrained, tmp_path)
     undertrained.save(tmp_path / "m")
     meta_path = tmp_path / "m" / "model.json"
     meta = json.loads(meta_path.read_text())
-    del meta["forecast_gate"]
+    del meta["forecast_gate"], meta["forecast_gate_far"]
     meta_path.write_text(json.dumps(meta))
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
     del cfg["train"]["forecast_gate"]
     (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
     loaded = TSDiff.load(tmp_path / "m")
-    assert loaded.forecast_gate is None
+    assert loaded.forecast_gate is None and loaded.forecast_gate_far is None
     assert not loaded.config.train.forecast_gate
     assert TSDiffConfig().train.forecast_gate  # the default for new models
 
@@ -303,3 +303,92 @@ def test_a_validation_frame_sharing_a_series_key_is_forecast_from_its_own_steps(
     fit_panel = dataclasses.replace(panel, series=[train])  # what fit gridded: train only
     got, tails = _forecast_validation(fit_panel, [train], [later])
     assert got.series[0] is later and tails == [39]
+
+
+def test_the_far_gate_weighs_the_leads_beyond_the_first_chunk() -> None:
+    """``lead_gate``: the first gate over the first chunk's leads, the far gate beyond;
+    None when the model stands alone at every lead."""
+    from types import SimpleNamespace
+
+    from tsdiff.forecasting import chunk_length, lead_gate
+
+    cfg = tiny_config(epochs=1)
+    m = SimpleNamespace(
+        variables=["a", "b"], window=cfg.data.window, config=cfg, forecast_gate=None
+    )
+    h = chunk_length(m)
+    m.forecast_gate_far = None
+    assert lead_gate(m, 3 * h) is None
+    m.forecast_gate_far = [1.0, 0.4]
+    got = lead_gate(m, 3 * h)
+    assert got.shape == (2, 3 * h)
+    assert (got[:, :h] == 1).all() and (got[0, h:] == 1).all() and (got[1, h:] == 0.4).all()
+    m.forecast_gate = [0.0, 0.5]  # the far gate may also keep the model alone far out
+    m.forecast_gate_far = [1.0, 1.0]
+    got = lead_gate(m, 2 * h)
+    assert (got[:, h:] == 1).all() and got[:, :h].tolist() == [[0.0] * h, [0.5] * h]
+    assert lead_gate(m, h).tolist() == [[0.0] * h, [0.5] * h]  # no far lead: no far gate
+
+
+def test_a_fit_fits_the_far_gate_on_a_long_validation_forecast_per_chunk(undertrained) -> None:
+    """The validation tail (72 steps) is forecast once, continued window by window; the
+    leads beyond the first chunk give one unit of evidence per chunk. The undertrained
+    model loses to seasonal naive there too, so its far leads fall back to it."""
+    from tsdiff.forecasting import chunk_length
+
+    far = undertrained.info["forecast_calibration"]["far_gate"]
+    h = chunk_length(undertrained)
+    held_out = int(round(30 * DAY * undertrained.config.train.val_fraction))
+    assert far["horizon"] == held_out and far["leads_from"] == h + 1
+    assert far["forecasts"] == 1 and far["units"] == (held_out - h + h - 1) // h
+    assert far["n_cells"] == 2 * (held_out - h)
+    assert undertrained.forecast_gate_far == far["kept"] and max(far["kept"]) < 1
+    assert far["mae_gated"] <= far["mae_interpolation"] < far["mae_model"]
+
+
+def test_a_long_forecast_takes_the_far_gate_beyond_the_first_chunk(undertrained, tmp_path) -> None:
+    """Model alone over the first chunk, seasonal naive (α = 0) beyond: the forecast's
+    median leaves the naive forecast over the first chunk and is it after; the far gate
+    is saved and a loaded model forecasts the same."""
+    from tsdiff.forecasting import chunk_length
+
+    model = undertrained
+    df = _seasonal().iloc[: 30 * DAY]
+    horizon, h = 3 * model.window, chunk_length(model)
+    saved = model.forecast_gate, model.forecast_gate_far
+    model.forecast_gate, model.forecast_gate_far = None, [0.0, 0.0]
+    try:
+        res = model.forecast(df, horizon=horizon, seed=1)
+        model.save(tmp_path / "m")
+    finally:
+        model.forecast_gate, model.forecast_gate_far = saved
+    naive = seasonal_naive_forecast(df[["load", "temp"]].to_numpy().T, DAY, horizon)  # (K, H)
+    med = res.frame[["load", "temp"]].to_numpy().T  # (K, H)
+    np.testing.assert_allclose(med[:, h:], naive[:, h:], atol=1e-6)
+    assert np.abs(med[:, :h] - naive[:, :h]).mean() > 1.0  # the undertrained model alone
+    loaded = TSDiff.load(tmp_path / "m")
+    assert loaded.forecast_gate is None and loaded.forecast_gate_far == [0.0, 0.0]
+    again = loaded.forecast(df, horizon=horizon, seed=1).frame
+    pd.testing.assert_frame_equal(res.frame, again)
+
+
+def test_a_backtest_reports_both_gates_and_a_long_recalibration_replaces_the_far_one(
+    undertrained,
+) -> None:
+    import copy
+
+    from tsdiff.backtest import calibrate_forecast
+
+    df = _seasonal()
+    model = copy.deepcopy(undertrained)
+    long = backtest(model, df, horizon=48, step=DAY, windows=2)
+    assert long.summary["gate"] == model.forecast_gate
+    assert long.summary["gate_far"] == model.forecast_gate_far
+    assert backtest(model, df, horizon=12, step=DAY, windows=2).summary["gate_far"] is None
+    assert (
+        backtest(model, df, horizon=48, step=DAY, windows=2, gate=False).summary["gate_far"] is None
+    )
+    calibrate_forecast(model, df.iloc[: 30 * DAY], horizon=12, step=DAY, windows=4)
+    assert model.forecast_gate_far == undertrained.forecast_gate_far  # a day: far gate kept
+    calibrate_forecast(model, df.iloc[: 30 * DAY], horizon=48, step=DAY, windows=4)
+    assert model.forecast_gate_far is None  # fitted over all 48 leads: one gate

@@ -402,9 +402,10 @@ def choose_base(
 
 def gate_shift(samples: np.ndarray, base: np.ndarray, gate: np.ndarray) -> np.ndarray:
     """What :class:`GateFit` adds to every sample (n, K, T) of a cell → (K, T); ``base``
-    (K, T) is what the model refines, ``gate`` (K,)."""
+    (K, T) is what the model refines, ``gate`` (K,) or per step (K, T)."""
     med = np.median(samples, axis=0)  # (K, T)
-    return (1.0 - np.asarray(gate))[:, None] * (base - med)
+    g = np.asarray(gate, dtype=np.float64)
+    return (1.0 - (g[:, None] if g.ndim == 1 else g)) * (base - med)
 
 
 def apply_gate(samples: np.ndarray, base: np.ndarray, gate: np.ndarray) -> np.ndarray:

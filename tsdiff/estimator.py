@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsdiff.backtest import fit_forecast_spread
+from tsdiff.backtest import fit_far_gate, fit_forecast_spread
 from tsdiff.calibration import (
     GATE_EVIDENCE,
     choose_base,
@@ -170,7 +170,7 @@ class Estimator:
             model.info["prior"] = prior.to_dict()
         model.spread, model.forecast_spread, model.gate = 1.0, None, None
         model.variable_spread, model.gate_interpolation = None, None
-        model.forecast_gate = None
+        model.forecast_gate = model.forecast_gate_far = None
         model.interval_scale = model.forecast_interval_scale = None
         if cfg.train.calibrate and val_series:
             val_panel = dataclasses.replace(panel, series=val_series)
@@ -205,6 +205,11 @@ class Estimator:
                 )
                 if got is not None:
                     model.info["forecast_calibration"] = got
+                if got is not None and cfg.train.forecast_gate:
+                    far = fit_far_gate(model, fc_panel, tails, cfg.train.seed)
+                    if far is not None:
+                        model.forecast_gate_far = far["kept"]
+                        got["far_gate"] = far
         return model
 
     def _split(

@@ -66,6 +66,19 @@ def first_chunk(model: Predictor, horizon: int) -> int:
     return chunk_length(model) if horizon > model.window - 1 else horizon
 
 
+def lead_gate(model: Predictor, horizon: int) -> np.ndarray | None:
+    """(K, ``horizon``) the forecast gate's α per variable and lead: ``forecast_gate``
+    over the first :func:`chunk_length` leads, ``forecast_gate_far`` beyond them (the
+    leads a forecast continues window by window, fitted on validation forecasts that
+    long); None where the model stands alone at every lead."""
+    near, far = model.forecast_gate, model.forecast_gate_far
+    k = len(model.variables)
+    a = np.ones((k, horizon)) if near is None else np.repeat(np.asarray(near)[:, None], horizon, 1)
+    if far is not None:
+        a[:, chunk_length(model) :] = np.asarray(far, dtype=np.float64)[:, None]
+    return None if np.all(a == 1.0) else a
+
+
 def draw_forecasts(
     model: Predictor,
     panel: Panel,
@@ -76,7 +89,7 @@ def draw_forecasts(
     spread: float,
     key_by_origin: bool,
     record: TrajectoryOptions | None = None,
-    gate: Sequence[float] | None = None,
+    gate: Sequence[float] | np.ndarray | None = None,
 ) -> ForecastDraws:
     """Sample ``horizon`` steps after ``origins[i]`` (positions) of ``panel.series[i]``.
 
@@ -206,15 +219,16 @@ def gate_paths(
     paths: Sequence[np.ndarray],
     past: Sequence[Series],
     cuts: Sequence[int],
-    gate: Sequence[float],
+    gate: Sequence[float] | np.ndarray,
 ) -> list[np.ndarray]:
     """Each forecast's paths (n, K, H) moved, in the network's space, so that their
-    median becomes ``α·median + (1 − α)·seasonal naive`` per variable (``gate`` the α),
-    keeping their spread; brought back onto what each variable can take. A variable
-    without a seasonal naive value keeps the model's median."""
+    median becomes ``α·median + (1 − α)·seasonal naive`` (``gate`` the α: (K,) per
+    variable, or (K, H) per variable and lead), keeping their spread; brought back onto
+    what each variable can take. A variable without a seasonal naive value keeps the
+    model's median."""
     if not paths:
         return []
-    g = np.asarray(gate, dtype=np.float64)  # (K,)
+    g = np.asarray(gate, dtype=np.float64)  # (K,) or (K, H)
     norm, out = model.normalizer, []
     specs = None if model.spec is None else [model.spec[v] for v in model.variables]
     bases = naive_bases(model, past, cuts, paths[0].shape[-1])

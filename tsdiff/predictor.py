@@ -30,7 +30,7 @@ from tsdiff.data import (
 )
 from tsdiff.device import module_device, resolve_device
 from tsdiff.errors import DataError, NotFittedError, RangeError
-from tsdiff.forecasting import draw_forecasts
+from tsdiff.forecasting import draw_forecasts, lead_gate
 from tsdiff.inference import (
     check_max_gap,
     interval_bounds,
@@ -73,6 +73,9 @@ class Predictor:
         # the same for forecasts, weighed against seasonal naive on validation forecast
         # origins (train.forecast_gate); None: the model alone
         self.forecast_gate: list[float] | None = None
+        # the same for leads beyond the first chunk_length (forecasts continued window by
+        # window), fitted on longer validation forecasts; None: forecast_gate at every lead
+        self.forecast_gate_far: list[float] | None = None
         # per variable: the gate weighs the median against the series' interpolation, not
         # the network's prior (validation found it better there); None: the prior
         self.gate_interpolation: list[bool] | None = None
@@ -353,7 +356,7 @@ class Predictor:
             spread=spread,
             key_by_origin=False,
             record=record,
-            gate=self.forecast_gate,
+            gate=lead_gate(self, horizon),
         )
         samples = drawn.samples
         frame = forecast_frame(

@@ -57,6 +57,7 @@ def _meta(model: Predictor) -> dict[str, Any]:
         "forecast_spread": model.forecast_spread,
         "gate": model.gate,
         "forecast_gate": model.forecast_gate,
+        "forecast_gate_far": model.forecast_gate_far,
         "gate_interpolation": model.gate_interpolation,
         "interval_scale": model.interval_scale,
         "forecast_interval_scale": model.forecast_interval_scale,
@@ -155,6 +156,8 @@ def _restore(model: Predictor, meta: dict[str, Any]) -> None:
     model.gate = None if g is None else [float(x) for x in g]
     fg = meta.get("forecast_gate")
     model.forecast_gate = None if fg is None else [float(x) for x in fg]
+    fg = meta.get("forecast_gate_far")  # older models: none (the first chunk's at every lead)
+    model.forecast_gate_far = None if fg is None else [float(x) for x in fg]
     gi = meta.get("gate_interpolation")
     model.gate_interpolation = None if gi is None else [bool(x) for x in gi]
     model.interval_scale = _scale(meta.get("interval_scale"))
