@@ -392,3 +392,32 @@ def test_a_backtest_reports_both_gates_and_a_long_recalibration_replaces_the_far
     assert model.forecast_gate_far == undertrained.forecast_gate_far  # a day: far gate kept
     calibrate_forecast(model, df.iloc[: 30 * DAY], horizon=48, step=DAY, windows=4)
     assert model.forecast_gate_far is None  # fitted over all 48 leads: one gate
+
+
+def test_an_anchored_gate_keeps_its_anchor_unless_the_evidence_moves_it() -> None:
+    """The far gate starts from the first gate's weights: seven chunks where the model
+    is a little better than seasonal naive keep the model alone (fitted from seasonal
+    naive, the same cells would have sent it there); a variable on which seasonal
+    naive wins clearly moves; a common weight that wins over all variables replaces
+    the anchor everywhere."""
+    rng = np.random.default_rng(3)
+    k, units = 3, 7
+    groups = np.tile(np.repeat(np.arange(units), DAY), k)
+    var = np.repeat(np.arange(k), units * DAY)
+    truth = np.zeros(groups.size)
+    naive = 1.0 + rng.uniform(0, 0.4, units * k)[groups + units * var]  # (m,) all > 0
+    z = rng.normal(size=units)
+    gain = -0.07 + 0.25 * (z - z.mean()) / z.std()  # per chunk: the model's, 0.7 SE
+    med = naive + gain[groups]  # the model 7 % better on average, chunk by chunk
+    med[var == 2] = 3.0 + rng.normal(0, 0.1, (var == 2).sum())  # far worse on the third
+    kw = {"evidence": 1.0, "groups": groups}
+    anchored = fit_gate(med, naive, truth, var, k, anchor=[1.0, 1.0, 1.0], **kw)
+    assert anchored.gate[:2] == (1.0, 1.0) and anchored.gate[2] == 0.0
+    from_naive = fit_gate(med[var < 2], naive[var < 2], truth[var < 2], var[var < 2], 2,
+                          both_ways=True, **{**kw, "groups": groups[var < 2]})  # fmt: skip
+    assert from_naive.gate == (0.0, 0.0)  # the first gate's rule: no evidence, naive
+    # the model alone everywhere beats an anchor at seasonal naive by far: one weight moves
+    good = fit_gate(0.2 * naive, naive, truth, var, k, anchor=[0.0, 0.0, 0.0], **kw)
+    assert good.gate == (1.0, 1.0, 1.0)
+    with pytest.raises(DataError, match="anchor"):
+        fit_gate(med, naive, truth, var, k, anchor=[1.0], **kw)

@@ -288,6 +288,7 @@ def fit_gate(
     groups: np.ndarray | None = None,
     both_ways: bool = False,
     pooled: bool = False,
+    anchor: Sequence[float] | None = None,
 ) -> GateFit:
     """α per variable minimising MAE of ``α·median + (1 − α)·prior`` against ``truth``
     (``prior``: the prior's point imputation, or a forecast's seasonal naive);
@@ -303,7 +304,13 @@ def fit_gate(
     ``pooled``: a variable keeps the α fitted on all cells unless its own best α beats
     that by the evidence on its cells (rather than falling to the prior): on PM2.5 the
     model beat its base by 28 % over all stations, yet 15 of 36 stations fell to the
-    base for want of evidence on their ~140 cells each."""
+    base for want of evidence on their ~140 cells each.
+    ``anchor`` (K,): the α each variable keeps without evidence (in place of the
+    prior): a variable takes its own best α where that beats its anchor by the evidence
+    on its cells, and the variables left take one common α where it beats their
+    anchors on all their cells (the far forecast gate keeps the first gate's weights
+    unless the long validation forecasts say otherwise); ``min_cells``, ``both_ways``
+    and ``pooled`` then do not apply."""
     med, lin, y = (np.asarray(a, dtype=np.float64) for a in (median, prior, truth))
     if not (med.shape == lin.shape == y.shape == np.shape(var)) or med.ndim != 1:
         raise DataError("median, prior, truth and var must be (m,) arrays")
@@ -312,8 +319,10 @@ def fit_gate(
     if y.size == 0:
         raise DataError("no held-out cell to choose the gate on")
 
-    def beats(a: float, b: float, sel: np.ndarray) -> bool:
-        """Whether weight ``a`` has the lower MAE than ``b`` by ``evidence`` SEs."""
+    def beats(a: Any, b: Any, sel: np.ndarray) -> bool:
+        """Whether weight ``a`` has the lower MAE than ``b`` by ``evidence`` SEs (each a
+        number, or per cell (m,))."""
+        a, b = (x[sel] if np.ndim(x) else x for x in (a, b))
         d = np.abs(a * med[sel] + (1 - a) * lin[sel] - y[sel])
         d = d - np.abs(b * med[sel] + (1 - b) * lin[sel] - y[sel])
         if groups is not None:  # one mean difference per group
@@ -335,6 +344,8 @@ def fit_gate(
             return 0.0
         return a
 
+    if anchor is not None:
+        return _anchored(med, lin, y, var, n_vars, anchor, lowest, beats)
     overall = best(np.ones(y.shape, dtype=bool))
     gate = []
     for k in range(n_vars):
@@ -346,14 +357,50 @@ def fit_gate(
             gate.append(own if own != overall and beats(own, overall, sel) else overall)
         else:
             gate.append(best(sel))
-    g = np.asarray(gate)[var]
+    return _gate_fit(med, lin, y, var, gate)
+
+
+def _gate_fit(
+    med: np.ndarray, lin: np.ndarray, y: np.ndarray, var: np.ndarray, gate: Sequence[float]
+) -> GateFit:
+    """The :class:`GateFit` of weights ``gate`` (K,) on the cells (m,)."""
+    g = np.asarray(gate, dtype=np.float64)[var]
     return GateFit(
-        gate=tuple(gate),
+        gate=tuple(float(a) for a in gate),
         n_cells=int(y.size),
         mae_model=round(float(np.abs(med - y).mean()), 5),
         mae_interpolation=round(float(np.abs(lin - y).mean()), 5),
         mae_gated=round(float(np.abs(g * med + (1 - g) * lin - y).mean()), 5),
     )
+
+
+def _anchored(
+    med: np.ndarray,
+    lin: np.ndarray,
+    y: np.ndarray,
+    var: np.ndarray,
+    n_vars: int,
+    anchor: Sequence[float],
+    lowest: Any,
+    beats: Any,
+) -> GateFit:
+    """:func:`fit_gate` from per-variable ``anchor`` weights (see its docstring)."""
+    gate = np.asarray(anchor, dtype=np.float64).copy()
+    if gate.shape != (n_vars,):
+        raise DataError(f"anchor must hold one weight per variable ({n_vars})")
+    start = gate.copy()
+    moved = np.zeros(n_vars, dtype=bool)
+    for k in range(n_vars):
+        sel = var == k
+        own = lowest(sel) if sel.any() else gate[k]
+        if own != gate[k] and beats(own, gate[k], sel):
+            gate[k], moved[k] = own, True
+    rest = ~moved[var]  # the cells of variables without evidence of their own
+    if rest.any():
+        common = lowest(rest)
+        if beats(common, start[var], rest):
+            gate[~moved] = common
+    return _gate_fit(med, lin, y, var, list(gate))
 
 
 @dataclass(frozen=True)
