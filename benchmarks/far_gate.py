@@ -12,8 +12,9 @@ the first chunk's leads and with the rule's weights beyond. Rules:
 
 - ``first gate``: the first chunk's gate at every lead (the behaviour before the far gate);
 - ``model alone``: no gate beyond the first chunk;
-- ``from naive``: fitted as the first gate is (per variable, from seasonal naive, moving
-  off it and off the model alone each only on one standard error over chunks);
+- ``from naive``: fitted as the first gate is (the model kept alone if it beats seasonal
+  naive over all variables by one standard error over chunks; else per variable, from
+  seasonal naive, moving off it and off the model alone each only on that evidence);
 - ``anchored``: kept at the first gate's weights unless others beat them by one standard
   error over chunks (:func:`tsdiff.calibration.fit_gate`'s ``anchor``, what fit uses).
 
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from tsdiff import TSDiff
-from tsdiff.backtest import _far_cells, backtest
+from tsdiff.backtest import _far_cells, _naive_gate, backtest
 from tsdiff.benchmarks.common import RESULTS, commit, log, module_command, stamp, write_results
 from tsdiff.benchmarks.forecast_defaults import ORIGINS, frames
 from tsdiff.calibration import FORECAST_GATE_EVIDENCE, fit_gate
@@ -78,7 +79,8 @@ def rule_weights(model: Predictor, df: Any) -> dict[str, list[float]]:
     use = np.isfinite(y) & np.isfinite(base)
     args = (med[use], base[use], y[use], var[use], k)
     kw = {"evidence": FORECAST_GATE_EVIDENCE, "groups": group[use]}
-    out["from naive"] = list(fit_gate(*args, both_ways=True, **kw).gate)
+    first_rule = _naive_gate(*args[:4], group[use], k)  # as the first gate is fitted
+    out["from naive"] = first_rule["kept"] or [1.0] * k
     out["anchored"] = list(fit_gate(*args, anchor=near, **kw).gate)
     out["validation far MAE, model / naive"] = [
         float(np.abs(med - y)[use].mean() / np.abs(base - y)[use].mean())
