@@ -68,9 +68,10 @@ def first_chunk(model: Predictor, horizon: int) -> int:
 
 def lead_gate(model: Predictor, horizon: int) -> np.ndarray | None:
     """(K, ``horizon``) the forecast gate's α per variable and lead: ``forecast_gate``
-    over the first :func:`chunk_length` leads, ``forecast_gate_far`` beyond them (the
-    leads a forecast continues window by window, fitted on validation forecasts that
-    long); None where the model stands alone at every lead."""
+    over the first :func:`chunk_length` leads (as far as its validation forecasts
+    reached), ``forecast_gate_far`` beyond them (fitted on validation forecasts
+    continued window by window; a one-window horizon longer than a chunk takes it for
+    its later leads too); None where the model stands alone at every lead."""
     near, far = model.forecast_gate, model.forecast_gate_far
     k = len(model.variables)
     a = np.ones((k, horizon)) if near is None else np.repeat(np.asarray(near)[:, None], horizon, 1)
