@@ -38,7 +38,7 @@ from tsdiff.backtest import _far_cells, _naive_gate, backtest
 from tsdiff.benchmarks.common import RESULTS, commit, log, module_command, stamp, write_results
 from tsdiff.benchmarks.forecast_defaults import ORIGINS, frames
 from tsdiff.calibration import FORECAST_GATE_EVIDENCE, fit_gate
-from tsdiff.estimator import _forecast_validation
+from tsdiff.estimator import Estimator, _forecast_validation
 from tsdiff.forecasting import chunk_length, naive_bases
 from tsdiff.predictor import Predictor
 
@@ -65,10 +65,7 @@ def rule_weights(model: Predictor, df: Any) -> dict[str, list[float]]:
     """Each rule's far weights, from the model's own validation tail (as fit splits it)."""
     first = len(df) - 24 * ORIGINS - 1
     panel = model.panel(df.iloc[: first + 1])
-    frac = model.config.train.val_fraction
-    cuts = [int(round(len(s.index) * (1 - frac))) for s in panel.series]
-    train_part = [s.part(0, c) for s, c in zip(panel.series, cuts, strict=True)]
-    held_out = [s.part(c, len(s.index)) for s, c in zip(panel.series, cuts, strict=True)]
+    train_part, held_out = Estimator(model.config)._split(model, panel.series, None, None, None)
     fc_panel, tails = _forecast_validation(panel, train_part, held_out)
     cells = _far_cells(model, fc_panel, tails, model.config.train.seed)
     k = len(model.variables)

@@ -26,7 +26,7 @@ import torch
 from tsdiff.benchmarks import shipped
 from tsdiff.benchmarks.common import RESULTS, commit, log, machine
 from tsdiff.benchmarks.csdi import Task, task_for
-from tsdiff.estimator import calibrate_imputation
+from tsdiff.estimator import calibrate_imputation, holdout_patterns
 from tsdiff.io import write_atomic, write_json
 from tsdiff.model import TSDiff
 
@@ -48,11 +48,12 @@ def recalibrate(
         model.config = model.config.replace(train=changes)
     if task is None:
         task = task_for(model.info["data"]["dataset"])
-    patterns = None  # the training split's own gaps, only where the rule hides them
-    if model.config.train.holdout == "pattern":
-        patterns = [np.isnan(s.values) for s in model.panel(task.train).series]
+    train = model.panel(task.train).series if model.config.train.holdout == "pattern" else []
     fit = calibrate_imputation(
-        model, model.panel(task.valid), seed=model.config.train.seed, patterns=patterns
+        model,
+        model.panel(task.valid),
+        seed=model.config.train.seed,
+        patterns=holdout_patterns(model.config, train),
     )
     model.info["calibration"] = fit
     return fit

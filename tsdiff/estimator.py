@@ -180,9 +180,7 @@ class Estimator:
                 val_panel,
                 seed=cfg.train.seed,
                 deadline=deadline,
-                patterns=[np.isnan(s.values) for s in train_series]
-                if cfg.train.holdout == "pattern"
-                else None,
+                patterns=holdout_patterns(cfg, train_series),
             )
             # forecasts' own intervals: without them an undertrained model's forecasts
             # kept the imputation spread's intervals, which covered nothing (PM2.5, CLI
@@ -203,13 +201,14 @@ class Estimator:
                     tails=tails,
                     stop=deadline,
                 )
-                if got is not None:
-                    model.info["forecast_calibration"] = got
+                far = None
                 if got is not None and cfg.train.forecast_gate:
                     far = fit_far_gate(model, fc_panel, tails, cfg.train.seed)
-                    if far is not None:
-                        model.forecast_gate_far = far["kept"]
-                        got["far_gate"] = far
+                if far is not None:
+                    model.forecast_gate_far = far["kept"]
+                    got["far_gate"] = far
+                if got is not None:
+                    model.info["forecast_calibration"] = got
         return model
 
     def _split(
@@ -505,6 +504,12 @@ def _held_out_samples(
     return _HeldOut(
         dataclasses.replace(panel, series=series), masked, msk, smp[:, msk], tru[msk], var
     )
+
+
+def holdout_patterns(cfg: TSDiffConfig, train: Sequence[Series]) -> list[np.ndarray] | None:
+    """The missing masks (K, T_i) of the training series, which the pattern hold-out
+    (``train.holdout`` "pattern") hides cells like; None for the random hold-out."""
+    return [np.isnan(s.values) for s in train] if cfg.train.holdout == "pattern" else None
 
 
 def _forecast_validation(
