@@ -17,6 +17,7 @@ them and the samples can be written out (``return_samples``).
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -391,12 +392,11 @@ def _far_cells(
     median, seasonal naive, truth, variable and unit (forecast × chunk) of every far
     cell, each (m,) normalised, and the forecasts drawn; None when no series is long
     enough."""
-    h = chunk_length(model)
-    keep = [(s, t) for s, t in zip(panel.series, tails, strict=True) if t >= 2 * h][:FAR_SERIES]
-    if not keep:
+    plan = _far_plan(model, panel, tails)
+    if plan is None:
         return None
-    horizon = min(min(t for _, t in keep), (FAR_CHUNKS + 1) * h)
-    part = dataclasses.replace(panel, series=[s for s, _ in keep])
+    part, horizon = plan
+    h = chunk_length(model)
     opts = {"n_samples": FAR_SAMPLES, "steps": None, "sampler": None, "eta": None, "seed": seed}
     run = _forecast_origins(model, part, horizon, horizon, 1, opts, 1.0)
     w, _, k, _ = run.samples.shape
@@ -410,6 +410,27 @@ def _far_cells(
     group = np.broadcast_to(np.arange(w)[:, None, None] * (FAR_CHUNKS + 1) + chunk, shape)
     flat = (a.reshape(-1) for a in (med, base, y))
     return (*flat, var, group.reshape(-1), run)
+
+
+def _far_plan(model: Predictor, panel: Panel, tails: Sequence[int]) -> tuple[Panel, int] | None:
+    """The series the far gate draws a long forecast from (those whose held-out tail
+    spans two chunks, at most ``FAR_SERIES``) and its horizon; None when none is."""
+    h = chunk_length(model)
+    keep = [(s, t) for s, t in zip(panel.series, tails, strict=True) if t >= 2 * h][:FAR_SERIES]
+    if not keep:
+        return None
+    horizon = min(min(t for _, t in keep), (FAR_CHUNKS + 1) * h)
+    return dataclasses.replace(panel, series=[s for s, _ in keep]), horizon
+
+
+def far_gate_draws(model: Predictor, panel: Panel, tails: Sequence[int]) -> int:
+    """Window samples :func:`fit_far_gate` draws (one window per chunk of each long
+    forecast): what a fit's budget keeps time for."""
+    plan = _far_plan(model, panel, tails)
+    if plan is None:
+        return 0
+    part, horizon = plan
+    return len(part.series) * math.ceil(horizon / chunk_length(model)) * FAR_SAMPLES
 
 
 def _beats_naive(med: np.ndarray, base: np.ndarray, y: np.ndarray, group: np.ndarray) -> bool:

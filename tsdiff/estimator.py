@@ -10,6 +10,7 @@ spread and the gate on the validation series (:func:`calibrate_imputation`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 import warnings
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsdiff.backtest import fit_far_gate, fit_forecast_spread
+from tsdiff.backtest import FORECAST_BATCH, far_gate_draws, fit_far_gate, fit_forecast_spread
 from tsdiff.calibration import (
     GATE_EVIDENCE,
     choose_base,
@@ -41,6 +42,7 @@ from tsdiff.masks import hold_out, hold_out_pattern
 from tsdiff.network import N_CALENDAR, Denoiser
 from tsdiff.predictor import Predictor
 from tsdiff.prior_training import train_prior
+from tsdiff.sampling import WindowBatch, sample_windows
 from tsdiff.seasonality import default_lags, infer_season
 from tsdiff.spec import RULE, VariableSpec, infer_spec, outside
 from tsdiff.training import (
@@ -123,13 +125,14 @@ class Estimator:
             torch.manual_seed(cfg.train.seed)
             model.net = Denoiser(cfg.network, len(model.variables), cfg.diffusion.prediction)
         model.net.to(target)  # initialised on the CPU: the same weights on any device
-        t0 = time.perf_counter()
-        train_cfg, prior = cfg.train, None
+        train_cfg, prior, reserve = cfg.train, None, None
         budget = cfg.train.max_minutes
         if budget:  # kept for the calibration after training (bounded by what is left)
+            reserve = calibration_reserve(model, panel, train_series, val_series, val_set)
             spent = (time.perf_counter() - start) / 60  # reading the data, the windows
-            budget = max(budget - CALIBRATION_SHARE * budget - spent, 0.01)  # at least a step
+            budget = max(budget - reserve.seconds / 60 - spent, 0.01)  # at least a step
             train_cfg = dataclasses.replace(cfg.train, max_minutes=budget)
+        t0 = time.perf_counter()
         if model.net.prior_net is not None:
             prior = train_prior(
                 model.net,
@@ -142,7 +145,7 @@ class Estimator:
                 progress=progress,
             )
             if budget:  # the denoiser gets what the prior left of the budget
-                left = max(budget - prior.seconds / 60, 0.05 * budget)
+                left = max(budget - (time.perf_counter() - t0) / 60, 0.05 * budget)
                 train_cfg = dataclasses.replace(cfg.train, max_minutes=left)
         with torch.random.fork_rng():  # the network's dropout draws from the global generator
             torch.manual_seed(cfg.train.seed)
@@ -168,6 +171,8 @@ class Estimator:
         model.info["spec"] = spec_info
         if prior is not None:
             model.info["prior"] = prior.to_dict()
+        if reserve is not None:
+            model.info["calibration_reserve"] = reserve.to_dict()
         model.spread, model.forecast_spread, model.gate = 1.0, None, None
         model.variable_spread, model.gate_interpolation = None, None
         model.forecast_gate = model.forecast_gate_far = None
@@ -175,19 +180,21 @@ class Estimator:
         if cfg.train.calibrate and val_series:
             val_panel = dataclasses.replace(panel, series=val_series)
             deadline = start + cfg.train.max_minutes * 60 if cfg.train.max_minutes else None
+            impute_until = deadline  # the forecasts' fewest draws come after: time for them
+            if deadline is not None and reserve is not None:
+                impute_until = deadline - reserve.forecast_seconds
             model.info["calibration"] = calibrate_imputation(
                 model,
                 val_panel,
                 seed=cfg.train.seed,
-                deadline=deadline,
+                deadline=impute_until,
                 patterns=holdout_patterns(cfg, train_series),
             )
             # forecasts' own intervals: without them an undertrained model's forecasts
             # kept the imputation spread's intervals, which covered nothing (PM2.5, CLI
             # defaults, 30-s budget: 90 % intervals covering 0.04 %)
             fit_spread = cfg.train.calibrate_forecast
-            forecast_fit = fit_spread or cfg.train.calibrate_intervals or cfg.train.forecast_gate
-            if forecast_fit and forecast_weight(cfg.train) > 0:
+            if _calibrates_forecasts(cfg):
                 # the factors are needed most when the budget ran out: fitted then too, on
                 # the forecasts drawn by the deadline (at least a batch)
                 until = deadline if fit_spread else None
@@ -209,6 +216,7 @@ class Estimator:
                     got["far_gate"] = far
                 if got is not None:
                     model.info["forecast_calibration"] = got
+        model.info["fit_seconds"] = round(time.perf_counter() - start, 2)
         return model
 
     def _split(
@@ -287,8 +295,12 @@ class Estimator:
         )
 
 
-# the share of a time budget kept for calibrating the samples after training
+# the share of a time budget kept at least for calibrating the samples after training
 CALIBRATION_SHARE = 0.1
+# the most of a budget kept for the calibration however costly its draws: training
+# gets the rest, and the calibration then draws its fewest (and runs over)
+MAX_CALIBRATION_SHARE = 0.5
+PROBE_WINDOWS = 2  # validation windows whose sampling prices a draw before training
 CALIBRATION_BATCH = 8  # series sampled at a time while calibrating
 # the warning of a model the calibration finds no better than its base anywhere
 BASE_ONLY = (
@@ -555,16 +567,11 @@ def calibrate_forecast_spread(
     :func:`tsdiff.backtest.fit_forecast_spread`)."""
     if deadline is not None and time.perf_counter() > deadline:
         return None
-    h = chunk_length(model)
-    tails = [len(s.index) - 1 for s in panel.series] if tails is None else list(tails)
-    keep = [(s, t) for s, t in zip(panel.series, tails, strict=True) if t >= h + 1]
-    keep = keep[:FORECAST_ORIGINS]
-    if not keep:
+    plan = _forecast_plan(model, panel, tails)
+    if plan is None:
         return None
-    series = [s for s, _ in keep]
-    fits = min((t - h) // h + 1 for _, t in keep)  # origins every series has in its tail
-    windows = max(1, min(fits, FORECAST_ORIGINS // len(series)))
-    part = dataclasses.replace(panel, series=series)
+    part, windows = plan
+    h = chunk_length(model)
     opts = {"n_samples": None, "steps": None, "sampler": None, "eta": None, "seed": seed}
     info = fit_forecast_spread(model, part, h, h, windows, opts, spread=spread, until=stop)
     if spread:
@@ -572,6 +579,138 @@ def calibrate_forecast_spread(
     model.forecast_interval_scale = (info.get("intervals") or {}).get("scale")
     model.forecast_gate = (info.get("gate") or {}).get("kept")
     return {**info, "horizon": h}
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibrationReserve:
+    """Seconds a fit keeps free of training for the calibration after it.
+
+    The calibration draws at least a batch of imputations, a batch of forecasts and the
+    far gate's long forecasts, however little time is left; a fixed share of the budget
+    did not cover them (a 2-minute PM2.5 fit drew 15.7 s of them into 12 s and ended at
+    127 s). Those fewest draws are priced by timing the network on a few validation
+    windows before training (the cost does not depend on the weights); the imputation
+    calibration stops early enough for the forecasts' (``forecast_seconds``)."""
+
+    share: float  # CALIBRATION_SHARE of the budget
+    impute_draws: int  # window samples the imputation calibration draws at the least
+    forecast_draws: int  # those of the forecast calibration and the far gate
+    seconds_per_draw: float
+    seconds: float  # kept: the larger of the share and the estimate, at most
+    # MAX_CALIBRATION_SHARE of the budget
+
+    @property
+    def estimate(self) -> float:
+        return (self.impute_draws + self.forecast_draws) * self.seconds_per_draw
+
+    @property
+    def forecast_seconds(self) -> float:
+        return self.forecast_draws * self.seconds_per_draw
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seconds": round(self.seconds, 2),
+            "share": round(self.share, 2),
+            "estimate": round(self.estimate, 2),
+            "impute_draws": self.impute_draws,
+            "forecast_draws": self.forecast_draws,
+            "seconds_per_draw": self.seconds_per_draw,
+        }
+
+
+def calibration_reserve(
+    model: Predictor,
+    panel: Panel,
+    train_series: Sequence[Series],
+    val_series: Sequence[Series],
+    val_set: Windows | None,
+) -> CalibrationReserve:
+    """What of ``model.config.train.max_minutes`` the calibration after training keeps
+    (see :class:`CalibrationReserve`); nothing without a calibration to run."""
+    cfg = model.config
+    budget = (cfg.train.max_minutes or 0.0) * 60
+    if not (cfg.train.calibrate and val_series and val_set is not None and len(val_set)):
+        return CalibrationReserve(0.0, 0, 0, 0.0, 0.0)
+    share = CALIBRATION_SHARE * budget
+    impute, forecast = _calibration_draws(model, panel, train_series, val_series)
+    per = _seconds_per_draw(model, val_set)
+    kept = min(max(share, (impute + forecast) * per), MAX_CALIBRATION_SHARE * budget)
+    return CalibrationReserve(share, impute, forecast, per, kept)
+
+
+def _calibrates_forecasts(cfg: TSDiffConfig) -> bool:
+    """Whether fit calibrates forecasts (their spread, intervals or gate) after training."""
+    t = cfg.train
+    return (t.calibrate_forecast or t.calibrate_intervals or t.forecast_gate) and (
+        forecast_weight(t) > 0
+    )
+
+
+def _calibration_draws(
+    model: Predictor,
+    panel: Panel,
+    train_series: Sequence[Series],
+    val_series: Sequence[Series],
+) -> tuple[int, int]:
+    """Window samples the calibration after training draws at the least: imputing the
+    first batch of validation series; forecasting the first batch of validation origins
+    and the far gate's long forecasts."""
+    cfg = model.config
+    n = model.options().n_samples
+    length, stride = cfg.data.window, cfg.data.stride("inference")
+    first = val_series[: min(CALIBRATION_BATCH, cfg.train.calibrate_max_series)]
+    impute = n * sum(math.ceil(max(len(s.index) - length, 0) / stride) + 1 for s in first)
+    forecast = 0
+    if _calibrates_forecasts(cfg):
+        fc_panel, tails = _forecast_validation(panel, list(train_series), list(val_series))
+        plan = _forecast_plan(model, fc_panel, tails)
+        if plan is not None:
+            part, windows = plan
+            forecast += n * min(len(part.series), FORECAST_BATCH) * windows
+            if cfg.train.forecast_gate:
+                forecast += far_gate_draws(model, fc_panel, tails)
+    return impute, forecast
+
+
+def _seconds_per_draw(model: Predictor, windows: Windows) -> float:
+    """Seconds one window sample takes with the model's sampler: the network timed on
+    ``PROBE_WINDOWS`` of ``windows`` × the samples drawn at once, one reverse step (a
+    draw makes ``steps`` of them)."""
+    b = windows.subset(torch.arange(min(PROBE_WINDOWS, len(windows))))
+    batch = WindowBatch(
+        b.values, b.observed, b.calendar, list(range(len(b))), b.history, b.history_observed
+    )
+    opts, sample = model.options(), model.config.sample
+    t = time.perf_counter()
+    sample_windows(
+        model.net,
+        model.scheduler,
+        batch,
+        n_samples=opts.n_samples,
+        steps=1,
+        batch_cells=sample.batch_cells,
+        clip=model.clip_bounds(),
+        precision=sample.precision,
+    )
+    steps = model.scheduler.num_steps if opts.sampler == "ddpm" else opts.steps
+    return (time.perf_counter() - t) * steps / (len(b) * opts.n_samples)
+
+
+def _forecast_plan(
+    model: Predictor, panel: Panel, tails: Sequence[int] | None
+) -> tuple[Panel, int] | None:
+    """The series :func:`calibrate_forecast_spread` forecasts and the origins per series
+    (every series the same number, ``FORECAST_ORIGINS`` forecasts at most); None when no
+    series' tail holds a forecast."""
+    h = chunk_length(model)
+    tails = [len(s.index) - 1 for s in panel.series] if tails is None else list(tails)
+    keep = [(s, t) for s, t in zip(panel.series, tails, strict=True) if t >= h + 1]
+    keep = keep[:FORECAST_ORIGINS]
+    if not keep:
+        return None
+    fits = min((t - h) // h + 1 for _, t in keep)  # origins every series has in its tail
+    windows = max(1, min(fits, FORECAST_ORIGINS // len(keep)))
+    return dataclasses.replace(panel, series=[s for s, _ in keep]), windows
 
 
 def _fit_info(
