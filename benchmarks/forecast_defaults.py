@@ -104,6 +104,8 @@ def run(
             far = (meta["info"].get("forecast_calibration") or {}).get("far_gate")
             row: dict[str, Any] = {
                 "train_command_s": round(train_s, 1),
+                # the fit alone (the budget covers it), without the process' start
+                "fit_s": meta["info"].get("fit_seconds"),
                 "defaults_used": {
                     "window": cfg["data"]["window"],
                     "training_stride": cfg["data"]["training_stride"],
