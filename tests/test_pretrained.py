@@ -85,3 +85,30 @@ def test_pm25_model_imputes_a_test_month_by_name() -> None:
     obs = month[stations].notna().to_numpy()
     assert np.array_equal(out[stations].to_numpy()[obs], month[stations].to_numpy()[obs])
     assert out[stations].notna().all().all() and (out[stations].to_numpy() >= 0).all()
+
+
+def test_sampling_other_than_the_calibrated_sampler_warns() -> None:
+    """The shipped model's factors were fitted for its 4-step DDIM: other steps or a
+    DDPM run keep them but draw differently spread samples, and say so; its own
+    settings (any sample count) do not warn."""
+    import warnings
+
+    from tsdiff.errors import CalibrationWarning
+
+    model = TSDiff.load("physionet-vitals")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.options(n_samples=8, seed=3)
+    with pytest.warns(CalibrationWarning, match="ddim with 4 steps.*'ddim' -> 'ddpm'"):
+        model.options(sampler="ddpm")
+    stays = physionet_slice()
+    one = stays[stays["series_id"] == stays["series_id"].iloc[0]]
+    with pytest.warns(CalibrationWarning, match="steps 4 -> 2"):
+        model.impute(one, n_samples=4, steps=2)
+    model.spread, model.variable_spread, model.gate = 1.0, None, None
+    model.interval_scale = model.forecast_interval_scale = model.forecast_spread = None
+    model.forecast_gate = model.forecast_gate_far = None
+    assert not model.is_calibrated
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # samples as drawn: nothing to mismatch
+        model.options(sampler="ddpm")

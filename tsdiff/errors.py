@@ -71,3 +71,8 @@ class NotFittedError(TSDiffError, RuntimeError):
 
 class ModelFileError(TSDiffError, OSError):
     """A saved model is missing, incomplete or not a tsdiff model."""
+
+
+class CalibrationWarning(UserWarning):
+    """Samples drawn with settings other than those the model's calibration (spread,
+    gates, interval factors) was fitted for: its intervals may not cover what they claim."""
