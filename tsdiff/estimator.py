@@ -144,8 +144,11 @@ class Estimator:
                 resume=resume,
                 progress=progress,
             )
-            if budget:  # the denoiser gets what the prior left of the budget
-                left = max(budget - (time.perf_counter() - t0) / 60, 0.05 * budget)
+            if budget:  # the denoiser gets what the prior left of the budget: its wall
+                # time (its record leaves out its last evaluation), or when resumed (the
+                # prior loaded, not trained) the seconds it took in the run before
+                took = max(prior.seconds, time.perf_counter() - t0)
+                left = max(budget - took / 60, 0.05 * budget)
                 train_cfg = dataclasses.replace(cfg.train, max_minutes=left)
         with torch.random.fork_rng():  # the network's dropout draws from the global generator
             torch.manual_seed(cfg.train.seed)
