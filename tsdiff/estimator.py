@@ -10,7 +10,6 @@ spread and the gate on the validation series (:func:`calibrate_imputation`).
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 import warnings
 from collections.abc import Sequence
@@ -33,7 +32,7 @@ from tsdiff.calibration import (
 )
 from tsdiff.config import TSDiffConfig
 from tsdiff.covariates import Covariates, from_config, grid_with_covariates
-from tsdiff.data import Panel, Scaler, Series
+from tsdiff.data import Panel, Scaler, Series, window_starts
 from tsdiff.device import resolve_device
 from tsdiff.errors import DataError, InsufficientHistoryError, RangeError
 from tsdiff.forecasting import chunk_length
@@ -125,10 +124,13 @@ class Estimator:
             torch.manual_seed(cfg.train.seed)
             model.net = Denoiser(cfg.network, len(model.variables), cfg.diffusion.prediction)
         model.net.to(target)  # initialised on the CPU: the same weights on any device
+        forecasts = None  # the validation forecasts' series and held-out tails
+        if cfg.train.calibrate and val_series and _calibrates_forecasts(cfg):
+            forecasts = _forecast_validation(panel, train_series, val_series)
         train_cfg, prior, reserve = cfg.train, None, None
         budget = cfg.train.max_minutes
         if budget:  # kept for the calibration after training (bounded by what is left)
-            reserve = calibration_reserve(model, panel, train_series, val_series, val_set)
+            reserve = calibration_reserve(model, val_series, val_set, forecasts)
             spent = (time.perf_counter() - start) / 60  # reading the data, the windows
             budget = max(budget - reserve.seconds / 60 - spent, 0.01)  # at least a step
             train_cfg = dataclasses.replace(cfg.train, max_minutes=budget)
@@ -197,11 +199,11 @@ class Estimator:
             # kept the imputation spread's intervals, which covered nothing (PM2.5, CLI
             # defaults, 30-s budget: 90 % intervals covering 0.04 %)
             fit_spread = cfg.train.calibrate_forecast
-            if _calibrates_forecasts(cfg):
+            if forecasts is not None:
                 # the factors are needed most when the budget ran out: fitted then too, on
                 # the forecasts drawn by the deadline (at least a batch)
                 until = deadline if fit_spread else None
-                fc_panel, tails = _forecast_validation(panel, train_series, val_series)
+                fc_panel, tails = forecasts
                 got = calibrate_forecast_spread(
                     model,
                     fc_panel,
@@ -623,19 +625,20 @@ class CalibrationReserve:
 
 def calibration_reserve(
     model: Predictor,
-    panel: Panel,
-    train_series: Sequence[Series],
     val_series: Sequence[Series],
     val_set: Windows | None,
+    forecasts: tuple[Panel, list[int]] | None,
 ) -> CalibrationReserve:
     """What of ``model.config.train.max_minutes`` the calibration after training keeps
-    (see :class:`CalibrationReserve`); nothing without a calibration to run."""
+    (see :class:`CalibrationReserve`); nothing without a calibration to run.
+    ``forecasts``: the validation forecasts' series and tails (:func:`_forecast_validation`),
+    None when fit calibrates no forecasts."""
     cfg = model.config
     budget = (cfg.train.max_minutes or 0.0) * 60
     if not (cfg.train.calibrate and val_series and val_set is not None and len(val_set)):
         return CalibrationReserve(0.0, 0, 0, 0.0, 0.0)
     share = CALIBRATION_SHARE * budget
-    impute, forecast = _calibration_draws(model, panel, train_series, val_series)
+    impute, forecast = _calibration_draws(model, val_series, forecasts)
     per = _seconds_per_draw(model, val_set)
     kept = min(max(share, (impute + forecast) * per), MAX_CALIBRATION_SHARE * budget)
     return CalibrationReserve(share, impute, forecast, per, kept)
@@ -650,10 +653,7 @@ def _calibrates_forecasts(cfg: TSDiffConfig) -> bool:
 
 
 def _calibration_draws(
-    model: Predictor,
-    panel: Panel,
-    train_series: Sequence[Series],
-    val_series: Sequence[Series],
+    model: Predictor, val_series: Sequence[Series], forecasts: tuple[Panel, list[int]] | None
 ) -> tuple[int, int]:
     """Window samples the calibration after training draws at the least: imputing the
     first batch of validation series; forecasting the first batch of validation origins
@@ -662,10 +662,10 @@ def _calibration_draws(
     n = model.options().n_samples
     length, stride = cfg.data.window, cfg.data.stride("inference")
     first = val_series[: min(CALIBRATION_BATCH, cfg.train.calibrate_max_series)]
-    impute = n * sum(math.ceil(max(len(s.index) - length, 0) / stride) + 1 for s in first)
+    impute = n * sum(len(window_starts(len(s.index), length, stride)) for s in first)
     forecast = 0
-    if _calibrates_forecasts(cfg):
-        fc_panel, tails = _forecast_validation(panel, list(train_series), list(val_series))
+    if forecasts is not None:
+        fc_panel, tails = forecasts
         plan = _forecast_plan(model, fc_panel, tails)
         if plan is not None:
             part, windows = plan
