@@ -86,6 +86,11 @@ def test_windows_shapes_and_timestamps(result, pm25) -> None:
         want = truth.loc[part["timestamp"]].to_numpy()[np.arange(len(part)), np.tile(range(k), H)]
         np.testing.assert_array_equal(part["truth"].to_numpy(), want)  # NaN where unobserved
     assert f["timestamp"].max() == times[-1]
+    # the samples' truths (W, K, H), in the table's order (origin, step, variable)
+    assert result.truth is not None and result.truth.shape == (N, k, H)
+    np.testing.assert_array_equal(
+        result.truth.transpose(0, 2, 1).reshape(-1), f["truth"].to_numpy()
+    )
     s = result.summary
     assert s["n_forecasts"] == N and s["context"] == 24 - H and s["levels"] == [50, 90]
     assert s["last_origin"] == str(times[pos[-1]])

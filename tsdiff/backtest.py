@@ -58,8 +58,8 @@ class BacktestResult:
     """``forecasts``: the long table; ``summary``: JSON-ready metrics and settings.
 
     ``windows``: (series key, cut-off position, cut-off time) per forecast, the order of
-    the table. When asked for, ``samples`` (W, n, K, H) in original units and
-    ``samples_frame``, the same as a long table.
+    the table. When asked for, ``samples`` (W, n, K, H) in original units,
+    ``samples_frame``, the same as a long table, and their ``truth`` (W, K, H).
     """
 
     forecasts: pd.DataFrame
@@ -67,6 +67,7 @@ class BacktestResult:
     windows: list[tuple[Any, int, Any]]
     samples: np.ndarray | None = None
     samples_frame: pd.DataFrame | None = None
+    truth: np.ndarray | None = None  # (W, K, H) beside the samples, NaN where not observed
 
 
 def cutoffs(length: int, horizon: int, step: int, windows: int) -> np.ndarray:
@@ -139,12 +140,7 @@ def backtest(
     opts = {"n_samples": n_samples, "steps": steps, "sampler": sampler, "eta": eta, "seed": seed}
     calibration = None
     if calibrate_windows:
-        # each series up to its first test origin: the calibration's last horizon ends there
-        before = []
-        for s in panel.series:
-            c0 = int(cutoffs(len(s.index), horizon, step, windows)[0])
-            before.append(s.part(0, c0 + 1))
-        cal_panel = dataclasses.replace(panel, series=before)
+        cal_panel = before_first_origin(panel, horizon, step, windows)
         calibration = fit_forecast_spread(
             model, cal_panel, horizon, step, int(calibrate_windows), opts
         )
@@ -195,6 +191,7 @@ def backtest(
         run.where,
         run.samples,
         _samples_table(panel, run.where, run.index, run.samples),
+        run.truth,
     )
 
 
@@ -255,21 +252,13 @@ def fit_forecast_spread(
     as the model draws them now (its forecast spread kept): intervals that cover what
     they claim, samples and CRPS unchanged.
     """
-    run = _forecast_origins(
-        model, panel, horizon, step, windows, opts, 1.0 if spread else None, until=until
+    cells = calibration_cells(
+        model, panel, horizon, step, windows, opts, spread=1.0 if spread else None, until=until
     )
-    n = run.samples.shape[1]
-    # in the model's normalised units: CRPS divides by sum |y| over all cells, so a
-    # variable in large units would otherwise decide the factor alone
-    assert model.scaler is not None
-    smp = model.normalizer.transform(run.samples).transpose(1, 0, 2, 3).reshape(n, -1)  # (n, W·K·H)
-    y = model.normalizer.transform(run.truth).reshape(-1)  # (W·K·H,), NaN where not observed
-    gate = None
-    if model.config.train.forecast_gate:  # first: the spread is fitted about the gated median
-        smp, gate = _gate_forecasts(model, panel, run, smp, y)
+    smp, y, run = cells.samples, cells.truth, cells.run
     info = fit_spread(smp, y).to_dict() if spread else {"spread": run.spread, "kept": True}
-    if gate is not None:
-        info["gate"] = gate
+    if cells.gate is not None:
+        info["gate"] = cells.gate
     if model.config.train.calibrate_intervals:  # of the forecasts with that spread
         factor = info["spread"] if spread else 1.0  # drawn with it already when kept
         info["intervals"] = fit_interval_scale(rescale(smp, factor), y).to_dict()
@@ -279,6 +268,59 @@ def fit_forecast_spread(
         last_origin=str(max(x[2] for x in run.where)),
     )
     return info
+
+
+def before_first_origin(panel: Panel, horizon: int, step: int, windows: int) -> Panel:
+    """Each series of ``panel`` up to its first of ``windows`` origins ``step`` apart
+    (:func:`cutoffs`): what a calibration before a backtest may see, so its last
+    horizon ends where the first test forecast begins."""
+    before = []
+    for s in panel.series:
+        c0 = int(cutoffs(len(s.index), horizon, step, windows)[0])
+        before.append(s.part(0, c0 + 1))
+    return dataclasses.replace(panel, series=before)
+
+
+@dataclass
+class CalibrationCells:
+    """Validation forecasts as the forecast calibration scores them, in the model's
+    normalised units (CRPS divides by sum |y| over all cells, so a variable in large
+    units would otherwise decide a factor alone): ``samples`` (n, m) recentred by the
+    forecast gate fitted on them (``gate``, None without one), ``truth`` (m,) NaN where
+    not observed, each cell's ``lead`` (m,, 0-based), and the draws themselves."""
+
+    samples: np.ndarray
+    truth: np.ndarray
+    lead: np.ndarray
+    gate: dict[str, Any] | None
+    run: _Origins
+
+
+def calibration_cells(
+    model: Predictor,
+    panel: Panel,
+    horizon: int,
+    step: int,
+    windows: int,
+    opts: dict[str, Any],
+    *,
+    spread: float | None = 1.0,
+    until: float | None = None,
+) -> CalibrationCells:
+    """Draw forecasts from ``windows`` origins per series of ``panel`` (``spread``:
+    1.0 uncalibrated, None the model's own) and gate them against seasonal naive when
+    ``train.forecast_gate`` (first: spreads are fitted about the gated median); see
+    :func:`fit_forecast_spread` for ``until``."""
+    run = _forecast_origins(model, panel, horizon, step, windows, opts, spread, until=until)
+    w, n, k, h = run.samples.shape
+    assert model.scaler is not None
+    smp = model.normalizer.transform(run.samples).transpose(1, 0, 2, 3).reshape(n, -1)  # (n, W·K·H)
+    y = model.normalizer.transform(run.truth).reshape(-1)  # (W·K·H,)
+    lead = np.broadcast_to(np.arange(h)[None, None, :], (w, k, h)).reshape(-1)
+    gate = None
+    if model.config.train.forecast_gate:
+        smp, gate = _gate_forecasts(model, panel, run, smp, y)
+    return CalibrationCells(smp, y, lead, gate, run)
 
 
 def _gate_forecasts(
