@@ -21,6 +21,7 @@ T = TypeVar("T")
 SCHEDULES = ("quadratic", "linear", "cosine")
 PREDICTIONS = ("x0", "eps")
 TOKENS = ("cells", "steps")
+WINDOW_SCALES = ("none", "standard")  # see tsdiff.window_scale
 WEIGHTINGS = ("min_snr", "uniform")
 MASKINGS = ("random", "historical", "block", "forecast", "mix")
 AGGREGATIONS = ("last", "mean")
@@ -107,10 +108,17 @@ class NetworkConfig:
     # side-information rows beside the calendar: the data's future and static
     # covariates (set at fit from data.*_covariates)
     covariates: int = 0
+    # "standard": each window in units of the mean and standard deviation of its own
+    # shown context, per variable (tsdiff.window_scale); "none": the global z-scores
+    window_scale: str = "none"
 
     def __post_init__(self) -> None:
         _check(self.covariates >= 0, f"covariates must be >= 0, got {self.covariates}")
         _check(self.tokens in TOKENS, f"tokens must be one of {TOKENS}, got {self.tokens!r}")
+        _check(
+            self.window_scale in WINDOW_SCALES,
+            f"window_scale must be one of {WINDOW_SCALES}, got {self.window_scale!r}",
+        )
         _check(self.channels >= 4 and self.blocks >= 1, "channels >= 4 and blocks >= 1 required")
         _check(self.prior_layers >= 0, "prior_layers must be >= 0 (0: interpolation prior)")
         _check(

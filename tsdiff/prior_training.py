@@ -25,6 +25,7 @@ from tsdiff.masks import MaskFn, make_mask_fn
 from tsdiff.network import Denoiser
 from tsdiff.progress import BudgetBar
 from tsdiff.training import Windows
+from tsdiff.window_scale import window_units
 
 
 @dataclass
@@ -166,7 +167,12 @@ def _abs_error(net: Denoiser, b: Windows, cond: torch.Tensor) -> tuple[torch.Ten
     device = module_device(net)
     b, cond = b.to(device), cond.to(device)  # drawn on the CPU, computed where the net is
     target = b.observed & ~cond  # (B, K, L)
-    pred = net.prior(b.values, cond, b.calendar, b.history, b.history_observed)
+    ws, values, history = window_units(
+        net.cfg.window_scale, b.values, cond, b.history, b.history_observed
+    )
+    pred = net.prior(values, cond, b.calendar, history, b.history_observed)
+    if ws is not None:
+        pred = ws.from_units(pred)
     return ((pred - b.values).abs() * target).sum(), target.sum()
 
 

@@ -23,6 +23,7 @@ from tsdiff.samplers import get_sampler
 from tsdiff.samplers.base import Sampler
 from tsdiff.samplers.options import check_sample_options
 from tsdiff.scheduler import NoiseScheduler
+from tsdiff.window_scale import window_units
 
 
 @dataclass
@@ -204,8 +205,12 @@ def prior_windows(net: Denoiser, batch: WindowBatch, batch_cells: int = 250_000)
             for lo in range(0, w, per_chunk):
                 hi = min(w, lo + per_chunk)
                 b = batch.rows(lo, hi, device)
-                p = net.prior(b.values, b.cond_mask, b.calendar, b.history, b.history_observed)
-                out[lo:hi] = torch.where(b.cond_mask, b.values, p.float()).cpu()
+                ws, values, history = window_units(
+                    net.cfg.window_scale, b.values, b.cond_mask, b.history, b.history_observed
+                )
+                p = net.prior(values, b.cond_mask, b.calendar, history, b.history_observed)
+                p = p.float() if ws is None else ws.from_units(p.float())
+                out[lo:hi] = torch.where(b.cond_mask, b.values, p).cpu()
     finally:
         net.train(was_training)
     return out
@@ -239,12 +244,22 @@ def _sample_chunk(
     device = batch.values.device
     observed = batch.cond_mask[:, None]  # (W', 1, K, L)
     shown = batch.values[:, None]
+    # the reverse process runs in each window's units when the network scales windows
+    ws, values, history = window_units(
+        net.cfg.window_scale, batch.values, batch.cond_mask, batch.history, batch.history_observed
+    )
+    rows_ws = None if ws is None else ws.per_row(n)
+    if rows_ws is not None and clip is not None:  # (R, K, 1): the bounds in each window's units
+        clip = (rows_ws.to_units(clip[0]), rows_ws.to_units(clip[1]))
+
+    def back(x: torch.Tensor) -> torch.Tensor:  # (R, K, L) → normalised units
+        return x if rows_ws is None else rows_ws.from_units(x)
 
     def save(i: int, x: torch.Tensor) -> None:  # x (R, K, L) → traj[:, slot] (W', m, K, L)
         if traj is None or i not in keep:
             return
         m = traj.shape[2]
-        state = x.view(w, n, k, length)[:, :m].float()
+        state = back(x).view(w, n, k, length)[:, :m].float()
         traj[:, keep.index(i)] = torch.where(observed, shown, state).cpu()
 
     gens = [torch.Generator().manual_seed(int(s)) for s in batch.seeds]
@@ -254,9 +269,7 @@ def _sample_chunk(
         return torch.cat([torch.randn(n, k, length, generator=g) for g in gens]).to(device)
 
     # the observations' share of the network runs once per window, not per step/sample
-    cond = net.condition(
-        batch.values, batch.cond_mask, batch.calendar, batch.history, batch.history_observed
-    )
+    cond = net.condition(values, batch.cond_mask, batch.calendar, history, batch.history_observed)
     rows = w * n
     x = noise()  # (R, K, L)
     save(0, x)
@@ -271,5 +284,5 @@ def _sample_chunk(
         if i == len(ts) - 1 and not (isinstance(spread, float) and spread == 1.0):
             x = rescale(x.view(w, n, k, length), spread, axis=1).view(rows, k, length)
         save(i + 1, x)
-    x = x.view(w, n, k, length)
+    x = back(x).view(w, n, k, length)
     return torch.where(observed, shown, x)

@@ -29,6 +29,7 @@ from tsdiff.network import Denoiser
 from tsdiff.progress import BudgetBar
 from tsdiff.sampling import WindowBatch, sample_windows
 from tsdiff.scheduler import NoiseScheduler
+from tsdiff.window_scale import window_units
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -293,10 +294,13 @@ def _loss(
     noise = torch.randn(batch.values.shape, generator=gen)
     device = weight.device
     batch, cond, t, noise = batch.to(device), cond.to(device), t.to(device), noise.to(device)
-    x0 = batch.values
     target = batch.observed & ~cond  # observed but hidden: what the model must rebuild
+    # in each window's units when the network scales windows: statistics of the shown cells
+    _, x0, history = window_units(
+        net.cfg.window_scale, batch.values, cond, batch.history, batch.history_observed
+    )
     x_t = scheduler.add_noise(x0, noise, t)
-    out = net(x_t, x0, cond, t, batch.calendar, batch.history, batch.history_observed)
+    out = net(x_t, x0, cond, t, batch.calendar, history, batch.history_observed)
     err = (out - (x0 if net.prediction == "x0" else noise)) ** 2 * target
     return (err * weight[t].view(-1, 1, 1)).sum() / target.sum().clamp(min=1)
 
