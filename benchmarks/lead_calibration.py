@@ -35,7 +35,13 @@ from tsdiff.benchmarks.common import (
     write_results,
 )
 from tsdiff.benchmarks.forecast import DATASETS, load_dataset, load_profile
-from tsdiff.calibration import MIN_HALF_WIDTH, fit_interval_scale, fit_spread, interval_factor
+from tsdiff.calibration import (
+    fit_interval_scale,
+    fit_spread,
+    interval_factor,
+    rescale,
+    scaled_interval,
+)
 from tsdiff.model import TSDiff
 from tsdiff.predictor import Predictor
 from tsdiff.spec import project, project_bounds
@@ -75,10 +81,8 @@ def fit_factors(
     for lo, hi in bands:
         sel = (lead >= lo) & (lead < hi)
         s = fit_spread(smp[:, sel], y[sel]).spread
-        med = np.median(smp[:, sel], axis=0)
-        scaled = med + s * (smp[:, sel] - med)
         spreads.append(s)
-        scales.append(fit_interval_scale(scaled, y[sel]).scale)
+        scales.append(fit_interval_scale(rescale(smp[:, sel], s), y[sel]).scale)
     return Factors(tuple(spreads), tuple(scales))
 
 
@@ -95,12 +99,10 @@ def score(
     coverage also per band of ``report_bands``."""
     norm = model.normalizer
     specs = None if model.spec is None else [model.spec[v] for v in model.variables]
-    med = np.median(z, axis=1, keepdims=True)  # (W, 1, K, H)
-    spread = np.ones(z.shape[-1])
+    spread = np.ones(z.shape[-1])  # (H,)
     for (lo, hi), s in zip(bands, factors.spread, strict=True):
         spread[lo:hi] = s
-    zs = med + spread * (z - med)  # (W, n, K, H)
-    x = norm.inverse(zs)
+    x = norm.inverse(rescale(z, spread, axis=1))  # (W, n, K, H)
     if specs is not None:
         x = project(x, specs)
     smp = x.transpose(1, 0, 2, 3)  # (n, W, K, H)
@@ -114,12 +116,7 @@ def score(
     for lv in LEVELS:
         lo_b, hi_b = np.empty(truth.shape), np.empty(truth.shape)
         for (a, b), scale in zip(bands, factors.intervals, strict=True):
-            part = zt[..., a:b]
-            lo, hi = metrics.interval(part, lv)
-            f = interval_factor(scale, lv)
-            m = np.median(part, axis=0)
-            lo_b[..., a:b] = m - f * np.maximum(m - lo, MIN_HALF_WIDTH)
-            hi_b[..., a:b] = m + f * np.maximum(hi - m, MIN_HALF_WIDTH)
+            lo_b[..., a:b], hi_b[..., a:b] = scaled_interval(zt[..., a:b], lv, scale)
         lo_b, hi_b = norm.inverse(lo_b), norm.inverse(hi_b)
         if specs is not None:
             lo_b, hi_b = project_bounds(lo_b, hi_b, specs)
@@ -195,7 +192,8 @@ def run(
             _interval_factors_at(cal.samples, cal.truth, cal.lead, bands, shipped.spread[0]),
         ),
     )
-    variants["uncalibrated"] = (one, Factors((1.0,), ({},)))
+    # factors of 1: the samples' own intervals (half-widths floored as the fitted ones)
+    variants["uncalibrated"] = (one, Factors((1.0,), ({lv: 1.0 for lv in LEVELS},)))
     scores = {}
     for name, (b, f) in variants.items():
         scores[name] = {
@@ -230,8 +228,7 @@ def _interval_factors_at(
     smp: np.ndarray, y: np.ndarray, lead: np.ndarray, bands: Sequence[tuple[int, int]], s: float
 ) -> tuple[dict[int, float], ...]:
     """Interval factors per band of the calibration samples scaled by one spread ``s``."""
-    med = np.median(smp, axis=0)
-    scaled = med + s * (smp - med)
+    scaled = rescale(smp, s)
     return tuple(
         fit_interval_scale(scaled[:, (lead >= a) & (lead < b)], y[(lead >= a) & (lead < b)]).scale
         for a, b in bands
