@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tsdiff.benchmarks import csdi, peers
+from tsdiff.benchmarks import csdi, peers, shipped
 from tsdiff.benchmarks.common import PROFILES
 from tsdiff.cli import main
 from tsdiff.datasets import PHYSIONET_VARIABLES, default_data_dir, physionet_slice
@@ -186,3 +186,26 @@ def test_recalibrate_refits_only_the_calibration_under_the_rules_asked_for():
     assert fit["holdout"] == "pattern" and model.info["calibration"] is fit
     assert fit["n_cells"] != before["n_cells"]  # other cells: the stays' own gaps
     assert all(torch.equal(v, weights[k]) for k, v in model.net.state_dict().items())
+
+
+@pytest.mark.slow
+def test_shipped_vitals_scored_with_half_of_each_stays_values_held_out(tmp_path):
+
+    kw = {"test_series": 3, "n_samples": 4, "steps": 2}
+    ten = shipped.run("physionet-vitals", tmp_path, **kw)
+    half = shipped.run("physionet-vitals", tmp_path, missing=0.5, **kw)
+    assert (ten["dataset"], half["dataset"]) == ("physionet10", "physionet50")
+    assert half["trained_on"] == "physionet10" and half["published"]["csdi"]["crps"] == 0.33
+    # the same three stays, five times the share of their observed values hidden
+    assert half["n_series"] == ten["n_series"] == 3
+    assert 4 * ten["n_cells"] < half["n_cells"] < 6 * ten["n_cells"]
+    assert (tmp_path / "shipped-physionet-vitals-ddim-4x2-3series-missing50.json").exists()
+    assert (tmp_path / "shipped-physionet-vitals-ddim-4x2-3series.json").exists()
+    assert half["outside_bounds"] == {"medians": 0, "interval_bounds": 0, "samples": 0}
+
+
+def test_shipped_refuses_a_missing_share_for_a_model_whose_data_fixes_it(tmp_path):
+
+    with pytest.raises(ConfigError, match="--missing applies to PhysioNet models"):
+        shipped.run("pm25-beijing", tmp_path, missing=0.5)
+    assert not list(tmp_path.iterdir())
