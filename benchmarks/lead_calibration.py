@@ -86,22 +86,25 @@ def fit_factors(
     return Factors(tuple(spreads), tuple(scales))
 
 
+Plan = Sequence[tuple[Sequence[tuple[int, int]], Factors]]  # per test forecast: bands, factors
+
+
 def score(
     model: Predictor,
     z: np.ndarray,
     truth: np.ndarray,
-    bands: Sequence[tuple[int, int]],
-    factors: Factors,
+    plan: Plan,
     report_bands: Sequence[tuple[int, int]],
 ) -> dict[str, Any]:
     """Test forecasts ``z`` (W, n, K, H) in normalised units, uncalibrated, scored against
-    ``truth`` (W, K, H) (original units) once ``factors`` (per band of ``bands``) apply;
-    coverage also per band of ``report_bands``."""
+    ``truth`` (W, K, H) (original units) once each forecast's factors (``plan[w]``: per
+    band of its bands) apply; coverage also per band of ``report_bands``."""
     norm = model.normalizer
     specs = None if model.spec is None else [model.spec[v] for v in model.variables]
-    spread = np.ones(z.shape[-1])  # (H,)
-    for (lo, hi), s in zip(bands, factors.spread, strict=True):
-        spread[lo:hi] = s
+    spread = np.ones((z.shape[0], 1, 1, z.shape[-1]))  # (W, 1, 1, H)
+    for w, (bands, factors) in enumerate(plan):
+        for (lo, hi), s in zip(bands, factors.spread, strict=True):
+            spread[w, ..., lo:hi] = s
     x = norm.inverse(rescale(z, spread, axis=1))  # (W, n, K, H)
     if specs is not None:
         x = project(x, specs)
@@ -115,8 +118,11 @@ def score(
     zt = norm.transform(smp)  # the projected samples, back in the network's space
     for lv in LEVELS:
         lo_b, hi_b = np.empty(truth.shape), np.empty(truth.shape)
-        for (a, b), scale in zip(bands, factors.intervals, strict=True):
-            lo_b[..., a:b], hi_b[..., a:b] = scaled_interval(zt[..., a:b], lv, scale)
+        for w, (bands, factors) in enumerate(plan):
+            for (a, b), scale in zip(bands, factors.intervals, strict=True):
+                lo_b[w, ..., a:b], hi_b[w, ..., a:b] = scaled_interval(
+                    zt[:, w, ..., a:b], lv, scale
+                )
         lo_b, hi_b = norm.inverse(lo_b), norm.inverse(hi_b)
         if specs is not None:
             lo_b, hi_b = project_bounds(lo_b, hi_b, specs)
@@ -126,6 +132,35 @@ def score(
             round(float(inside[..., a:b][mask[..., a:b]].mean()), 4) for a, b in report_bands
         ]
     return {k: round(v, 5) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def rolling_plan(
+    cal_z: np.ndarray,
+    cal_y: np.ndarray,
+    cal_where: Sequence[tuple[Any, int, Any]],
+    z: np.ndarray,
+    y: np.ndarray,
+    where: Sequence[tuple[Any, int, Any]],
+    horizon: int,
+    recent: int,
+) -> list[tuple[list[tuple[int, int]], Factors]]:
+    """One spread and one set of interval factors per test forecast, fitted on the
+    ``recent`` latest forecasts of its series whose whole horizon had happened by its
+    origin: the calibration origins' (``cal_z`` (Wc, n, K, H), ``cal_y`` (Wc, K, H)) and
+    the earlier test origins' (``z``, ``y`` alike), all normalised. What a forecaster
+    recalibrated as truths arrive would use; nothing after the origin."""
+    pool = [(wh, cal_z[i], cal_y[i]) for i, wh in enumerate(cal_where)]
+    pool += [(wh, z[i], y[i]) for i, wh in enumerate(where)]
+    plan, one = [], [(0, horizon)]
+    for key, pos, _ in where:
+        known = sorted(
+            (p for p in pool if p[0][0] == key and p[0][1] + horizon <= pos),
+            key=lambda p: p[0][1],
+        )[-recent:]
+        smp = np.concatenate([p[1].reshape(p[1].shape[0], -1) for p in known], axis=1)
+        truth = np.concatenate([p[2].reshape(-1) for p in known])
+        plan.append((one, fit_factors(smp, truth, np.zeros(truth.size, dtype=int), one)))
+    return plan
 
 
 def run(
@@ -199,9 +234,30 @@ def run(
         scores[name] = {
             "spread": list(f.spread),
             "interval90": [interval_factor(s, 90) for s in f.intervals],
-            **score(model, z, bt.truth, b, f, bands),
+            **score(model, z, bt.truth, [(b, f)] * w, bands),
         }
         log(f"{name}: {scores[name]}")
+    # recalibrated as truths arrive: each origin's factors from the latest matured forecasts
+    wc = len(cal.run.where)
+    cal_z = cal.samples.reshape(n, wc, k, h).transpose(1, 0, 2, 3)  # (Wc, n, K, H)
+    plan = rolling_plan(
+        cal_z,
+        cal.truth.reshape(wc, k, h),
+        cal.run.where,
+        z,
+        model.normalizer.transform(bt.truth),
+        bt.windows,
+        h,
+        calibrate_windows,
+    )
+    name = f"rolling: the latest {calibrate_windows} matured forecasts at each origin"
+    scores[name] = {
+        "spread": [float(np.median([f.spread[0] for _, f in plan]))],
+        "interval90": [float(np.median([interval_factor(f.intervals[0], 90) for _, f in plan]))],
+        "spread_range": [min(f.spread[0] for _, f in plan), max(f.spread[0] for _, f in plan)],
+        **score(model, z, bt.truth, plan, bands),
+    }
+    log(f"{name}: {scores[name]}")
     result = {
         **stamp(command, measured),
         "dataset": dataset,
@@ -246,6 +302,10 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r['calibration_origins']} forecasts from origins {r['calibration_span'][0]} .. "
         f"{r['calibration_span'][1]} (horizons ending by the first test origin); "
         f"{r['n_samples']} samples. Lead bands (h): {bands}.",
+        "",
+        "Rolling: each test origin's spread and interval factors fitted on the latest "
+        "matured forecasts (calibration origins, then test origins whose horizon had "
+        "ended by it); its spread and 90 % factor columns give the medians over origins.",
         "",
         "| factors | spread | 90 % interval factor | MAE | CRPS | cov50 | cov90 "
         "| cov50 by band | cov90 by band |",

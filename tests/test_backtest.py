@@ -213,6 +213,31 @@ def test_forecast_benchmark_tiny_end_to_end(tiny_forecast_bench) -> None:
     assert r["protocol"]["lags"] == [24, 48] and r["protocol"]["context"] == 48 + 30 - 24
 
 
+@pytest.mark.slow
+def test_forecast_benchmark_scores_tsdiff_recalibrated_beside_it(tmp_path) -> None:
+    """``--recalibrate``: a row for the same model refitted at each origin on matured
+    forecasts, its targets checked apart, both on the page."""
+    pytest.importorskip("statsforecast")
+    from tsdiff.benchmarks import forecast
+    from tsdiff.datasets import default_data_dir
+
+    base = default_data_dir()
+    if base is None or not (base / "etth1_2017_2018.parquet").is_file():
+        pytest.skip("../shared/data/etth1_2017_2018.parquet is not available")
+    over = {"recalibrate": True, "baselines": False}
+    r = forecast.run("etth1", "tiny", out_dir=tmp_path, progress=False, overrides=over)
+    assert set(r["methods"]) == {"tsdiff", "tsdiff_recalibrated"}
+    once, rolled = r["methods"]["tsdiff"], r["methods"]["tsdiff_recalibrated"]
+    assert once["n_cells"] == rolled["n_cells"] == 3 * 24 * 7
+    rec = r["recalibration"]
+    # 2 calibration origins, then daily origins with a day's horizon: each sees the last
+    assert rec["recent"] == 2 and rec["own_forecasts_pooled"] == [0, 1, 2]
+    assert rec["spread"][0] == r["calibration"]["forecast"]["spread"]
+    assert r["targets_recalibrated"]["cov90_in_87_93"] == (0.87 <= rolled["cov90"] <= 0.93)
+    page = (tmp_path / "forecast-etth1-tiny.md").read_text()
+    assert "| tsdiff_recalibrated |" in page and "recalibrated as truths arrive" in page
+
+
 def test_forecast_page_shows_the_model_scored_without_its_gate(tiny_forecast_bench) -> None:
     """A gated model's page has a row for the same model and draws without the gate
     (scores only: no timings of its own) and says what the gate was."""

@@ -37,9 +37,17 @@ from tsdiff.calibration import (
 )
 from tsdiff.data import Panel
 from tsdiff.errors import DataError, RangeError
-from tsdiff.forecasting import chunk_length, draw_forecasts, first_chunk, lead_gate, naive_bases
+from tsdiff.forecasting import (
+    chunk_length,
+    draw_forecasts,
+    first_chunk,
+    lead_gate,
+    naive_bases,
+    scale_paths,
+)
 from tsdiff.inference import model_intervals
 from tsdiff.predictor import Predictor
+from tsdiff.rolling_calibration import Forecasts, Refit, refit_summary, rolling_refits
 
 Intervals = dict[int, tuple[np.ndarray, np.ndarray]]  # level → (lo, hi), each (W, K, H)
 
@@ -109,6 +117,7 @@ def backtest(
     spread: float | None = None,
     static_df: pd.DataFrame | None = None,
     gate: bool = True,
+    recalibrate: bool = False,
 ) -> BacktestResult:
     """Forecast ``horizon`` steps from ``windows`` origins every ``step`` steps per series.
 
@@ -128,6 +137,11 @@ def backtest(
     (:mod:`tsdiff.covariates`). The forecasts are recentred by the forecast gate (the
     model's, or the one the calibration fits: weights of the model's median against
     seasonal naive); ``gate=False`` scores the model alone, e.g. to see what the gate did.
+
+    ``recalibrate`` (with ``calibrate_windows``) refits the spread and interval factors
+    at every origin on the ``calibrate_windows`` latest forecasts whose truths had
+    arrived by then (:mod:`tsdiff.rolling_calibration`): a forecaster recalibrated as it
+    goes, e.g. by a daily ``tsdiff calibrate-forecast``. The gate stays as fitted first.
     """
     model.require_fitted()
     horizon = model.check_horizon(horizon)
@@ -136,14 +150,15 @@ def backtest(
         raise RangeError(f"levels must be integers in 1..99, got {levels}")
     if isinstance(calibrate_windows, bool) or calibrate_windows < 0:
         raise RangeError(f"calibrate_windows must be an integer >= 0, got {calibrate_windows!r}")
+    if recalibrate and not calibrate_windows:
+        raise RangeError("recalibrate needs calibrate_windows >= 1: the forecasts it starts from")
     panel = model.panel(df, static_df=static_df)
     opts = {"n_samples": n_samples, "steps": steps, "sampler": sampler, "eta": eta, "seed": seed}
-    calibration = None
+    calibration, cells = None, None
     if calibrate_windows:
         cal_panel = before_first_origin(panel, horizon, step, windows)
-        calibration = fit_forecast_spread(
-            model, cal_panel, horizon, step, int(calibrate_windows), opts
-        )
+        cells = calibration_cells(model, cal_panel, horizon, step, int(calibrate_windows), opts)
+        calibration = fit_on_cells(model, cells)
         spread = calibration["spread"]
         scale = (calibration.get("intervals") or {}).get("scale")
         # fitted at this horizon: one α per variable for all its leads
@@ -155,9 +170,16 @@ def backtest(
         near = model.forecast_gate
         far = model.forecast_gate_far if horizon > chunk_length(model) else None
     alphas = alphas if gate else None
-    run = _forecast_origins(model, panel, horizon, step, windows, opts, spread, alphas)
-    smp = run.samples.transpose(1, 0, 2, 3)  # (n, W, K, H)
-    bounds = model_intervals(model, smp, levels, scale)  # {level: (lo, hi)}, each (W, K, H)
+    refits = None
+    if recalibrate:
+        assert cells is not None
+        run = _forecast_origins(model, panel, horizon, step, windows, opts, 1.0, alphas)
+        refits = _refit_as_truths_arrive(model, cells, run, horizon, int(calibrate_windows))
+        bounds = _refit_intervals(model, run, refits, levels)
+    else:
+        run = _forecast_origins(model, panel, horizon, step, windows, opts, spread, alphas)
+        smp = run.samples.transpose(1, 0, 2, 3)  # (n, W, K, H)
+        bounds = model_intervals(model, smp, levels, scale)  # {level: (lo, hi)}, each (W, K, H)
     frame = forecast_table(panel, run.where, run.index, run.samples, run.truth, bounds)
     summary = summarize_samples(run.samples, run.truth, panel.variables, bounds)
     summary = {
@@ -180,6 +202,7 @@ def backtest(
         "gate": None if alphas is None or near is None else [float(a) for a in near],
         "gate_far": None if alphas is None or far is None else [float(a) for a in far],
         "calibration": calibration,
+        "recalibration": None if refits is None else refit_summary(refits, calibrate_windows),
         "sample_seconds": round(run.seconds, 3),
         **summary,
     }
@@ -255,6 +278,14 @@ def fit_forecast_spread(
     cells = calibration_cells(
         model, panel, horizon, step, windows, opts, spread=1.0 if spread else None, until=until
     )
+    return fit_on_cells(model, cells, spread=spread)
+
+
+def fit_on_cells(
+    model: Predictor, cells: CalibrationCells, *, spread: bool = True
+) -> dict[str, Any]:
+    """:func:`fit_forecast_spread` on forecasts already drawn (``spread``: whether
+    ``cells`` were drawn uncalibrated and a spread is to be fitted)."""
     smp, y, run = cells.samples, cells.truth, cells.run
     info = fit_spread(smp, y).to_dict() if spread else {"spread": run.spread, "kept": True}
     if cells.gate is not None:
@@ -321,6 +352,39 @@ def calibration_cells(
     if model.config.train.forecast_gate:
         smp, gate = _gate_forecasts(model, panel, run, smp, y)
     return CalibrationCells(smp, y, lead, gate, run)
+
+
+def _refit_as_truths_arrive(
+    model: Predictor, cells: CalibrationCells, run: _Origins, horizon: int, recent: int
+) -> list[Refit]:
+    """Per forecast of ``run`` (drawn with spread 1), its factors fitted on the latest
+    ``recent`` matured forecasts, and ``run.samples`` scaled by its spread in place."""
+    w, n, k, h = run.samples.shape
+    wc = len(cells.run.where)
+    norm = model.normalizer
+    validation = Forecasts(
+        cells.samples.reshape(n, wc, k, h).transpose(1, 0, 2, 3),  # (Wc, n, K, H)
+        cells.truth.reshape(wc, k, h),
+        cells.run.where,
+    )
+    own = Forecasts(norm.transform(run.samples), norm.transform(run.truth), run.where)
+    intervals = bool(model.config.train.calibrate_intervals)
+    refits = rolling_refits(validation, own, horizon, recent, intervals=intervals)
+    for i, r in enumerate(refits):
+        run.samples[i] = scale_paths(model, run.samples[i], r.spread)  # (n, K, H)
+    return refits
+
+
+def _refit_intervals(
+    model: Predictor, run: _Origins, refits: Sequence[Refit], levels: Sequence[int]
+) -> Intervals:
+    """Each forecast's central intervals with its own interval factors."""
+    per = [
+        model_intervals(model, run.samples[i], levels, r.intervals) for i, r in enumerate(refits)
+    ]
+    return {
+        lv: (np.stack([b[lv][0] for b in per]), np.stack([b[lv][1] for b in per])) for lv in levels
+    }
 
 
 def _gate_forecasts(

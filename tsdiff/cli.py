@@ -190,6 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="first fit the forecast spread on this many earlier origins (0: the model's)",
     )
     bt.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="with --calibrate-windows N: refit the spread and interval factors at every "
+        "origin on the N latest forecasts whose truths had arrived by then (as a daily "
+        "calibrate-forecast would)",
+    )
+    bt.add_argument(
         "--no-gate",
         action="store_true",
         help="score the model alone, without its weighing against seasonal naive",
@@ -589,6 +596,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         calibrate_windows=args.calibrate_windows,
         static_df=_static_frame(args),
         gate=not args.no_gate,
+        recalibrate=args.recalibrate,
         **kw,
     )
     summary_out = args.summary_out or str(Path(args.out).with_suffix(".json"))

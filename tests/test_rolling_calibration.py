@@ -1,0 +1,131 @@
+"""Forecast calibration refitted as truths arrive: only matured forecasts, only the
+latest, and a backtest that uses them origin by origin."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsdiff.backtest import backtest, cutoffs
+from tsdiff.errors import DataError, RangeError
+from tsdiff.rolling_calibration import Forecasts, matured, rolling_refits
+
+H, STEP, N = 6, 12, 5
+
+
+def test_matured_takes_the_latest_forecasts_of_the_series_whose_horizon_had_ended() -> None:
+    t = pd.Timestamp("2020-01-01")
+    pool = [(("a", p, t), False) for p in (0, 4, 8)] + [(("a", 12, t), True), (("b", 9, t), True)]
+    # at origin 14 with horizon 6: origins <= 8 have ended; 12 has not; series b is other
+    assert matured(("a", 14, t), pool, horizon=6, recent=5) == [0, 1, 2]
+    assert matured(("a", 14, t), pool, horizon=6, recent=2) == [1, 2]
+    assert matured(("a", 18, t), pool, horizon=6, recent=2) == [2, 3]
+    assert matured(("b", 30, t), pool, horizon=6, recent=3) == [4]
+    assert matured(("a", 5, t), pool, horizon=6, recent=3) == []
+
+
+def _forecasts(rng, origins, truth_sd, n=200, k=2, h=4, key="s") -> Forecasts:
+    """Samples N(0, 1) per cell and truths N(0, truth_sd): spread 1 is right for sd 1."""
+    w = len(origins)
+    return Forecasts(
+        rng.standard_normal((w, n, k, h)),
+        truth_sd * rng.standard_normal((w, k, h)),
+        [(key, int(p), pd.Timestamp("2020-01-01") + pd.Timedelta(hours=int(p))) for p in origins],
+    )
+
+
+def test_refits_follow_a_calm_period_once_its_truths_have_arrived() -> None:
+    rng = np.random.default_rng(0)
+    h = 4
+    validation = _forecasts(rng, range(0, 40, 4), truth_sd=1.0, h=h)
+    # the test period is calm: truths vary a third as much as the samples claim
+    test = _forecasts(rng, range(40, 120, 4), truth_sd=0.33, h=h)
+    refits = rolling_refits(validation, test, horizon=h, recent=10, intervals=True)
+    assert len(refits) == len(test.where)
+    # the first test origin sees only validation forecasts: the stormy factor
+    assert refits[0].own == 0 and refits[0].pooled == 10
+    assert 0.8 < refits[0].spread < 1.25
+    # origin 44 sees its predecessor at 40 (40 + 4 <= 44): one own forecast pooled
+    assert refits[1].own == 1
+    # ten origins later the pool is the test period's own: narrower samples, intervals
+    late = refits[12]
+    assert late.own == 10 and late.pooled == 10
+    assert late.spread < 0.6 * refits[0].spread
+    assert late.intervals is not None and refits[0].intervals is not None
+    assert late.intervals[90] < refits[0].intervals[90] * 1.2  # already narrowed by spread
+    # nothing from the future: the truths of the last three forecasts (origins 108, 112,
+    # 116) change no refit at or before 108, and do change the one at 116
+    moved = Forecasts(test.samples, test.truth.copy(), test.where)
+    moved.truth[-3:] *= 10
+    again = rolling_refits(validation, moved, horizon=h, recent=10, intervals=True)
+    assert again[:-2] == refits[:-2]
+    assert again[-1] != refits[-1]
+
+
+def test_refits_refuse_a_forecast_with_nothing_matured_before_it() -> None:
+    rng = np.random.default_rng(1)
+    validation = _forecasts(rng, [0], truth_sd=1.0, key="other")
+    test = _forecasts(rng, [10], truth_sd=1.0)
+    with pytest.raises(DataError, match="no forecast of series 's' had matured"):
+        rolling_refits(validation, test, horizon=4, recent=3, intervals=False)
+    with pytest.raises(DataError, match="recent must be >= 1"):
+        rolling_refits(validation, test, horizon=4, recent=0, intervals=False)
+    with pytest.raises(DataError, match="samples must be"):
+        Forecasts(np.zeros((2, 3, 1, 4)), np.zeros((1, 1, 4)), test.where)
+
+
+def test_backtest_recalibrated_as_truths_arrive(fitted, pm25) -> None:
+    kw = {"horizon": H, "step": STEP, "windows": N, "seed": 2, "calibrate_windows": 4}
+    once = backtest(fitted, pm25, **kw, return_samples=True)
+    rolled = backtest(fitted, pm25, **kw, recalibrate=True, return_samples=True)
+    rec = rolled.summary["recalibration"]
+    assert rec["recent"] == 4 and len(rec["spread"]) == rolled.summary["n_forecasts"] == N
+    # the first origin's pool is the calibration origins: the factor fitted once
+    assert rec["spread"][0] == pytest.approx(once.summary["calibration"]["spread"])
+    assert rec["own_forecasts_pooled"][0] == 0
+    # origins STEP apart with H < STEP: each later one has seen its predecessors
+    assert rec["own_forecasts_pooled"][1:] == [1, 2, 3, 4]
+    assert rolled.summary["calibration"] == once.summary["calibration"]
+    # same draws and gate: the same medians; the first origin is scaled alike
+    assert once.samples is not None and rolled.samples is not None
+    np.testing.assert_allclose(
+        np.median(rolled.samples, axis=1), np.median(once.samples, axis=1), rtol=1e-4, atol=1e-3
+    )
+    np.testing.assert_allclose(rolled.samples[0], once.samples[0], rtol=1e-4, atol=1e-3)
+    # each origin's 90 % interval width follows its own factors
+    f = rolled.forecasts
+    var = f["variable"].iloc[0]
+    times = pd.DatetimeIndex(pm25["timestamp"])
+    pos = cutoffs(len(times), H, STEP, N)
+    assert f["origin"].nunique() == N and set(f["origin"]) == set(times[pos])
+    assert (f[f["variable"] == var]["hi_90"] >= f[f["variable"] == var]["lo_90"]).all()
+    # seeded: the same again
+    again = backtest(fitted, pm25, **kw, recalibrate=True)
+    pd.testing.assert_frame_equal(again.forecasts, rolled.forecasts)
+
+
+def test_backtest_recalibrate_needs_calibration_origins(fitted, pm25) -> None:
+    with pytest.raises(RangeError, match="recalibrate needs calibrate_windows"):
+        backtest(fitted, pm25, horizon=H, step=STEP, windows=N, recalibrate=True)
+
+
+def test_cli_backtest_recalibrates_and_refuses_it_without_calibration_origins(
+    fitted, pm25, tmp_path, capsys
+) -> None:
+    from tsdiff.cli import main
+
+    model_dir, data, out = tmp_path / "model", tmp_path / "data.parquet", tmp_path / "bt.parquet"
+    fitted.save(model_dir)
+    pm25.to_parquet(data)
+    argv = ["backtest", str(model_dir), str(data), "--horizon", str(H), "--step", str(STEP)]
+    argv += ["--windows", str(N), "--out", str(out), "--n-samples", "8", "--recalibrate"]
+    assert main(argv) == 2
+    assert "recalibrate needs calibrate_windows" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([*argv, "--calibrate-windows", "3"]) == 0
+    rec = json.loads(out.with_suffix(".json").read_text())["recalibration"]
+    assert rec["recent"] == 3 and rec["own_forecasts_pooled"] == [0, 1, 2, 3, 3]
+    assert len(pd.read_parquet(out)) > 0
