@@ -174,11 +174,18 @@ def run(
     threads: int,
     out_dir: str | Path,
     command: str,
+    recents: Sequence[int] = (),
+    before: int = 0,
 ) -> dict[str, Any]:
+    """``recents``: pool sizes of the rolling variants (default ``calibrate_windows``);
+    ``before``: end the data that many origins (``step`` apart) early, so that settings
+    are chosen on the period before the protocol's test origins, never on them."""
     measured = commit()
     torch.set_num_threads(threads)
     _, _, cfg, bench = load_profile(dataset, profile)
     df = load_dataset(dataset)
+    if before:
+        df = df.iloc[: len(df) - before * bench.step].reset_index(drop=True)
     windows = windows or DATASETS[dataset][1]
     pos = cutoffs(len(df), horizon, bench.step, windows)
     cfg = cfg.replace(data={"freq": "1h"}, train={"seed": seed, "max_minutes": bench.train_minutes})
@@ -240,28 +247,33 @@ def run(
     # recalibrated as truths arrive: each origin's factors from the latest matured forecasts
     wc = len(cal.run.where)
     cal_z = cal.samples.reshape(n, wc, k, h).transpose(1, 0, 2, 3)  # (Wc, n, K, H)
-    plan = rolling_plan(
-        cal_z,
-        cal.truth.reshape(wc, k, h),
-        cal.run.where,
-        z,
-        model.normalizer.transform(bt.truth),
-        bt.windows,
-        h,
-        calibrate_windows,
-    )
-    name = f"rolling: the latest {calibrate_windows} matured forecasts at each origin"
-    scores[name] = {
-        "spread": [float(np.median([f.spread[0] for _, f in plan]))],
-        "interval90": [float(np.median([interval_factor(f.intervals[0], 90) for _, f in plan]))],
-        "spread_range": [min(f.spread[0] for _, f in plan), max(f.spread[0] for _, f in plan)],
-        **score(model, z, bt.truth, plan, bands),
-    }
-    log(f"{name}: {scores[name]}")
+    for recent in recents or (calibrate_windows,):
+        plan = rolling_plan(
+            cal_z,
+            cal.truth.reshape(wc, k, h),
+            cal.run.where,
+            z,
+            model.normalizer.transform(bt.truth),
+            bt.windows,
+            h,
+            recent,
+        )
+        name = f"rolling: the latest {recent} matured forecasts at each origin"
+        spreads = [f.spread[0] for _, f in plan]
+        scores[name] = {
+            "spread": [float(np.median(spreads))],
+            "interval90": [
+                float(np.median([interval_factor(f.intervals[0], 90) for _, f in plan]))
+            ],
+            "spread_range": [min(spreads), max(spreads)],
+            **score(model, z, bt.truth, plan, bands),
+        }
+        log(f"{name}: {scores[name]}")
     result = {
         **stamp(command, measured),
         "dataset": dataset,
         "profile": profile,
+        "before": before,
         "horizon": h,
         "test_origins": len(bt.windows),
         "first_test_origin": str(min(x[2] for x in bt.windows)),
@@ -276,7 +288,8 @@ def run(
         "bands": [[a + 1, b] for a, b in bands],  # 1-based leads, inclusive
         "variants": scores,
     }
-    write_results(result, out_dir, f"lead-calibration-{dataset}-h{h}", markdown)
+    stem = f"lead-calibration-{dataset}-h{h}" + (f"-before{before}" if before else "")
+    write_results(result, out_dir, stem, markdown)
     return result
 
 
@@ -329,6 +342,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--horizon", type=int, default=24)
     p.add_argument("--windows", type=int, help="test origins (default the protocol's)")
     p.add_argument("--calibrate-windows", type=int, default=28)
+    p.add_argument(
+        "--recent",
+        default="",
+        help="pool sizes of the rolling variants, e.g. 28,14,7 (default --calibrate-windows)",
+    )
+    p.add_argument(
+        "--before",
+        type=int,
+        default=0,
+        help="end the data this many origins early: choose settings before the test period",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(RESULTS))
@@ -343,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         threads=a.threads,
         out_dir=a.out,
         command=module_command("tsdiff.benchmarks.lead_calibration"),
+        recents=[int(x) for x in a.recent.split(",") if x],
+        before=a.before,
     )
     return 0
 
