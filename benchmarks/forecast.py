@@ -95,9 +95,9 @@ class ForecastBench:
     history_steps: int | None = None  # keep only the data's last steps (smoke tests)
     # forecast spread fitted on this many origins before the first test origin (0: none)
     calibrate_windows: int = 28
-    # also score tsdiff recalibrated at every origin on the calibrate_windows latest
-    # forecasts whose truths had arrived (tsdiff.rolling_calibration), beside the above
-    recalibrate: bool = False
+    # > 0: also score tsdiff recalibrated at every origin on this many latest forecasts
+    # whose truths had arrived (tsdiff.rolling_calibration), beside the above
+    recalibrate: int = 0
 
     def __post_init__(self) -> None:
         if self.horizon < 1 or self.step < 1 or self.n_samples < 1:
@@ -284,7 +284,7 @@ def run(
     recalibration = None
     if bench.recalibrate and bench.calibrate_windows:
         t1 = time.perf_counter()
-        rolled = backtest(model, df, **same, recalibrate=True)
+        rolled = backtest(model, df, **same, recalibrate=bench.recalibrate)
         methods["tsdiff_recalibrated"] = {
             **_short(rolled.summary["overall"]),
             "backtest_s": round(time.perf_counter() - t1, 1),
@@ -662,8 +662,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-neural", action="store_true", help="leave out DeepAR and NHITS")
     p.add_argument(
         "--recalibrate",
-        action="store_true",
-        help="also score tsdiff recalibrated at every origin as truths arrive",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also score tsdiff recalibrated at every origin on the N latest matured forecasts",
     )
     p.add_argument(
         "--add-arima",
@@ -689,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_neural:
         overrides["neural_peers"] = False
     if args.recalibrate:
-        overrides["recalibrate"] = True
+        overrides["recalibrate"] = args.recalibrate
     run(
         args.dataset,
         args.profile,

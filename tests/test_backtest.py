@@ -224,7 +224,7 @@ def test_forecast_benchmark_scores_tsdiff_recalibrated_beside_it(tmp_path) -> No
     base = default_data_dir()
     if base is None or not (base / "etth1_2017_2018.parquet").is_file():
         pytest.skip("../shared/data/etth1_2017_2018.parquet is not available")
-    over = {"recalibrate": True, "baselines": False}
+    over = {"recalibrate": 2, "baselines": False}
     r = forecast.run("etth1", "tiny", out_dir=tmp_path, progress=False, overrides=over)
     assert set(r["methods"]) == {"tsdiff", "tsdiff_recalibrated"}
     once, rolled = r["methods"]["tsdiff"], r["methods"]["tsdiff_recalibrated"]

@@ -80,7 +80,7 @@ def test_refits_refuse_a_forecast_with_nothing_matured_before_it() -> None:
 def test_backtest_recalibrated_as_truths_arrive(fitted, pm25) -> None:
     kw = {"horizon": H, "step": STEP, "windows": N, "seed": 2, "calibrate_windows": 4}
     once = backtest(fitted, pm25, **kw, return_samples=True)
-    rolled = backtest(fitted, pm25, **kw, recalibrate=True, return_samples=True)
+    rolled = backtest(fitted, pm25, **kw, recalibrate=4, return_samples=True)
     rec = rolled.summary["recalibration"]
     assert rec["recent"] == 4 and len(rec["spread"]) == rolled.summary["n_forecasts"] == N
     # the first origin's pool is the calibration origins: the factor fitted once
@@ -103,13 +103,18 @@ def test_backtest_recalibrated_as_truths_arrive(fitted, pm25) -> None:
     assert f["origin"].nunique() == N and set(f["origin"]) == set(times[pos])
     assert (f[f["variable"] == var]["hi_90"] >= f[f["variable"] == var]["lo_90"]).all()
     # seeded: the same again
-    again = backtest(fitted, pm25, **kw, recalibrate=True)
+    again = backtest(fitted, pm25, **kw, recalibrate=4)
+    # a smaller pool: the latest two
+    two = backtest(fitted, pm25, **kw, recalibrate=2).summary["recalibration"]
+    assert two["recent"] == 2 and two["own_forecasts_pooled"] == [0, 1, 2, 2, 2]
     pd.testing.assert_frame_equal(again.forecasts, rolled.forecasts)
 
 
 def test_backtest_recalibrate_needs_calibration_origins(fitted, pm25) -> None:
     with pytest.raises(RangeError, match="recalibrate needs calibrate_windows"):
-        backtest(fitted, pm25, horizon=H, step=STEP, windows=N, recalibrate=True)
+        backtest(fitted, pm25, horizon=H, step=STEP, windows=N, recalibrate=3)
+    with pytest.raises(RangeError, match="recalibrate must be an integer >= 0"):
+        backtest(fitted, pm25, horizon=H, step=STEP, windows=N, recalibrate=-1)
 
 
 def test_cli_backtest_recalibrates_and_refuses_it_without_calibration_origins(
@@ -121,7 +126,7 @@ def test_cli_backtest_recalibrates_and_refuses_it_without_calibration_origins(
     fitted.save(model_dir)
     pm25.to_parquet(data)
     argv = ["backtest", str(model_dir), str(data), "--horizon", str(H), "--step", str(STEP)]
-    argv += ["--windows", str(N), "--out", str(out), "--n-samples", "8", "--recalibrate"]
+    argv += ["--windows", str(N), "--out", str(out), "--n-samples", "8", "--recalibrate", "3"]
     assert main(argv) == 2
     assert "recalibrate needs calibrate_windows" in capsys.readouterr().err
     assert not out.exists()

@@ -117,7 +117,7 @@ def backtest(
     spread: float | None = None,
     static_df: pd.DataFrame | None = None,
     gate: bool = True,
-    recalibrate: bool = False,
+    recalibrate: int = 0,
 ) -> BacktestResult:
     """Forecast ``horizon`` steps from ``windows`` origins every ``step`` steps per series.
 
@@ -138,8 +138,8 @@ def backtest(
     model's, or the one the calibration fits: weights of the model's median against
     seasonal naive); ``gate=False`` scores the model alone, e.g. to see what the gate did.
 
-    ``recalibrate`` (with ``calibrate_windows``) refits the spread and interval factors
-    at every origin on the ``calibrate_windows`` latest forecasts whose truths had
+    ``recalibrate`` > 0 (with ``calibrate_windows``) refits the spread and interval
+    factors at every origin on the ``recalibrate`` latest forecasts whose truths had
     arrived by then (:mod:`tsdiff.rolling_calibration`): a forecaster recalibrated as it
     goes, e.g. by a daily ``tsdiff calibrate-forecast``. The gate stays as fitted first.
     """
@@ -150,6 +150,8 @@ def backtest(
         raise RangeError(f"levels must be integers in 1..99, got {levels}")
     if isinstance(calibrate_windows, bool) or calibrate_windows < 0:
         raise RangeError(f"calibrate_windows must be an integer >= 0, got {calibrate_windows!r}")
+    if isinstance(recalibrate, bool) or recalibrate < 0:
+        raise RangeError(f"recalibrate must be an integer >= 0, got {recalibrate!r}")
     if recalibrate and not calibrate_windows:
         raise RangeError("recalibrate needs calibrate_windows >= 1: the forecasts it starts from")
     panel = model.panel(df, static_df=static_df)
@@ -174,7 +176,7 @@ def backtest(
     if recalibrate:
         assert cells is not None
         run = _forecast_origins(model, panel, horizon, step, windows, opts, 1.0, alphas)
-        refits = _refit_as_truths_arrive(model, cells, run, horizon, int(calibrate_windows))
+        refits = _refit_as_truths_arrive(model, cells, run, horizon, int(recalibrate))
         bounds = _refit_intervals(model, run, refits, levels)
     else:
         run = _forecast_origins(model, panel, horizon, step, windows, opts, spread, alphas)
@@ -202,7 +204,7 @@ def backtest(
         "gate": None if alphas is None or near is None else [float(a) for a in near],
         "gate_far": None if alphas is None or far is None else [float(a) for a in far],
         "calibration": calibration,
-        "recalibration": None if refits is None else refit_summary(refits, calibrate_windows),
+        "recalibration": None if refits is None else refit_summary(refits, recalibrate),
         "sample_seconds": round(run.seconds, 3),
         **summary,
     }

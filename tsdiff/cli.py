@@ -191,10 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bt.add_argument(
         "--recalibrate",
-        action="store_true",
-        help="with --calibrate-windows N: refit the spread and interval factors at every "
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --calibrate-windows: refit the spread and interval factors at every "
         "origin on the N latest forecasts whose truths had arrived by then (as a daily "
-        "calibrate-forecast would)",
+        "calibrate-forecast would; 0: calibrate once)",
     )
     bt.add_argument(
         "--no-gate",
