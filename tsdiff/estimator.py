@@ -269,6 +269,11 @@ class Estimator:
             [s for i, s in enumerate(series) if i in pick],
         )
 
+    def training_windows(self, model: Predictor, df: pd.DataFrame) -> Windows:
+        """The windows a fit of ``model`` trains (or validates) on from ``df``, for work
+        on a fitted model's network after the fit (e.g. ``prior_training.continue_prior``)."""
+        return self._windows(model, model.panel(df).series)
+
     def _windows(self, model: Predictor, series: list[Series]) -> Windows:
         """Training windows with at least one observed cell (normalised, NaN → 0)."""
         vals, obs, cals, hist = [], [], [], []
