@@ -39,6 +39,17 @@ LIMITS = {
 }
 
 
+def _finetune_lines(rounds: list[dict[str, Any]]) -> list[str]:
+    """The prior's later training (``scripts/finetune_prior.py``), one line a round."""
+    return [
+        f"- then the prior trained on from its weights: `{r['command']}` at {r['commit']}, "
+        f"started {r['started']}: {r['epochs_run']} epochs ({r['seconds']:.0f} s, best epoch "
+        f"{r['best_epoch']}), validation MAE (the prior's own, fixed masks) "
+        f"{r['val_mae_before']} → {r['val_mae_after']}; denoiser kept, calibration refitted"
+        for r in rounds
+    ]
+
+
 def rescored(reference: dict[str, Any], scored: dict[str, Any], model: TSDiff) -> dict[str, Any]:
     """The benchmark result ``reference`` (its protocol, baselines and peers on the same
     cells) with this model's test scores from ``benchmarks.shipped`` (``scored``) and
@@ -99,6 +110,7 @@ def card(name: str, result: dict[str, Any], model: TSDiff) -> str:
         f"- wall time {info['train_seconds']:.0f} s: learned prior {prior.get('epochs_run')} "
         f"epochs ({prior.get('seconds')} s, best epoch {prior.get('best_epoch')}), then the "
         f"denoiser {info['epochs_run']} epochs ({info['steps_run']} steps)",
+        *_finetune_lines(info.get("prior_finetune") or []),
         f"- network: {json.dumps(cfg.network.__dict__, default=list)}",
         f"- calibration on validation cells ({_holdout(cfg.train)}): spread "
         f"x{cal.get('spread')}, gate (weight of the diffusion median against the prior, "

@@ -17,7 +17,7 @@ from tsdiff.config import NetworkConfig, TSDiffConfig
 from tsdiff.errors import ConfigError
 from tsdiff.model import TSDiff
 from tsdiff.network import Denoiser, interpolate
-from tsdiff.prior_training import train_prior
+from tsdiff.prior_training import continue_prior, train_prior
 from tsdiff.training import Windows
 
 PRIOR = {"prior_layers": 1, "prior_dim": 16, "prior_heads": 2}
@@ -81,6 +81,31 @@ def test_prior_stops_early_and_never_ends_worse_than_interpolation() -> None:
         assert res.best_val_mae == res.interp_val_mae
         assert not net.prior_net.head.weight.any() and not net.prior_net.head.bias.any()
     assert res.best_val_mae <= res.interp_val_mae
+
+
+def test_a_prior_trained_on_starts_from_its_weights_and_keeps_them_unless_beaten() -> None:
+    net = _net(**PRIOR)
+    short = tiny_config(masking="random", prior_epochs=3, prior_patience=3, prior_lr=3e-3).train
+    train, val = _windows(256), _windows(64, seed=1)
+    first = train_prior(net, train, val, short, progress=False)
+    start = {k: v.clone() for k, v in net.prior_net.state_dict().items()}
+    # at a learning rate that cannot move it, the weights it started from stay
+    frozen_lr = tiny_config(
+        masking="random", prior_epochs=3, prior_patience=2, prior_lr=1e-12
+    ).train
+    before, res = continue_prior(net, train, val, frozen_lr)
+    assert before == pytest.approx(first.best_val_mae, rel=1e-6)  # its own MAE, not interp's
+    assert res.best_epoch == 0 and res.best_val_mae == before
+    for k, v in net.prior_net.state_dict().items():
+        assert torch.equal(v, start[k])
+    assert not any(p.requires_grad for p in net.prior_net.parameters())
+    # trained on for real, it improves on where it started, and is frozen again
+    more = tiny_config(masking="random", prior_epochs=20, prior_patience=20, prior_lr=1e-3).train
+    before, res = continue_prior(net, train, val, more)
+    assert res.best_val_mae < before and res.best_epoch >= 1
+    assert not any(p.requires_grad for p in net.prior_net.parameters())
+    with pytest.raises(ValueError, match="no learned prior"):
+        continue_prior(_net(prior_layers=0), train, val, more)
 
 
 def test_prior_respects_its_budget() -> None:
