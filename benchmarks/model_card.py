@@ -40,14 +40,26 @@ LIMITS = {
 
 
 def _finetune_lines(rounds: list[dict[str, Any]]) -> list[str]:
-    """The prior's later training (``scripts/finetune_prior.py``), one line a round."""
-    return [
-        f"- then the prior trained on from its weights: `{r['command']}` at {r['commit']}, "
-        f"started {r['started']}: {r['epochs_run']} epochs ({r['seconds']:.0f} s, best epoch "
-        f"{r['best_epoch']}), validation MAE (the prior's own, fixed masks) "
-        f"{r['val_mae_before']} → {r['val_mae_after']}; denoiser kept, calibration refitted"
-        for r in rounds
-    ]
+    """Later training from the saved weights (``scripts/finetune_prior.py``), a line a round."""
+    lines = []
+    for r in rounds:
+        head = (
+            f"- then the {r.get('part', 'prior')} trained on from its weights: `{r['command']}` "
+            f"at {r['commit']}, started {r['started']}: {r['epochs_run']} epochs "
+            f"({r['seconds']:.0f} s, best epoch {r['best_epoch']}), "
+        )
+        if r.get("part") == "denoiser":
+            tail = (
+                f"validation loss {r['val_loss_first_epoch']} (first epoch) → "
+                f"{r['val_loss_best']}; prior kept, calibration refitted"
+            )
+        else:
+            tail = (
+                f"validation MAE (the prior's own, fixed masks) {r['val_mae_before']} → "
+                f"{r['val_mae_after']}; denoiser kept, calibration refitted"
+            )
+        lines.append(head + tail)
+    return lines
 
 
 def rescored(reference: dict[str, Any], scored: dict[str, Any], model: TSDiff) -> dict[str, Any]:
@@ -111,6 +123,7 @@ def card(name: str, result: dict[str, Any], model: TSDiff) -> str:
         f"epochs ({prior.get('seconds')} s, best epoch {prior.get('best_epoch')}), then the "
         f"denoiser {info['epochs_run']} epochs ({info['steps_run']} steps)",
         *_finetune_lines(info.get("prior_finetune") or []),
+        *_finetune_lines(info.get("denoiser_finetune") or []),
         f"- network: {json.dumps(cfg.network.__dict__, default=list)}",
         f"- calibration on validation cells ({_holdout(cfg.train)}): spread "
         f"x{cal.get('spread')}, gate (weight of the diffusion median against the prior, "

@@ -2,6 +2,11 @@
 refit its calibration on the validation split, and save it.
 
     python scripts/finetune_prior.py MODEL OUT_DIR [--lr 3e-4] [--patience 10] [--minutes 15]
+    python scripts/finetune_prior.py MODEL OUT_DIR --denoiser --lr 2e-4 --minutes 20
+
+``--denoiser``: train the denoiser on instead, from its weights, with the prior kept (the
+prior a denoiser refines changed under it: let it follow), keeping the weights of its
+best validation loss.
 
 ``MODEL``: a shipped name or a model folder trained on a benchmark protocol (its
 ``info.data.dataset`` names the splits). The prior's first training stopped early (short
@@ -27,6 +32,7 @@ from tsdiff.benchmarks.recalibration import recalibrate
 from tsdiff.estimator import Estimator
 from tsdiff.model import TSDiff
 from tsdiff.prior_training import continue_prior
+from tsdiff.training import train
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--patience", type=int, default=10)
     ap.add_argument("--minutes", type=float, default=15.0)
+    ap.add_argument("--denoiser", action="store_true", help="train the denoiser on instead")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     started = datetime.now(timezone.utc)
@@ -44,29 +51,60 @@ def main(argv: list[str] | None = None) -> None:
     est = Estimator(model.config)
     train_set = est.training_windows(model, task.train)
     val_set = est.training_windows(model, task.valid)
-    cfg = dataclasses.replace(
-        model.config.train, prior_lr=a.lr, prior_patience=a.patience, prior_epochs=10_000
-    )
     assert model.net is not None
     t0 = time.perf_counter()
-    before, result = continue_prior(model.net, train_set, val_set, cfg, minutes=a.minutes)
-    seconds = time.perf_counter() - t0
-    fit = recalibrate(model, task=task)
-    rounds = list(model.info.get("prior_finetune") or [])
-    rounds.append(
-        {
-            "command": f"scripts/finetune_prior.py MODEL OUT --lr {a.lr:g} --patience "
-            f"{a.patience} --minutes {a.minutes:g}",
-            "commit": commit(),
-            "started": f"{started:%Y-%m-%d %H:%M} UTC",
+    if a.denoiser:
+        cfg = dataclasses.replace(model.config.train, lr=a.lr, max_minutes=a.minutes, epochs=None)
+        with torch.random.fork_rng():
+            torch.manual_seed(cfg.seed + 13)
+            best, res = train(
+                model.net,
+                model.scheduler,
+                train_set,
+                val_set,
+                cfg,
+                progress=False,
+                clip=model.clip_bounds(),
+            )
+        model.net.load_state_dict(best)
+        model.net.eval()
+        first = res.epoch_log[0].get("val_loss") if res.epoch_log else None
+        record = {
+            "part": "denoiser",
+            "epochs_run": res.epochs_run,
+            "best_epoch": res.best_epoch,
+            "val_loss_first_epoch": None if first is None else round(first, 5),
+            "val_loss_best": round(res.best_val_loss, 5),
+        }
+        key = "denoiser_finetune"
+    else:
+        cfg = dataclasses.replace(
+            model.config.train, prior_lr=a.lr, prior_patience=a.patience, prior_epochs=10_000
+        )
+        before, result = continue_prior(model.net, train_set, val_set, cfg, minutes=a.minutes)
+        record = {
+            "part": "prior",
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
-            "seconds": round(seconds, 1),
             "val_mae_before": round(before, 5),
             "val_mae_after": round(result.best_val_mae, 5),
         }
+        key = "prior_finetune"
+    seconds = time.perf_counter() - t0
+    fit = recalibrate(model, task=task)
+    rounds = list(model.info.get(key) or [])
+    flags = "--denoiser " if a.denoiser else ""
+    rounds.append(
+        {
+            "command": f"scripts/finetune_prior.py MODEL OUT {flags}--lr {a.lr:g} --patience "
+            f"{a.patience} --minutes {a.minutes:g}",
+            "commit": commit(),
+            "started": f"{started:%Y-%m-%d %H:%M} UTC",
+            "seconds": round(seconds, 1),
+            **record,
+        }
     )
-    model.info["prior_finetune"] = rounds
+    model.info[key] = rounds
     model.save(a.out)
     gate = fit.get("gate") or {}
     print(
