@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> None:
     assert model.net is not None
     t0 = time.perf_counter()
     if a.denoiser:
+        # a loaded network's parameters all train; the prior must stay as it is (a fit
+        # freezes it before the denoiser's epochs as well)
+        if model.net.prior_net is not None:
+            for p in model.net.prior_net.parameters():
+                p.requires_grad_(False)
         cfg = dataclasses.replace(model.config.train, lr=a.lr, max_minutes=a.minutes, epochs=None)
         with torch.random.fork_rng():
             torch.manual_seed(cfg.seed + 13)
