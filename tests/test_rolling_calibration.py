@@ -83,6 +83,7 @@ def test_backtest_recalibrated_as_truths_arrive(fitted, pm25) -> None:
     rolled = backtest(fitted, pm25, **kw, recalibrate=4, return_samples=True)
     rec = rolled.summary["recalibration"]
     assert rec["recent"] == 4 and len(rec["spread"]) == rolled.summary["n_forecasts"] == N
+    assert rolled.summary["spread"] is None  # one per origin instead
     # the first origin's pool is the calibration origins: the factor fitted once
     assert rec["spread"][0] == pytest.approx(once.summary["calibration"]["spread"])
     assert rec["own_forecasts_pooled"][0] == 0

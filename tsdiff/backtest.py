@@ -199,7 +199,7 @@ def backtest(
         "steps": int(steps if steps is not None else model.config.sample.steps),
         "seed": int(seed),
         "levels": levels,
-        "spread": run.spread,
+        "spread": None if refits is not None else run.spread,  # per origin: "recalibration"
         # α per variable over the first chunk's leads, and beyond it; None: the model alone
         "gate": None if alphas is None or near is None else [float(a) for a in near],
         "gate_far": None if alphas is None or far is None else [float(a) for a in far],
