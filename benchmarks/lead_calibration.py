@@ -44,6 +44,7 @@ from tsdiff.calibration import (
 )
 from tsdiff.model import TSDiff
 from tsdiff.predictor import Predictor
+from tsdiff.rolling_calibration import Forecasts, rolling_refits
 from tsdiff.spec import project, project_bounds
 
 LEVELS = (50, 90)
@@ -149,18 +150,11 @@ def rolling_plan(
     origin: the calibration origins' (``cal_z`` (Wc, n, K, H), ``cal_y`` (Wc, K, H)) and
     the earlier test origins' (``z``, ``y`` alike), all normalised. What a forecaster
     recalibrated as truths arrive would use; nothing after the origin."""
-    pool = [(wh, cal_z[i], cal_y[i]) for i, wh in enumerate(cal_where)]
-    pool += [(wh, z[i], y[i]) for i, wh in enumerate(where)]
-    plan, one = [], [(0, horizon)]
-    for key, pos, _ in where:
-        known = sorted(
-            (p for p in pool if p[0][0] == key and p[0][1] + horizon <= pos),
-            key=lambda p: p[0][1],
-        )[-recent:]
-        smp = np.concatenate([p[1].reshape(p[1].shape[0], -1) for p in known], axis=1)
-        truth = np.concatenate([p[2].reshape(-1) for p in known])
-        plan.append((one, fit_factors(smp, truth, np.zeros(truth.size, dtype=int), one)))
-    return plan
+    refits = rolling_refits(
+        Forecasts(cal_z, cal_y, cal_where), Forecasts(z, y, where), horizon, recent, intervals=True
+    )
+    one = [(0, horizon)]
+    return [(one, Factors((r.spread,), (r.intervals or {},))) for r in refits]
 
 
 def run(
