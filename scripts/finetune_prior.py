@@ -47,7 +47,13 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     started = datetime.now(timezone.utc)
     model = TSDiff.load(a.model)
-    task = task_for(model.info["data"]["dataset"])
+    dataset = (model.info.get("data") or {}).get("dataset")
+    if dataset is None:
+        raise SystemExit(
+            f"{a.model}: no benchmark protocol recorded (info.data.dataset): this script "
+            "trains on a protocol's training and validation splits"
+        )
+    task = task_for(dataset)
     est = Estimator(model.config)
     train_set = est.training_windows(model, task.train)
     val_set = est.training_windows(model, task.valid)
