@@ -274,7 +274,11 @@ def run(
     )
     methods: dict[str, Any] = {"tsdiff": ours}
     per_variable: dict[str, Any] = {"tsdiff": bt.summary["per_variable"]}
-    if bt.summary["gate"] is not None:  # what the gate did: the same model and draws alone
+    gate_w = bt.summary["gate"]
+    if gate_w is not None and all(a == 1.0 for a in [*gate_w, *(bt.summary["gate_far"] or [])]):
+        # every weight 1: the gate moves nothing, the model alone is the row above
+        methods["tsdiff_ungated"] = _short(bt.summary["overall"])
+    elif gate_w is not None:  # what the gate did: the same model and draws alone
         alone = backtest(model, df, **same, gate=False)
         methods["tsdiff_ungated"] = _short(alone.summary["overall"])
         log(

@@ -421,3 +421,19 @@ def test_an_anchored_gate_keeps_its_anchor_unless_the_evidence_moves_it() -> Non
     assert good.gate == (1.0, 1.0, 1.0)
     with pytest.raises(DataError, match="anchor"):
         fit_gate(med, naive, truth, var, k, anchor=[1.0], **kw)
+
+
+def test_a_gate_of_ones_leaves_the_paths_untouched_and_another_moves_them(undertrained) -> None:
+    """α = 1 everywhere is the model alone: the paths come back bit for bit (a
+    benchmark then reuses the gated row as the ungated one); α < 1 moves them."""
+    from tsdiff.forecasting import gate_paths
+
+    df = _seasonal().iloc[: 30 * DAY]
+    (series,) = undertrained.panel(df).series
+    cut = len(series.index) - 1
+    rng = np.random.default_rng(0)
+    paths = [rng.normal(50, 5, size=(4, 2, 6))]  # (n, K, H)
+    same = gate_paths(undertrained, paths, [series], [cut], np.ones(2))
+    np.testing.assert_array_equal(same[0], paths[0])
+    moved = gate_paths(undertrained, paths, [series], [cut], np.full(2, 0.5))
+    assert not np.allclose(moved[0], paths[0])

@@ -227,9 +227,9 @@ def gate_paths(
     variable, or (K, H) per variable and lead), keeping their spread; brought back onto
     what each variable can take. A variable without a seasonal naive value keeps the
     model's median."""
-    if not paths:
-        return []
     g = np.asarray(gate, dtype=np.float64)  # (K,) or (K, H)
+    if not paths or (g == 1.0).all():  # the model's median everywhere: nothing moves
+        return list(paths)
     norm, out = model.normalizer, []
     specs = None if model.spec is None else [model.spec[v] for v in model.variables]
     bases = naive_bases(model, past, cuts, paths[0].shape[-1])
