@@ -466,3 +466,24 @@ def test_fit_gives_forecasts_their_own_interval_factors_with_the_spread_kept(pm2
     assert wide.summary["overall"]["crps"] == pytest.approx(narrow.summary["overall"]["crps"])
     assert wide.summary["overall"]["cov90"] >= narrow.summary["overall"]["cov90"]
     assert wide.summary["overall"]["width90"] > narrow.summary["overall"]["width90"]
+
+
+@pytest.mark.slow
+def test_forecast_benchmark_draws_a_long_horizon_once_for_both_calibrations(tmp_path) -> None:
+    """Beyond one window the recalibrated row comes from the same draws as the row
+    calibrated once: the same medians (MAE), no second draw."""
+    pytest.importorskip("statsforecast")
+    from tsdiff.benchmarks import forecast
+    from tsdiff.datasets import default_data_dir
+
+    base = default_data_dir()
+    if base is None or not (base / "etth1_2017_2018.parquet").is_file():
+        pytest.skip("../shared/data/etth1_2017_2018.parquet is not available")
+    over = {"recalibrate": 2, "baselines": False, "horizon": 36}  # the window is 30
+    r = forecast.run("etth1", "tiny", out_dir=tmp_path, progress=False, overrides=over)
+    once, rolled = r["methods"]["tsdiff"], r["methods"]["tsdiff_recalibrated"]
+    assert once["n_cells"] == rolled["n_cells"] == 3 * 36 * 7
+    assert rolled["mae"] == once["mae"]  # scaling about the median keeps it
+    # daily origins, 36 h horizons: the third origin has seen the first's truths
+    assert r["recalibration"]["own_forecasts_pooled"] == [0, 0, 1]
+    assert rolled["backtest_s"] < 0.05 * once["backtest_s"]

@@ -135,3 +135,26 @@ def test_cli_backtest_recalibrates_and_refuses_it_without_calibration_origins(
     rec = json.loads(out.with_suffix(".json").read_text())["recalibration"]
     assert rec["recent"] == 3 and rec["own_forecasts_pooled"] == [0, 1, 2, 3, 3]
     assert len(pd.read_parquet(out)) > 0
+
+
+def test_a_long_recalibrated_backtest_carries_the_once_calibrated_one_from_its_draws(
+    fitted, pm25
+) -> None:
+    """Beyond one window the paths are scaled after sampling either way, so one draw
+    gives both rows: ``once`` equals a backtest calibrated once, table and samples."""
+    long = fitted.window + 6  # two chunks
+    kw = {"horizon": long, "step": STEP, "windows": 3, "seed": 2, "calibrate_windows": 3}
+    once = backtest(fitted, pm25, **kw, return_samples=True)
+    rolled = backtest(fitted, pm25, **kw, recalibrate=2, return_samples=True)
+    assert rolled.once is not None and once.once is None
+    np.testing.assert_array_equal(rolled.once.samples, once.samples)
+    pd.testing.assert_frame_equal(rolled.once.forecasts, once.forecasts)
+    drop = lambda s: {k: v for k, v in s.items() if k != "sample_seconds"}  # noqa: E731
+    assert drop(rolled.once.summary) == drop(once.summary)
+    assert rolled.once.summary["recalibration"] is None
+    assert rolled.summary["recalibration"]["recent"] == 2
+    # one window: the sampler scales inside its last step, so no such row
+    short = backtest(
+        fitted, pm25, horizon=H, step=STEP, windows=3, calibrate_windows=3, recalibrate=2
+    )
+    assert short.once is None

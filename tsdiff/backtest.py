@@ -41,6 +41,7 @@ from tsdiff.forecasting import (
     chunk_length,
     draw_forecasts,
     first_chunk,
+    gate_paths,
     lead_gate,
     naive_bases,
     scale_paths,
@@ -76,6 +77,9 @@ class BacktestResult:
     samples: np.ndarray | None = None
     samples_frame: pd.DataFrame | None = None
     truth: np.ndarray | None = None  # (W, K, H) beside the samples, NaN where not observed
+    # a recalibrated backtest beyond one window: the same draws calibrated once, before
+    # the first origin (what ``backtest`` without ``recalibrate`` returns)
+    once: BacktestResult | None = None
 
 
 def cutoffs(length: int, horizon: int, step: int, windows: int) -> np.ndarray:
@@ -142,6 +146,9 @@ def backtest(
     factors at every origin on the ``recalibrate`` latest forecasts whose truths had
     arrived by then (:mod:`tsdiff.rolling_calibration`): a forecaster recalibrated as it
     goes, e.g. by a daily ``tsdiff calibrate-forecast``. The gate stays as fitted first.
+    Beyond one window, whose paths are scaled after sampling either way, the result's
+    ``once`` is the same draws calibrated once before the first origin: both rows of a
+    comparison for the price of one draw.
     """
     model.require_fitted()
     horizon = model.check_horizon(horizon)
@@ -172,22 +179,82 @@ def backtest(
         near = model.forecast_gate
         far = model.forecast_gate_far if horizon > chunk_length(model) else None
     alphas = alphas if gate else None
-    refits = None
-    if recalibrate:
-        assert cells is not None
-        run = _forecast_origins(model, panel, horizon, step, windows, opts, 1.0, alphas)
-        refits = _refit_as_truths_arrive(model, cells, run, horizon, int(recalibrate))
-        bounds = _refit_intervals(model, run, refits, levels)
-    else:
-        run = _forecast_origins(model, panel, horizon, step, windows, opts, spread, alphas)
+
+    def once_calibrated(run: _Origins) -> Intervals:
         smp = run.samples.transpose(1, 0, 2, 3)  # (n, W, K, H)
-        bounds = model_intervals(model, smp, levels, scale)  # {level: (lo, hi)}, each (W, K, H)
+        return model_intervals(model, smp, levels, scale)  # {level: (lo, hi)}, each (W, K, H)
+
+    settings = {"horizon": horizon, "step": step, "windows": windows, "levels": levels}
+    settings.update(steps=steps, seed=seed, recalibrate=int(recalibrate))
+
+    def result(run: _Origins, bounds: Intervals, refits: list[Refit] | None) -> BacktestResult:
+        return _result(
+            model,
+            panel,
+            run,
+            bounds,
+            refits,
+            settings=settings,
+            gates=(alphas, near, far),
+            calibration=calibration,
+            return_samples=return_samples,
+        )
+
+    if not recalibrate:
+        run = _forecast_origins(model, panel, horizon, step, windows, opts, spread, alphas)
+        return result(run, once_calibrated(run), None)
+    assert cells is not None
+    raw = _forecast_origins(model, panel, horizon, step, windows, opts, 1.0)  # (W, n, K, H)
+    once = None
+    if horizon > model.window - 1:  # drawn unscaled and scaled after, as draw_forecasts does
+        drawn = _post_hoc(model, panel, raw, spread, alphas)
+        once = result(drawn, once_calibrated(drawn), None)
+    run = _post_hoc(model, panel, raw, 1.0, alphas)
+    refits = _refit_as_truths_arrive(model, cells, run, horizon, int(recalibrate))
+    rolled = result(run, _refit_intervals(model, run, refits, levels), refits)
+    return dataclasses.replace(rolled, once=once)
+
+
+def _post_hoc(
+    model: Predictor,
+    panel: Panel,
+    raw: _Origins,
+    spread: float,
+    gate: np.ndarray | Sequence[float] | None,
+) -> _Origins:
+    """Forecasts drawn unscaled and ungated (``raw``) as :func:`draw_forecasts` finishes
+    a horizon beyond one window: scaled by ``spread``, then recentred by ``gate``."""
+    by_key = {s.key: s for s in panel.series}
+    past = [by_key[key] for key, _, _ in raw.where]
+    cuts = [c for _, c, _ in raw.where]
+    paths = [scale_paths(model, p, spread) for p in raw.samples]  # each (n, K, H)
+    if gate is not None:
+        paths = gate_paths(model, paths, past, cuts, gate)
+    return dataclasses.replace(raw, samples=np.stack(paths), spread=float(spread))
+
+
+def _result(
+    model: Predictor,
+    panel: Panel,
+    run: _Origins,
+    bounds: Intervals,
+    refits: list[Refit] | None,
+    *,
+    settings: dict[str, Any],
+    gates: tuple[Any, Any, Any],
+    calibration: dict[str, Any] | None,
+    return_samples: bool,
+) -> BacktestResult:
+    """The table and summary of the forecasts ``run`` with their intervals ``bounds``
+    (``settings``: the backtest's arguments; ``gates``: the α applied, near and far)."""
+    horizon, steps = settings["horizon"], settings["steps"]
+    alphas, near, far = gates
     frame = forecast_table(panel, run.where, run.index, run.samples, run.truth, bounds)
     summary = summarize_samples(run.samples, run.truth, panel.variables, bounds)
     summary = {
         "horizon": int(horizon),
-        "step": int(step),
-        "windows": int(windows),
+        "step": int(settings["step"]),
+        "windows": int(settings["windows"]),
         # steps read before each forecast (its first window's)
         "context": model.history_steps + model.window - first_chunk(model, horizon),
         "lags": list(model.config.network.lags),
@@ -197,14 +264,14 @@ def backtest(
         "last_origin": str(max(w[2] for w in run.where)),
         "n_samples": int(run.samples.shape[1]),
         "steps": int(steps if steps is not None else model.config.sample.steps),
-        "seed": int(seed),
-        "levels": levels,
+        "seed": int(settings["seed"]),
+        "levels": settings["levels"],
         "spread": None if refits is not None else run.spread,  # per origin: "recalibration"
         # α per variable over the first chunk's leads, and beyond it; None: the model alone
         "gate": None if alphas is None or near is None else [float(a) for a in near],
         "gate_far": None if alphas is None or far is None else [float(a) for a in far],
         "calibration": calibration,
-        "recalibration": None if refits is None else refit_summary(refits, recalibrate),
+        "recalibration": None if refits is None else refit_summary(refits, settings["recalibrate"]),
         "sample_seconds": round(run.seconds, 3),
         **summary,
     }
