@@ -76,6 +76,8 @@ def rescored(reference: dict[str, Any], scored: dict[str, Any], model: TSDiff) -
     out["profile"] = f"{reference['profile']}, {model.config.train.max_minutes:g}-minute budget"
     out["commit"] = run.get("sessions", reference["commit"])
     out["date"] = f"scored {scored['date']}"
+    # the machine it was trained on (recorded with the run), not the reference page's
+    out["machine"] = run.get("machine", reference["machine"])
     out["scored"] = {k: scored[k] for k in ("command", "commit", "date", "impute_s")}
     return out
 

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 import torch
 
 from tsdiff import TSDiff
-from tsdiff.benchmarks.common import commit
+from tsdiff.benchmarks.common import commit, machine
 from tsdiff.benchmarks.csdi import load_profile, task_for
 
 
@@ -54,6 +54,7 @@ def main(argv: list[str]) -> None:
     model.info["run"] = {
         "script": f"scripts/train_long.py {dataset} {minutes:g} CKPT OUT",
         "sessions": f"{started}: the process that saved it (resumed runs began earlier)",
+        "machine": {k: v for k, v in machine().items() if k != "load_avg"},  # for its card
     }
     model.save(out)
     keys = ("epochs_run", "best_epoch", "train_seconds")
