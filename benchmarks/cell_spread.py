@@ -73,6 +73,14 @@ def cell_quantiles(
     return np.concatenate(qs, axis=1), np.concatenate(ys), np.concatenate(fs)
 
 
+def standardized(
+    features: np.ndarray, cols: tuple[int, ...], mu: np.ndarray, sd: np.ndarray
+) -> np.ndarray:
+    """Columns ``cols`` of ``features`` (m, 4), standardized: (m, len(cols))."""
+    pick = list(cols)  # an empty tuple as an index would keep every column
+    return (features[:, pick] - mu[pick]) / sd[pick]
+
+
 def scaled_crps(q: np.ndarray, y: np.ndarray, factor: np.ndarray | float) -> float:
     """CSDI's quantile CRPS of quantiles ``q`` (19, m) scaled about their median."""
     med = q[9]
@@ -111,7 +119,7 @@ def run(name: str, out_dir: Path = RESULTS, n_samples: int | None = None) -> dic
         }
     ]
     for variant, cols in VARIANTS.items():
-        xv, xt = (fv[:, cols] - mu[cols]) / sd[cols], (ft[:, cols] - mu[cols]) / sd[cols]
+        xv, xt = standardized(fv, cols, mu, sd), standardized(ft, cols, mu, sd)
         b = fit_factor(qv, yv, xv)
         bh = fit_factor(qv[:, half], yv[half], xv[half])
         rows.append(

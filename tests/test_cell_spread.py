@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tsdiff.benchmarks.cell_spread import fit_factor, run, scaled_crps
+from tsdiff.benchmarks.cell_spread import VARIANTS, fit_factor, run, scaled_crps, standardized
 from tsdiff.errors import ConfigError
 from tsdiff.metrics import crps_from_quantiles, quantile_levels
 
@@ -42,3 +42,12 @@ def test_the_fit_widens_the_cells_a_feature_marks_as_harder() -> None:
 def test_a_model_not_trained_on_physionet_is_refused() -> None:
     with pytest.raises(ConfigError, match="PhysioNet"):
         run("pm25-beijing")
+
+
+def test_each_variant_reads_its_own_feature_columns() -> None:
+    f = np.arange(20, dtype=float).reshape(5, 4)
+    mu, sd = f.mean(axis=0), f.std(axis=0)
+    for cols in VARIANTS.values():
+        x = standardized(f, cols, mu, sd)
+        assert x.shape == (5, len(cols))
+        np.testing.assert_allclose(x.mean(axis=0), 0.0, atol=1e-12)
