@@ -395,7 +395,19 @@ def _score_table(
     return entry, scored["per_variable"]
 
 
-METHOD_ORDER = ("tsdiff", "seasonal_naive", "autoets", "autoarima", "deepar", "nhits")
+def _with_arima(methods: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """``methods`` with the AutoARIMA row where a full run puts it (after AutoETS, or
+    after the statistical baselines and our own rows), every other row kept as it was:
+    the recalibrated and ungated rows too."""
+    before = [k for k in methods if k.startswith("tsdiff") or k in ("seasonal_naive", "autoets")]
+    out: dict[str, Any] = {}
+    for k, v in methods.items():
+        if k != "autoarima":
+            out[k] = v
+        if before and k == before[-1]:
+            out["autoarima"] = entry
+    out.setdefault("autoarima", entry)
+    return out
 
 
 def add_arima(
@@ -430,8 +442,7 @@ def add_arima(
         raise DataError(f"{path}: its first origin is not the data's; another data version?")
     log(f"AutoARIMA on {windows} origins of {r['dataset']}, horizon {bench.horizon} h")
     entry, per_var = _baselines(df, bench, windows, pos, only=("autoarima",))["autoarima"]
-    methods = {**r["methods"], "autoarima": entry}
-    r["methods"] = {k: methods[k] for k in METHOD_ORDER if k in methods}
+    r["methods"] = _with_arima(r["methods"], entry)
     r["per_variable"]["autoarima"] = per_var
     r["targets"] = targets(r["methods"], r["dataset"])
     r["targets_recalibrated"] = _recalibrated_targets(r["methods"], r["dataset"])

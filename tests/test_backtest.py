@@ -266,9 +266,27 @@ def test_autoarima_added_to_a_result_on_its_origins_without_retraining(
 
     r, out = tiny_forecast_bench
     path = tmp_path / "forecast-etth1-tiny.json"
-    path.write_text((out / "forecast-etth1-tiny.json").read_text())
+    saved = json.loads((out / "forecast-etth1-tiny.json").read_text())
+    # a row add_arima does not compute (a --recalibrate run's) is kept, its targets too
+    rolled = {**saved["methods"]["tsdiff"], "crps": 0.5}
+    saved["methods"] = {
+        "tsdiff": saved["methods"]["tsdiff"],
+        "tsdiff_recalibrated": rolled,
+        **{k: v for k, v in saved["methods"].items() if k != "tsdiff"},
+    }
+    path.write_text(json.dumps(saved))
     added = forecast.add_arima(path, command="add")
-    assert list(added["methods"]) == ["tsdiff", "seasonal_naive", "autoets", "autoarima"]
+    assert list(added["methods"]) == [
+        "tsdiff",
+        "tsdiff_recalibrated",
+        "seasonal_naive",
+        "autoets",
+        "autoarima",
+    ]
+    assert added["methods"]["tsdiff_recalibrated"] == rolled
+    assert added["targets_recalibrated"]["crps_gain_vs_autoarima"] == pytest.approx(
+        1 - 0.5 / added["methods"]["autoarima"]["crps"], abs=1e-4
+    )
     for label, entry in r["methods"].items():  # the rest untouched
         assert added["methods"][label] == entry
     arima = added["methods"]["autoarima"]
