@@ -638,6 +638,7 @@ def markdown(r: dict[str, Any]) -> str:
         *(
             f"- {', '.join(a['methods'])} added later on the same origins and cells (nothing "
             f"retrained): `{a['command']}`, commit {a['commit']}, {a['date']}"
+            + (f"; {a['restored']}" if a.get("restored") else "")
             for a in r.get("added", [])
         ),
         "",
