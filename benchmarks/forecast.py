@@ -657,8 +657,9 @@ def markdown(r: dict[str, Any]) -> str:
     lines += [
         "",
         "Seconds: the backtest over all origins (tsdiff, deepar, nhits: forecasting and "
-        "tables, training not included). CRPS-sum of the univariate methods (all but "
-        "tsdiff) sums their quantiles over variables.",
+        "tables, training not included; a recalibrated row drawn with the tsdiff row, "
+        "beyond one window, counts none of its own). CRPS-sum of the univariate methods "
+        "(all but tsdiff) sums their quantiles over variables.",
         "",
         "## Targets",
         "",
