@@ -35,7 +35,7 @@ from tsdiff.calibration import (
     fit_spread,
     rescale,
 )
-from tsdiff.data import Panel
+from tsdiff.data import Panel, Series
 from tsdiff.errors import DataError, RangeError
 from tsdiff.forecasting import (
     chunk_length,
@@ -224,9 +224,7 @@ def _post_hoc(
 ) -> _Origins:
     """Forecasts drawn unscaled and ungated (``raw``) as :func:`draw_forecasts` finishes
     a horizon beyond one window: scaled by ``spread``, then recentred by ``gate``."""
-    by_key = {s.key: s for s in panel.series}
-    past = [by_key[key] for key, _, _ in raw.where]
-    cuts = [c for _, c, _ in raw.where]
+    past, cuts = _pasts(panel, raw)
     paths = [scale_paths(model, p, spread) for p in raw.samples]  # each (n, K, H)
     if gate is not None:
         paths = gate_paths(model, paths, past, cuts, gate)
@@ -476,9 +474,14 @@ def _gate_forecasts(
 
 def _run_bases(model: Predictor, panel: Panel, run: _Origins) -> list[np.ndarray]:
     """Per forecast of ``run`` (K, H): seasonal naive from its origin, normalised."""
+    past, cuts = _pasts(panel, run)
+    return naive_bases(model, past, cuts, run.samples.shape[-1])
+
+
+def _pasts(panel: Panel, run: _Origins) -> tuple[list[Series], list[int]]:
+    """Each forecast's own series of ``panel`` and its origin position."""
     by_key = {s.key: s for s in panel.series}
-    past = [by_key[key] for key, _, _ in run.where]
-    return naive_bases(model, past, [c for _, c, _ in run.where], run.samples.shape[-1])
+    return [by_key[key] for key, _, _ in run.where], [c for _, c, _ in run.where]
 
 
 def _naive_gate(
