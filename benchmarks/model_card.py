@@ -43,12 +43,22 @@ def _finetune_lines(rounds: list[dict[str, Any]]) -> list[str]:
     """Later training from the saved weights (``scripts/finetune_prior.py``), a line a round."""
     lines = []
     for r in rounds:
+        quantiles = r.get("part") == "quantile prior"
+        how = "trained on from its weights"
+        if quantiles and r.get("from") != "its own weights":
+            how = "added, trained from the prior's weights"
         head = (
-            f"- then the {r.get('part', 'prior')} trained on from its weights: `{r['command']}` "
+            f"- then the {r.get('part', 'prior')} {how}: `{r['command']}` "
             f"at {r['commit']}, started {r['started']}: {r['epochs_run']} epochs "
             f"({r['seconds']:.0f} s, best epoch {r['best_epoch']}), "
         )
-        if r.get("part") == "denoiser":
+        if quantiles:
+            tail = (
+                f"validation pinball loss (fixed masks) {r['val_pinball_before']} → "
+                f"{r['val_pinball_after']}; prior and denoiser kept, calibration refitted "
+                "(the blend weight with it)"
+            )
+        elif r.get("part") == "denoiser":
             tail = (
                 f"validation loss {r['val_loss_first_epoch']} (first epoch) → "
                 f"{r['val_loss_best']}; prior kept, calibration refitted"
@@ -60,6 +70,19 @@ def _finetune_lines(rounds: list[dict[str, Any]]) -> list[str]:
             )
         lines.append(head + tail)
     return lines
+
+
+def _blend_lines(cal: dict[str, Any]) -> list[str]:
+    """The quantile prior's blend weight and what it did on the validation cells."""
+    b = cal.get("quantile_blend")
+    if not b:
+        return []
+    return [
+        f"- samples blended with the quantile prior's quantiles (weight of the samples "
+        f"{b['weight']}; `tsdiff/quantile_blend.py`): validation CRPS samples "
+        f"{b['crps_samples']}, quantile prior {b['crps_prior']}, blend {b['crps_after']} "
+        f"on {b['n_cells']} cells"
+    ]
 
 
 def rescored(reference: dict[str, Any], scored: dict[str, Any], model: TSDiff) -> dict[str, Any]:
@@ -126,10 +149,12 @@ def card(name: str, result: dict[str, Any], model: TSDiff) -> str:
         f"denoiser {info['epochs_run']} epochs ({info['steps_run']} steps)",
         *_finetune_lines(info.get("prior_finetune") or []),
         *_finetune_lines(info.get("denoiser_finetune") or []),
+        *_finetune_lines(info.get("quantile_prior_finetune") or []),
         f"- network: {json.dumps(cfg.network.__dict__, default=list)}",
         f"- calibration on validation cells ({_holdout(cfg.train)}): spread "
         f"x{cal.get('spread')}, gate (weight of the diffusion median against the prior, "
         f"per variable{', pooled' if cfg.train.gate_pooled else ''}) {_gate(cal.get('gate'))}",
+        *_blend_lines(cal),
         *_interval_lines(model, cal),
         "",
         "## What each variable can be",

@@ -4,6 +4,14 @@ refit its calibration on the validation split, and save it.
     python scripts/finetune_prior.py MODEL OUT_DIR [--lr 3e-4] [--patience 10] [--minutes 15]
     python scripts/finetune_prior.py MODEL OUT_DIR --denoiser --lr 2e-4 --minutes 20
 
+    python scripts/finetune_prior.py MODEL OUT_DIR --quantiles --minutes 10
+
+``--quantiles``: give the model a quantile prior (``network.prior_quantiles``) trained from
+its prior's weights (at a third of ``--lr``; a model that has one trains it on from its
+own weights), whose quantiles its imputations then blend
+with the samples (:mod:`tsdiff.quantile_blend`; the weight fitted with the calibration);
+prior and denoiser kept.
+
 ``--denoiser``: train the denoiser on instead, from its weights, with the prior kept (the
 prior a denoiser refines changed under it: let it follow), keeping the weights of its
 best validation loss.
@@ -29,10 +37,12 @@ import torch
 from tsdiff.benchmarks.common import commit
 from tsdiff.benchmarks.csdi import task_for
 from tsdiff.benchmarks.recalibration import recalibrate
+from tsdiff.device import module_device
 from tsdiff.estimator import Estimator
 from tsdiff.model import TSDiff
-from tsdiff.prior_training import continue_prior
-from tsdiff.training import train
+from tsdiff.network import Denoiser
+from tsdiff.prior_training import continue_prior, train_quantile_prior
+from tsdiff.training import Windows, train
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,7 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--patience", type=int, default=10)
     ap.add_argument("--minutes", type=float, default=15.0)
-    ap.add_argument("--denoiser", action="store_true", help="train the denoiser on instead")
+    part = ap.add_mutually_exclusive_group()
+    part.add_argument("--denoiser", action="store_true", help="train the denoiser on instead")
+    part.add_argument("--quantiles", action="store_true", help="add and train a quantile prior")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     started = datetime.now(timezone.utc)
@@ -59,7 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     val_set = est.training_windows(model, task.valid)
     assert model.net is not None
     t0 = time.perf_counter()
-    if a.denoiser:
+    if a.quantiles:
+        record, key = _quantiles(model, train_set, val_set, a), "quantile_prior_finetune"
+    elif a.denoiser:
         # a loaded network's parameters all train; the prior must stay as it is (a fit
         # freezes it before the denoiser's epochs as well)
         if model.net.prior_net is not None:
@@ -104,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     seconds = time.perf_counter() - t0
     fit = recalibrate(model, task=task)
     rounds = list(model.info.get(key) or [])
-    flags = "--denoiser " if a.denoiser else ""
+    flags = "--denoiser " if a.denoiser else "--quantiles " if a.quantiles else ""
     rounds.append(
         {
             "command": f"scripts/finetune_prior.py MODEL OUT {flags}--lr {a.lr:g} --patience "
@@ -128,6 +142,35 @@ def main(argv: list[str] | None = None) -> None:
             }
         )
     )
+
+
+def _quantiles(
+    model: TSDiff, train_set: Windows, val_set: Windows, a: argparse.Namespace
+) -> dict[str, object]:
+    """Add a quantile prior to ``model``'s network and train it (see the module's doc)."""
+    net = model.net
+    assert net is not None and net.prior_net is not None
+    fresh = net.quantile_net is None  # else trained on from its own weights
+    if fresh:
+        model.config = model.config.replace(network={"prior_quantiles": True})
+        net.cfg = model.config.network
+        net.quantile_net = Denoiser._quantile_net(
+            net.cfg, net.n_vars, net.prior_net.time.in_features
+        ).to(module_device(net))
+    cfg = dataclasses.replace(
+        model.config.train, prior_lr=a.lr, prior_patience=a.patience, prior_epochs=10_000
+    )
+    result = train_quantile_prior(
+        net, train_set, val_set, cfg, minutes=a.minutes, progress=False, from_prior=fresh
+    )
+    return {
+        "part": "quantile prior",
+        "from": "the prior's weights" if fresh else "its own weights",
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "val_pinball_before": round(result.interp_val_mae, 5),
+        "val_pinball_after": round(result.best_val_mae, 5),
+    }
 
 
 if __name__ == "__main__":

@@ -107,7 +107,7 @@ def test_sampling_other_than_the_calibrated_sampler_warns() -> None:
         model.impute(one, n_samples=4, steps=2)
     model.spread, model.variable_spread, model.gate = 1.0, None, None
     model.interval_scale = model.forecast_interval_scale = model.forecast_spread = None
-    model.forecast_gate = model.forecast_gate_far = None
+    model.forecast_gate = model.forecast_gate_far = model.quantile_blend = None
     assert not model.is_calibrated
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # samples as drawn: nothing to mismatch

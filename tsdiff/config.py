@@ -105,6 +105,10 @@ class NetworkConfig:
     prior_dim: int = 128
     prior_heads: int = 4
     prior_dropout: float = 0.1
+    # a quantile prior beside it (tsdiff.prior.QuantilePriorNet): the prior's network with
+    # a head per quantile level, trained after it by pinball loss; imputations blend its
+    # quantiles with the samples' by a weight fitted on validation cells
+    prior_quantiles: bool = False
     # side-information rows beside the calendar: the data's future and static
     # covariates (set at fit from data.*_covariates)
     covariates: int = 0
@@ -126,6 +130,10 @@ class NetworkConfig:
             f"prior_dim ({self.prior_dim}) must be a multiple of prior_heads >= 1",
         )
         _check(0 <= self.prior_dropout < 1, "prior_dropout must be in [0, 1)")
+        _check(
+            not self.prior_quantiles or self.prior_layers > 0,
+            "prior_quantiles needs a learned prior (prior_layers > 0)",
+        )
         _check(
             self.season is None or self.season >= 0,
             "season must be >= 0 (0: no seasonal prior; None: inferred at fit)",
@@ -238,6 +246,9 @@ class TrainConfig:
     prior_epochs: int = 100
     prior_patience: int = 5
     prior_lr: float = 1e-3
+    # a quantile prior (network.prior_quantiles) then trains from the prior's weights for
+    # at most this share of the budget (prior_epochs, prior_patience; a third of prior_lr)
+    quantile_fraction: float = 0.2
     seed: int = 0
 
     @property
@@ -262,6 +273,7 @@ class TrainConfig:
         _check(0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)")
         _check(self.max_minutes is None or self.max_minutes > 0, "max_minutes must be > 0")
         _check(0 < self.prior_fraction < 1, "prior_fraction must be in (0, 1)")
+        _check(0 < self.quantile_fraction < 1, "quantile_fraction must be in (0, 1)")
         _check(self.prior_epochs >= 1 and self.prior_patience >= 1, "prior_epochs/patience >= 1")
         _check(self.prior_lr > 0, "prior_lr must be > 0")
 

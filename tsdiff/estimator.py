@@ -36,11 +36,12 @@ from tsdiff.data import Panel, Scaler, Series, window_starts
 from tsdiff.device import resolve_device
 from tsdiff.errors import DataError, InsufficientHistoryError, RangeError
 from tsdiff.forecasting import chunk_length
-from tsdiff.inference import prior_series, sample_series, series_interpolation
+from tsdiff.inference import prior_series, quantile_series, sample_series, series_interpolation
 from tsdiff.masks import hold_out, hold_out_pattern
 from tsdiff.network import N_CALENDAR, Denoiser
 from tsdiff.predictor import Predictor
-from tsdiff.prior_training import train_prior
+from tsdiff.prior_training import train_prior, train_quantile_prior
+from tsdiff.quantile_blend import blend_quantiles, fit_blend
 from tsdiff.sampling import WindowBatch, sample_windows
 from tsdiff.seasonality import default_lags, infer_season
 from tsdiff.spec import RULE, VariableSpec, infer_spec, outside
@@ -127,7 +128,8 @@ class Estimator:
         forecasts = None  # the validation forecasts' series and held-out tails
         if cfg.train.calibrate and val_series and _calibrates_forecasts(cfg):
             forecasts = _forecast_validation(panel, train_series, val_series)
-        train_cfg, prior, reserve = cfg.train, None, None
+        train_cfg, prior, quantiles, reserve = cfg.train, None, None, None
+        took_prior = 0.0
         budget = cfg.train.max_minutes
         if budget:  # kept for the calibration after training (bounded by what is left)
             reserve = calibration_reserve(model, val_series, val_set, forecasts)
@@ -146,10 +148,23 @@ class Estimator:
                 resume=resume,
                 progress=progress,
             )
-            if budget:  # the denoiser gets what the prior left of the budget: its wall
-                # time (its record leaves out its last evaluation), or when resumed (the
-                # prior loaded, not trained) the seconds it took in the run before
-                took = max(prior.seconds, time.perf_counter() - t0)
+            took_prior = prior.seconds
+            if model.net.quantile_net is not None:
+                quantiles = train_quantile_prior(
+                    model.net,
+                    train_set,
+                    val_set,
+                    cfg.train,
+                    minutes=budget * cfg.train.quantile_fraction if budget else None,
+                    checkpoint=f"{checkpoint}.quantiles" if checkpoint else None,
+                    resume=resume,
+                    progress=progress,
+                )
+                took_prior += quantiles.seconds
+            if budget:  # the denoiser gets what the priors left of the budget: their wall
+                # time (their records leave out their last evaluations), or when resumed
+                # (the priors loaded, not trained) the seconds they took in the run before
+                took = max(took_prior, time.perf_counter() - t0)
                 left = max(budget - took / 60, 0.05 * budget)
                 train_cfg = dataclasses.replace(cfg.train, max_minutes=left)
         with torch.random.fork_rng():  # the network's dropout draws from the global generator
@@ -171,15 +186,18 @@ class Estimator:
         model.epoch_log = result.epoch_log
         secs = time.perf_counter() - t0
         # a resumed run counts the training time of the runs before it too
-        secs = max(secs, result.seconds + (prior.seconds if prior is not None else 0.0))
+        secs = max(secs, result.seconds + (took_prior if prior is not None else 0.0))
         model.info = _fit_info(panel, train_set, val_set, result, secs)
         model.info["spec"] = spec_info
         if prior is not None:
             model.info["prior"] = prior.to_dict()
+        if quantiles is not None:
+            model.info["quantile_prior"] = quantiles.to_dict()
         if reserve is not None:
             model.info["calibration_reserve"] = reserve.to_dict()
         model.spread, model.forecast_spread, model.gate = 1.0, None, None
         model.variable_spread, model.gate_interpolation = None, None
+        model.quantile_blend = None
         model.forecast_gate = model.forecast_gate_far = None
         model.interval_scale = model.forecast_interval_scale = None
         if cfg.train.calibrate and val_series:
@@ -405,7 +423,7 @@ def calibrate_imputation(
     own noise, so without a deadline the result does not depend on the batching.
     """
     model.gate, model.variable_spread, model.gate_interpolation = None, None, None
-    model.interval_scale = None
+    model.interval_scale, model.quantile_blend = None, None
     held = _held_out_samples(model, panel, missing, seed, deadline, spread=1.0, patterns=patterns)
     if held is None:
         return {"spread": 1.0, "n_cells": 0}
@@ -444,9 +462,18 @@ def calibrate_imputation(
         per = fit_variable_spread(smp, tru, var, k, overall=fit.spread)
         model.variable_spread = list(per.spread) if per.n_own else None
         info["per_variable"] = per.to_dict()
+    f = np.broadcast_to(model.task_spread("impute"), (k,))[var]  # (m,) each cell's
+    smp = rescale(smp, f)  # the samples as calibrated so far
+    if model.net is not None and model.net.quantile_net is not None:
+        q = np.concatenate(
+            [x.reshape(x.shape[0], -1) for x in quantile_series(model, panel, masked)], axis=1
+        )[:, msk]  # (Q, m)
+        blend = fit_blend(smp, q, tru)
+        model.quantile_blend = blend.weight if blend.weight < 1 else None
+        info["quantile_blend"] = blend.to_dict()
+        smp = blend_quantiles(smp, q, blend.weight)
     if model.config.train.calibrate_intervals:
-        f = np.broadcast_to(model.task_spread("impute"), (k,))[var]  # (m,) each cell's
-        intervals = fit_interval_scale(rescale(smp, f), tru)  # the samples as calibrated
+        intervals = fit_interval_scale(smp, tru)  # the samples as calibrated
         model.interval_scale = intervals.scale
         info["intervals"] = intervals.to_dict()
     return info

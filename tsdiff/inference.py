@@ -26,9 +26,18 @@ from tsdiff.calibration import gate_shift, scaled_interval
 from tsdiff.data import Panel, stitch
 from tsdiff.errors import RangeError
 from tsdiff.masks import open_gaps
+from tsdiff.prior import QUANTILE_LEVELS
+from tsdiff.quantile_blend import blend_quantiles
 from tsdiff.samplers import get_sampler
 from tsdiff.samplers.options import SampleOptions
-from tsdiff.sampling import Trajectory, WindowBatch, prior_windows, record_indices, sample_windows
+from tsdiff.sampling import (
+    Trajectory,
+    WindowBatch,
+    prior_windows,
+    quantile_windows,
+    record_indices,
+    sample_windows,
+)
 from tsdiff.spec import project, project_bounds
 from tsdiff.windowing import series_windows, window_seed
 
@@ -176,6 +185,20 @@ def prior_series(
     return [p[0] for p in _stitch(col, drawn)]
 
 
+def quantile_series(
+    model: Predictor, panel: Panel, values: list[np.ndarray] | None = None, lead: int = 0
+) -> list[np.ndarray]:
+    """The quantile prior per series → (Q, K, T − lead) at ``prior.QUANTILE_LEVELS``,
+    normalised (a network with ``network.prior_quantiles`` only)."""
+    assert model.net is not None
+    vals = values if values is not None else [s.values for s in panel.series]
+    col = _collect(model, panel, vals, lead, 0)
+    if col.batch is None:  # nothing hidden: every level is the data
+        return [np.repeat(x, len(QUANTILE_LEVELS), axis=0) for x in _stitch(col, None)]
+    drawn = quantile_windows(model.net, col.batch, model.config.sample.batch_cells).numpy()
+    return _stitch(col, drawn)
+
+
 def series_interpolation(model: Predictor, values: list[np.ndarray]) -> list[np.ndarray]:
     """Linear interpolation of each whole series (K, T) in the network's space: unlike
     the windows' own interpolation it reaches across window edges."""
@@ -193,6 +216,15 @@ def gate_bases(model: Predictor, priors: list[np.ndarray], values: list[np.ndarr
     pick = np.asarray(use, dtype=bool)[:, None]  # (K, 1)
     interp = series_interpolation(model, values)
     return [np.where(pick, i, p) for p, i in zip(priors, interp, strict=True)]
+
+
+def blends(model: Predictor) -> bool:
+    """Whether ``model``'s imputations blend its samples with its quantile prior."""
+    return (
+        model.quantile_blend is not None
+        and model.net is not None
+        and model.net.quantile_net is not None
+    )
 
 
 def _spread(model: Predictor, spread: float | None, gate: bool) -> float | list[float]:
@@ -223,7 +255,7 @@ def sample_series(
     assert model.net is not None and model.scaler is not None
     vals = values if values is not None else [s.values for s in panel.series]
     col = _collect(model, panel, vals, lead, opts.seed)
-    drawn, priors, traj = None, None, None
+    drawn, priors, quantiles, traj = None, None, None, None
     if col.batch is not None:
         cells = model.config.sample.batch_cells
         result = sample_windows(
@@ -245,15 +277,25 @@ def sample_series(
         drawn = result.numpy()  # (W_todo, n, K, L)
         if gate and model.gate is not None:
             priors = prior_windows(model.net, col.batch, cells).numpy()[:, None]
+        if gate and blends(model):
+            quantiles = quantile_windows(model.net, col.batch, cells).numpy()  # (W', Q, K, L)
     vals = [v[:, lead:] for v in vals]  # what is returned: after the lead
     stitched = _stitch(col, drawn)  # per series (n, K, T) normalised
-    shifts = None  # per series (K, T): what the gate adds to every sample
+    calibrated = False  # whether the gate or the blend moved the samples as drawn
     if priors is not None:
         g = np.asarray(model.gate)
         bases = gate_bases(model, [b[0] for b in _stitch(col, priors)], vals)
         bases = [b[None] for b in bases]
         shifts = [gate_shift(x, b[0], g) for x, b in zip(stitched, bases, strict=True)]
         stitched = [x + d[None] for x, d in zip(stitched, shifts, strict=True)]
+        calibrated = True
+    if quantiles is not None:
+        assert model.quantile_blend is not None
+        stitched = [
+            blend_quantiles(x, q, model.quantile_blend)
+            for x, q in zip(stitched, _stitch(col, quantiles), strict=True)
+        ]
+        calibrated = True
     out = []
     specs = None if model.spec is None else [model.spec[n] for n in model.variables]
     norm = model.normalizer
@@ -265,7 +307,8 @@ def sample_series(
         out.append(samples)
     if record is None:
         return SeriesSamples(out)
-    return SeriesSamples(out, _trajectory(model, record, opts, col, vals, traj, shifts))
+    finals = stitched if calibrated else None
+    return SeriesSamples(out, _trajectory(model, record, opts, col, vals, traj, finals))
 
 
 def _trajectory(
@@ -275,13 +318,15 @@ def _trajectory(
     col: _Collected,
     vals: list[np.ndarray],
     traj: Trajectory | None,
-    shifts: list[np.ndarray] | None = None,
+    finals: list[np.ndarray] | None = None,
 ) -> SeriesTrajectory:
     """Window states → per-series (S, m, K, T) in original units, stitched like samples.
 
     A series spanning several windows takes each step from the window that owns it
     (as its samples do), so the last state equals the returned samples exactly.
-    Windows that needed no sampling hold their data in every state.
+    Windows that needed no sampling hold their data in every state. ``finals``: the
+    samples as calibrated (gate, quantile blend; per series (n, K, T), normalised),
+    which the last state takes.
     """
     assert model.scaler is not None
     stepper = get_sampler(opts.sampler, model.scheduler, eta=opts.eta)
@@ -297,6 +342,7 @@ def _trajectory(
     m = min(record.samples, opts.n_samples)
     final = [i for i, st in enumerate(steps) if st == n_states - 1]  # the result, if kept
     out, norm = [], model.normalizer
+    specs = None if model.spec is None else [model.spec[n] for n in model.variables]
     for si, (win, starts, length) in enumerate(col.per_series):
         full = np.broadcast_to(
             np.nan_to_num(win)[:, None, None], (len(starts), len(steps), m, *win.shape[1:])
@@ -306,9 +352,11 @@ def _trajectory(
             if j is not None and states_w is not None:
                 full[wi] = states_w[j]
         states = stitch(full, starts, length).astype(np.float64)  # (S, m, K, T)
-        if shifts is not None and final:  # the result carries the gate, as the samples
-            states[final] += shifts[si][None, None]
+        if finals is not None and final:  # the result as calibrated (gate, blend), as the
+            states[final] = finals[si][None, :m]  # samples: the recorded are the first m
         states = norm.inverse(states)
+        if specs is not None and final:  # the last state is the samples: values they can be
+            states[final] = project(states[final], specs)
         v = vals[si]
         out.append(np.where(np.isnan(v)[None, None], states, v[None, None]))  # (S, m, K, T)
     return SeriesTrajectory(out, list(steps), list(levels))

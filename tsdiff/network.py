@@ -31,7 +31,7 @@ from torch import nn
 
 from tsdiff.config import NetworkConfig
 from tsdiff.layers import AxialAttention, sinusoidal
-from tsdiff.prior import PriorNet
+from tsdiff.prior import PriorNet, QuantilePriorNet
 from tsdiff.step_tokens import StepTokens
 
 N_CALENDAR = 4  # sin/cos hour of day, sin/cos day of week
@@ -59,7 +59,8 @@ class _View:
     """What the prior and the side information are built from (see ``Denoiser._view``).
 
     shown, mask, prior (W, K, L); ext, ext_mask (W, K, H + L): history then window;
-    time_feat (W, L, Dt + 4 + covariates) in the network's dtype.
+    time_feat (W, L, Dt + 4 + covariates) in the network's dtype; interp (W, K, L): the
+    interpolation the learned prior corrects.
     """
 
     shown: torch.Tensor
@@ -68,6 +69,7 @@ class _View:
     ext_mask: torch.Tensor
     prior: torch.Tensor
     time_feat: torch.Tensor
+    interp: torch.Tensor
 
 
 def interpolate(values: torch.Tensor, mask: torch.Tensor, season: int = 0) -> torch.Tensor:
@@ -152,6 +154,7 @@ class Denoiser(nn.Module):
             self.step_mlp = self._step_mlp(cfg)
             self.step_tokens = StepTokens(cfg, n_vars, time_dim)
             self.prior_net = PriorNet(cfg, n_vars, time_dim) if cfg.prior_layers else None
+            self.quantile_net = self._quantile_net(cfg, n_vars, time_dim)
             return
         # one token per cell (modules made in this order: seeded weights depend on it)
         self.input_proj = nn.Linear(3, c)
@@ -170,6 +173,13 @@ class Denoiser(nn.Module):
         nn.init.normal_(self.side_mask, std=0.02)
         # a learned prior (None: the interpolation is the prior)
         self.prior_net = PriorNet(cfg, n_vars, time_dim) if cfg.prior_layers else None
+        self.quantile_net = self._quantile_net(cfg, n_vars, time_dim)
+
+    @staticmethod
+    def _quantile_net(cfg: NetworkConfig, n_vars: int, time_dim: int) -> QuantilePriorNet | None:
+        """The quantile prior (``cfg.prior_quantiles``), made last: the other modules'
+        seeded weights do not depend on whether it exists."""
+        return QuantilePriorNet(cfg, n_vars, time_dim) if cfg.prior_quantiles else None
 
     @staticmethod
     def _step_mlp(cfg: NetworkConfig) -> nn.Sequential:
@@ -186,10 +196,9 @@ class Denoiser(nn.Module):
         """As ``nn.Module.train``, but a frozen learned prior stays in eval mode (no
         dropout): the denoiser learns to refine the prior it will see when sampling."""
         super().train(mode)
-        if self.prior_net is not None and not any(
-            p.requires_grad for p in self.prior_net.parameters()
-        ):
-            self.prior_net.eval()
+        for part in (self.prior_net, self.quantile_net):
+            if part is not None and not any(p.requires_grad for p in part.parameters()):
+                part.eval()
         return self
 
     def condition(
@@ -260,6 +269,23 @@ class Denoiser(nn.Module):
         learned prior needs, without the denoiser's side information."""
         return self._view(cond_values, cond_mask, calendar, history, history_observed).prior
 
+    def prior_quantiles(
+        self,
+        cond_values: torch.Tensor,
+        cond_mask: torch.Tensor,
+        calendar: torch.Tensor,
+        history: torch.Tensor | None = None,
+        history_observed: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The quantile prior at ``prior.QUANTILE_LEVELS`` → (W, Q, K, L), sorted along Q;
+        shown cells hold their value at every level. Arguments as :meth:`condition`."""
+        if self.quantile_net is None:
+            raise ValueError("the network has no quantile prior (network.prior_quantiles)")
+        v = self._view(cond_values, cond_mask, calendar, history, history_observed)
+        dt = self.dtype
+        corr = self.quantile_net(v.shown.to(dt), v.mask.to(dt), v.interp.to(dt), v.time_feat)
+        return v.interp[:, None] + corr.to(v.interp.dtype)  # (W, Q, K, L)
+
     def _view(
         self,
         cond_values: torch.Tensor,
@@ -278,7 +304,8 @@ class Denoiser(nn.Module):
             hm, hv = self._history(history, history_observed, (w, k, h), shown)
             ext_m, ext = torch.cat([hm, m], dim=-1), torch.cat([hv * hm, shown], dim=-1)
         # the prior interpolates across the window's start from the history
-        prior = interpolate(ext, ext_m, self.cfg.season or 0)[..., h:]  # (W, K, L), inputs' dtype
+        interp = interpolate(ext, ext_m, self.cfg.season or 0)[..., h:]  # (W, K, L), inputs' dtype
+        prior = interp
         pos = sinusoidal(torch.arange(length, device=shown.device), self.cfg.time_emb_dim)
         time_feat = torch.cat(
             [pos.expand(w, length, -1), calendar.transpose(1, 2).to(pos.dtype)], dim=-1
@@ -287,7 +314,7 @@ class Denoiser(nn.Module):
             # the learned correction stays in the network's precision, the prior in the inputs'
             corr = self.prior_net(shown.to(dt), m.to(dt), prior.to(dt), time_feat)
             prior = prior + corr.to(prior.dtype)  # (W, K, L)
-        return _View(shown, m, ext, ext_m, prior, time_feat)
+        return _View(shown, m, ext, ext_m, prior, time_feat, interp)
 
     @staticmethod
     def _history(

@@ -80,6 +80,9 @@ class Predictor:
         # per variable: the gate weighs the median against the series' interpolation, not
         # the network's prior (validation found it better there); None: the prior
         self.gate_interpolation: list[bool] | None = None
+        # the samples' weight against the quantile prior's quantiles in imputations
+        # (tsdiff.quantile_blend), fitted on validation cells; None: the samples alone
+        self.quantile_blend: float | None = None
         # per central level, the factor an imputation's interval is widened by about its
         # median to cover what it claims on validation cells (see calibration.
         # fit_interval_scale); None: the samples' own quantiles
@@ -203,6 +206,7 @@ class Predictor:
             self.variable_spread,
             self.forecast_spread,
             self.gate,
+            self.quantile_blend,
             self.forecast_gate,
             self.forecast_gate_far,
             self.interval_scale,

@@ -23,6 +23,7 @@ from tsdiff.config import TrainConfig
 from tsdiff.device import module_device
 from tsdiff.masks import MaskFn, make_mask_fn
 from tsdiff.network import Denoiser
+from tsdiff.prior import QUANTILE_LEVELS
 from tsdiff.progress import BudgetBar
 from tsdiff.training import Windows
 from tsdiff.window_scale import window_units
@@ -30,7 +31,9 @@ from tsdiff.window_scale import window_units
 
 @dataclass
 class PriorResult:
-    """What the prior's training did: per-epoch records and the chosen epoch."""
+    """What the prior's training did: per-epoch records and the chosen epoch. For the
+    quantile prior (``metric`` "pinball") the two validation numbers are its pinball
+    loss: at the end, and where it started (``interp_val_mae``)."""
 
     epoch_log: list[dict[str, Any]] = field(default_factory=list)
     epochs_run: int = 0
@@ -38,14 +41,19 @@ class PriorResult:
     best_epoch: int = 0
     best_val_mae: float = math.inf
     interp_val_mae: float = math.nan  # the interpolation's MAE on the same cells
+    metric: str = "mae"
 
     def to_dict(self) -> dict[str, Any]:
+        def num(x: float) -> float | None:
+            return x if math.isfinite(x) else None
+
+        start = "interp_val_mae" if self.metric == "mae" else f"start_val_{self.metric}"
         return {
             "epochs_run": self.epochs_run,
             "seconds": round(self.seconds, 2),
             "best_epoch": self.best_epoch,
-            "best_val_mae": self.best_val_mae if math.isfinite(self.best_val_mae) else None,
-            "interp_val_mae": self.interp_val_mae if math.isfinite(self.interp_val_mae) else None,
+            f"best_val_{self.metric}": num(self.best_val_mae),
+            start: num(self.interp_val_mae),
         }
 
 
@@ -116,6 +124,50 @@ def continue_prior(
     return result.interp_val_mae, result
 
 
+def train_quantile_prior(
+    net: Denoiser,
+    train_set: Windows,
+    val_set: Windows | None,
+    cfg: TrainConfig,
+    *,
+    minutes: float | None = None,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    from_prior: bool = True,
+) -> PriorResult:
+    """Train ``net.quantile_net`` from the trained prior's weights (or, ``from_prior``
+    False, on from its own, keeping them unless beaten) (a third of
+    ``cfg.prior_lr``; ``cfg.prior_epochs``, ``cfg.prior_patience``) by pinball loss over
+    :data:`tsdiff.prior.QUANTILE_LEVELS`, keep its best validation pinball loss and
+    freeze it (the record's ``metric`` is "pinball").
+    ``checkpoint``/``resume`` as :func:`train_prior`."""
+    qnet, prior = net.quantile_net, net.prior_net
+    if qnet is None or prior is None:
+        raise ValueError("the network has no quantile prior (network.prior_quantiles)")
+    ckpt = Path(checkpoint) if checkpoint else None
+    if resume and ckpt is not None and ckpt.exists():
+        state = torch.load(ckpt, weights_only=True, map_location=module_device(net))
+        qnet.load_state_dict(state["quantiles"])
+        _freeze(qnet)
+        return PriorResult(**state["result"])
+    if from_prior:
+        qnet.from_prior(prior)
+    for p in qnet.parameters():
+        p.requires_grad_(True)
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.seed + 17)
+        result, best = _fit(net, train_set, val_set, cfg, minutes, progress, quantiles=True)
+    qnet.load_state_dict(best)
+    _freeze(qnet)
+    if ckpt is not None:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ckpt.with_name(ckpt.name + f".tmp{os.getpid()}")
+        torch.save({"quantiles": qnet.state_dict(), "result": result.__dict__}, tmp)
+        os.replace(tmp, ckpt)
+    return result
+
+
 def _fit(
     net: Denoiser,
     train_set: Windows,
@@ -125,21 +177,26 @@ def _fit(
     progress: bool,
     *,
     from_current: bool = False,
+    quantiles: bool = False,
 ) -> tuple[PriorResult, dict[str, torch.Tensor]]:
     """The epochs of :func:`train_prior`; returns the record and the best weights.
     ``from_current``: the weights to beat are the prior's own (``interp_val_mae`` then
-    records their validation MAE), not the interpolation's."""
-    prior = net.prior_net
+    records their validation MAE), not the interpolation's. ``quantiles``: train the
+    quantile prior instead, by pinball loss, from its current weights."""
+    prior = net.quantile_net if quantiles else net.prior_net
     assert prior is not None
+    error = _pinball_error if quantiles else _abs_error
+    from_current = from_current or quantiles
+    lr = cfg.prior_lr / 3 if quantiles else cfg.prior_lr
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     mask_fn = make_mask_fn(cfg.masking, cfg.mix_weights, cfg.max_forecast_fraction)
     params = list(prior.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.prior_lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
     val = _fixed_val(val_set, mask_fn, cfg.seed) if val_set is not None and len(val_set) else None
-    result = PriorResult()
+    result = PriorResult(metric="pinball" if quantiles else "mae")
     best = copy.deepcopy(prior.state_dict())
     if val is not None and from_current:
-        result.interp_val_mae = result.best_val_mae = _val_mae(net, val)
+        result.interp_val_mae = result.best_val_mae = _val_error(net, val, error)
     elif val is not None:
         # the untrained prior is the interpolation: it stays unless training beats it
         result.interp_val_mae = _interp_mae(net, val)
@@ -148,7 +205,12 @@ def _fit(
     budget = minutes * 60 if minutes else math.inf
     n, bs = len(train_set), cfg.batch_size
     t0, stale, step = time.perf_counter(), 0, 0
-    bar = BudgetBar("prior", budget_s=budget, epochs=cfg.prior_epochs, disable=not progress)
+    bar = BudgetBar(
+        "quantiles" if quantiles else "prior",
+        budget_s=budget,
+        epochs=cfg.prior_epochs,
+        disable=not progress,
+    )
     for epoch in range(cfg.prior_epochs):
         net.train()
         order = torch.randperm(n, generator=gen)
@@ -156,9 +218,10 @@ def _fit(
         for lo in range(0, n, bs):
             b = train_set.subset(order[lo : lo + bs])
             for group in opt.param_groups:  # short linear warm-up, then constant (as SAITS)
-                group["lr"] = cfg.prior_lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+                group["lr"] = lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
             cond = mask_fn(b.observed, gen)
-            loss = _l1(net, b, cond)
+            err, cells = error(net, b, cond)
+            loss = err / cells.clamp(min=1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -168,11 +231,14 @@ def _fit(
             total, count = total + float(loss.detach()), count + 1
             if time.perf_counter() - t0 > budget:
                 break
-        record: dict[str, Any] = {"epoch": epoch + 1, "train_l1": total / max(count, 1)}
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            f"train_{result.metric}": total / max(count, 1),
+        }
         if val is not None:
-            record["val_mae"] = _val_mae(net, val)
-            if record["val_mae"] < result.best_val_mae:
-                result.best_val_mae, result.best_epoch, stale = record["val_mae"], epoch + 1, 0
+            got = record[f"val_{result.metric}"] = _val_error(net, val, error)
+            if got < result.best_val_mae:
+                result.best_val_mae, result.best_epoch, stale = got, epoch + 1, 0
                 best = copy.deepcopy(prior.state_dict())
             else:
                 stale += 1
@@ -210,10 +276,24 @@ def _abs_error(net: Denoiser, b: Windows, cond: torch.Tensor) -> tuple[torch.Ten
     return ((pred - b.values).abs() * target).sum(), target.sum()
 
 
-def _l1(net: Denoiser, b: Windows, cond: torch.Tensor) -> torch.Tensor:
-    """Mean |prior − truth| over the observed cells that ``cond`` hides."""
-    err, cells = _abs_error(net, b, cond)
-    return err / cells.clamp(min=1)
+def _pinball_error(
+    net: Denoiser, b: Windows, cond: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Σ pinball loss of the quantile prior averaged over its levels, cell count) over
+    the observed cells that ``cond`` hides: twice it, per cell, approximates the CRPS."""
+    device = module_device(net)
+    b, cond = b.to(device), cond.to(device)
+    target = (b.observed & ~cond)[:, None]  # (B, 1, K, L)
+    ws, values, history = window_units(
+        net.cfg.window_scale, b.values, cond, b.history, b.history_observed
+    )
+    q = net.prior_quantiles(values, cond, b.calendar, history, b.history_observed)
+    if ws is not None:  # levels first, so the windows' (B, K, 1) units broadcast
+        q = ws.from_units(q.transpose(0, 1)).transpose(0, 1)
+    lv = torch.tensor(QUANTILE_LEVELS, device=device, dtype=q.dtype).view(1, -1, 1, 1)
+    e = b.values[:, None] - q  # (B, Q, K, L)
+    loss = torch.maximum(lv * e, (lv - 1) * e).mean(dim=1, keepdim=True)
+    return (loss * target).sum(), target.sum()
 
 
 @dataclass
@@ -231,12 +311,17 @@ def _fixed_val(val_set: Windows, mask_fn: MaskFn, seed: int, batch: int = 64) ->
 
 
 def _val_mae(net: Denoiser, val: _Val) -> float:
+    return _val_error(net, val, _abs_error)
+
+
+def _val_error(net: Denoiser, val: _Val, error: Any) -> float:
+    """``error`` (Σ, count) per cell over the fixed validation masks."""
     was = net.training
     net.eval()
     err, cells = 0.0, 0
     with torch.inference_mode():
         for b, cond in val.batches:
-            e, c = _abs_error(net, b, cond)
+            e, c = error(net, b, cond)
             err, cells = err + float(e), cells + int(c)
     net.train(was)
     return err / max(cells, 1)

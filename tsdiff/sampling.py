@@ -19,6 +19,7 @@ from tsdiff.calibration import rescale
 from tsdiff.device import module_device
 from tsdiff.errors import ConfigError
 from tsdiff.network import Denoiser
+from tsdiff.prior import QUANTILE_LEVELS
 from tsdiff.samplers import get_sampler
 from tsdiff.samplers.base import Sampler
 from tsdiff.samplers.options import check_sample_options
@@ -194,9 +195,25 @@ def sample_windows(
 def prior_windows(net: Denoiser, batch: WindowBatch, batch_cells: int = 250_000) -> torch.Tensor:
     """The network's prior of every window → (W, K, L), normalised, float32: the point
     imputation its samples refine (the learned prior, or the interpolation)."""
+    return _prior_pass(net, batch, batch_cells, quantiles=False)
+
+
+def quantile_windows(net: Denoiser, batch: WindowBatch, batch_cells: int = 250_000) -> torch.Tensor:
+    """The quantile prior of every window → (W, Q, K, L) at ``prior.QUANTILE_LEVELS``,
+    normalised, float32; shown cells hold their value at every level."""
+    return _prior_pass(net, batch, batch_cells, quantiles=True)
+
+
+def _prior_pass(
+    net: Denoiser, batch: WindowBatch, batch_cells: int, *, quantiles: bool
+) -> torch.Tensor:
+    """The prior (W, K, L) or the quantile prior (W, Q, K, L) of every window, a chunk of
+    ``batch_cells`` cells at a time."""
     w, k, length = batch.values.shape
     per_chunk = max(1, batch_cells // max(1, k * length))
-    out = torch.empty(w, k, length)
+    out = (
+        torch.empty(w, len(QUANTILE_LEVELS), k, length) if quantiles else torch.empty(w, k, length)
+    )
     device = module_device(net)
     was_training = net.training
     net.eval()
@@ -208,9 +225,18 @@ def prior_windows(net: Denoiser, batch: WindowBatch, batch_cells: int = 250_000)
                 ws, values, history = window_units(
                     net.cfg.window_scale, b.values, b.cond_mask, b.history, b.history_observed
                 )
-                p = net.prior(values, b.cond_mask, b.calendar, history, b.history_observed)
-                p = p.float() if ws is None else ws.from_units(p.float())
-                out[lo:hi] = torch.where(b.cond_mask, b.values, p).cpu()
+                part = net.prior_quantiles if quantiles else net.prior
+                p = part(values, b.cond_mask, b.calendar, history, b.history_observed).float()
+                if ws is not None:  # levels first, so the windows' (W, K, 1) units broadcast
+                    p = (
+                        ws.from_units(p.transpose(0, 1)).transpose(0, 1)
+                        if quantiles
+                        else ws.from_units(p)
+                    )
+                shown, vals = (b.cond_mask, b.values)
+                if quantiles:
+                    shown, vals = shown[:, None], vals[:, None]  # (W, 1, K, L)
+                out[lo:hi] = torch.where(shown, vals, p).cpu()
     finally:
         net.train(was_training)
     return out

@@ -59,6 +59,7 @@ def _meta(model: Predictor) -> dict[str, Any]:
         "forecast_gate": model.forecast_gate,
         "forecast_gate_far": model.forecast_gate_far,
         "gate_interpolation": model.gate_interpolation,
+        "quantile_blend": model.quantile_blend,
         "interval_scale": model.interval_scale,
         "forecast_interval_scale": model.forecast_interval_scale,
         "covariates": None if model.covariates is None else model.covariates.to_dict(),
@@ -160,6 +161,8 @@ def _restore(model: Predictor, meta: dict[str, Any]) -> None:
     model.forecast_gate_far = None if fg is None else [float(x) for x in fg]
     gi = meta.get("gate_interpolation")
     model.gate_interpolation = None if gi is None else [bool(x) for x in gi]
+    qb = meta.get("quantile_blend")
+    model.quantile_blend = None if qb is None else float(qb)
     model.interval_scale = _scale(meta.get("interval_scale"))
     model.forecast_interval_scale = _scale(meta.get("forecast_interval_scale"))
     cv = meta.get("covariates")
