@@ -154,3 +154,19 @@ def test_fit_blends_save_load_impute_equality_and_trajectory(pm25, tmp_path) -> 
     merged = last.merge(long, on=["timestamp", "variable", "sample"], suffixes=("", "_s"))
     assert len(merged) == len(last) > 0
     np.testing.assert_array_equal(merged["value"].to_numpy(), merged["value_s"].to_numpy())
+
+
+def test_a_resumed_fit_loads_the_finished_quantile_prior(tmp_path) -> None:
+    cfg = tiny_config(masking="random", prior_epochs=3, prior_patience=3, prior_lr=3e-3).train
+    train, val = _windows(64), _windows(32, seed=1)
+    net = _net(**QPRIOR)
+    train_prior(net, train, val, cfg, progress=False)
+    ckpt = tmp_path / "ckpt.quantiles"
+    first = train_quantile_prior(net, train, val, cfg, checkpoint=ckpt, progress=False)
+    assert ckpt.exists() and not list(tmp_path.glob("*.tmp*"))  # written atomically
+    other = _net(**QPRIOR)
+    again = train_quantile_prior(other, train, val, cfg, checkpoint=ckpt, resume=True)
+    assert again.to_dict() == first.to_dict() and again.metric == "pinball"
+    for k, v in net.quantile_net.state_dict().items():
+        assert torch.equal(v, other.quantile_net.state_dict()[k])
+    assert not any(p.requires_grad for p in other.quantile_net.parameters())

@@ -10,6 +10,11 @@ masked-reconstruction task, so after a minute it imputes far better than
 interpolation; the diffusion then models what it leaves (the spread and the detail).
 
 Shown cells keep their values: the correction applies to hidden cells only.
+
+``QuantilePriorNet`` (``network.prior_quantiles``) is the same network with a head per
+quantile level, trained after the prior from its weights by pinball loss: a direct
+regression of each hidden cell's quantiles, which imputations blend with the samples
+(:mod:`tsdiff.quantile_blend`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ The prior is a deterministic imputer: it learns to rebuild observed cells that t
 masking strategy hid, with an L1 loss (the median is what the benchmarks score). It is
 cheap, so it gets many epochs in a small share of the budget; it keeps the weights of
 its best validation MAE (on fixed masks) and stops when validation stops improving.
-It is then frozen: the denoiser learns to refine a prior that no longer moves.
+It is then frozen: the denoiser learns to refine a prior that no longer moves. A
+quantile prior (``network.prior_quantiles``) trains next, from the prior's weights, by
+pinball loss (:func:`train_quantile_prior`), and is frozen too.
 """
 
 from __future__ import annotations
@@ -76,22 +78,38 @@ def train_prior(
         raise ValueError("the network has no learned prior (network.prior_layers = 0)")
     ckpt = Path(checkpoint) if checkpoint else None
     if resume and ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, weights_only=True, map_location=module_device(net))
-        prior.load_state_dict(state["prior"])
-        result = PriorResult(**state["result"])
-        _freeze(prior)
-        return result
+        return _resumed(net, prior, ckpt, "prior")
 
     # dropout draws from the global generator: seed it, so that a fit is reproducible
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed + 1)
         result, best = _fit(net, train_set, val_set, cfg, minutes, progress)
-    prior.load_state_dict(best)
-    _freeze(prior)
+    return _finished(prior, best, result, ckpt, "prior")
+
+
+def _resumed(net: Denoiser, part: torch.nn.Module, ckpt: Path, key: str) -> PriorResult:
+    """A phase finished in an earlier run: ``part``'s weights (``key`` in the checkpoint)
+    loaded and frozen, and that run's record."""
+    state = torch.load(ckpt, weights_only=True, map_location=module_device(net))
+    part.load_state_dict(state[key])
+    _freeze(part)
+    return PriorResult(**state["result"])
+
+
+def _finished(
+    part: torch.nn.Module,
+    best: dict[str, torch.Tensor],
+    result: PriorResult,
+    ckpt: Path | None,
+    key: str,
+) -> PriorResult:
+    """``part`` with its ``best`` weights, frozen, and kept (atomically) in ``ckpt``."""
+    part.load_state_dict(best)
+    _freeze(part)
     if ckpt is not None:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         tmp = ckpt.with_name(ckpt.name + f".tmp{os.getpid()}")
-        torch.save({"prior": prior.state_dict(), "result": result.__dict__}, tmp)
+        torch.save({key: part.state_dict(), "result": result.__dict__}, tmp)
         os.replace(tmp, ckpt)
     return result
 
@@ -147,10 +165,7 @@ def train_quantile_prior(
         raise ValueError("the network has no quantile prior (network.prior_quantiles)")
     ckpt = Path(checkpoint) if checkpoint else None
     if resume and ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, weights_only=True, map_location=module_device(net))
-        qnet.load_state_dict(state["quantiles"])
-        _freeze(qnet)
-        return PriorResult(**state["result"])
+        return _resumed(net, qnet, ckpt, "quantiles")
     if from_prior:
         qnet.from_prior(prior)
     for p in qnet.parameters():
@@ -158,14 +173,7 @@ def train_quantile_prior(
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed + 17)
         result, best = _fit(net, train_set, val_set, cfg, minutes, progress, quantiles=True)
-    qnet.load_state_dict(best)
-    _freeze(qnet)
-    if ckpt is not None:
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ckpt.with_name(ckpt.name + f".tmp{os.getpid()}")
-        torch.save({"quantiles": qnet.state_dict(), "result": result.__dict__}, tmp)
-        os.replace(tmp, ckpt)
-    return result
+    return _finished(qnet, best, result, ckpt, "quantiles")
 
 
 def _fit(
