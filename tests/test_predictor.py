@@ -37,3 +37,23 @@ def test_a_saved_model_predicts_without_importing_training_code():
     assert not training & set(got["loaded"]), got["loaded"]
     assert got["imputed"] > 0 and got["rows"] > 0
     assert got["types"] == [ImputeResult.__name__, ForecastResult.__name__]
+
+
+def test_weights_stored_as_float16_halve_the_file_and_load_as_float32(fitted, tmp_path):
+    import pytest
+    import torch
+
+    from tsdiff.errors import RangeError
+    from tsdiff.model import TSDiff
+
+    full = fitted.save(tmp_path / "full") / "weights.safetensors"
+    half = fitted.save(tmp_path / "half", weights_dtype="float16") / "weights.safetensors"
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded = TSDiff.load(tmp_path / "half")
+    for k, v in fitted.net.state_dict().items():
+        w = loaded.net.state_dict()[k]
+        assert w.dtype == v.dtype
+        torch.testing.assert_close(w, v.to(torch.float16).to(v.dtype))
+    with pytest.raises(RangeError, match="weights_dtype"):
+        fitted.save(tmp_path / "bad", weights_dtype="int8")
+    assert not (tmp_path / "bad").exists()

@@ -428,13 +428,14 @@ class Predictor:
         )
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, weights_dtype: str = "float32") -> Path:
         """Write config, metadata and safetensors weights to the directory ``path``,
-        atomically: the old model there survives any failure."""
+        atomically: the old model there survives any failure. ``weights_dtype``
+        "float16" halves the weights file (it loads back as float32)."""
         from tsdiff.serialization import save_model
 
         self.require_fitted()
-        return save_model(self, path)
+        return save_model(self, path, weights_dtype)
 
     @classmethod
     def load(cls, path: str | Path, *, device: str | torch.device | None = "cpu") -> Any:

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+import torch
 
 from tsdiff import __version__
 from tsdiff.config import TSDiffConfig
 from tsdiff.covariates import Covariates
 from tsdiff.data import Freq, Scaler
-from tsdiff.errors import ModelFileError
+from tsdiff.errors import ModelFileError, RangeError
 from tsdiff.io import current_umask
 from tsdiff.network import Denoiser
 from tsdiff.pretrained import locate, shipped
@@ -70,16 +71,30 @@ def _meta(model: Predictor) -> dict[str, Any]:
     }
 
 
-def save_model(model: Predictor, path: str | Path) -> Path:
-    """Write ``model`` to the directory ``path`` (see the module docstring)."""
+WEIGHT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+def save_model(model: Predictor, path: str | Path, weights_dtype: str = "float32") -> Path:
+    """Write ``model`` to the directory ``path`` (see the module docstring).
+    ``weights_dtype`` "float16" stores the floating weights at half the size (a shipped
+    model in the repository); loading casts them back to the network's float32."""
     assert model.net is not None
     from safetensors.torch import save_file
+
+    if weights_dtype not in WEIGHT_DTYPES:
+        raise RangeError(
+            f"weights_dtype must be one of {sorted(WEIGHT_DTYPES)}, got {weights_dtype!r}"
+        )
+    store = WEIGHT_DTYPES[weights_dtype]
 
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
+        state = {
+            k: (v.to(store) if v.is_floating_point() else v).detach().cpu().contiguous()
+            for k, v in model.net.state_dict().items()
+        }
         save_file(state, str(tmp / WEIGHTS_FILE))
         (tmp / CONFIG_FILE).write_text(model.config.to_json())
         meta = json.dumps(_meta(model), indent=2, default=_json_default)
