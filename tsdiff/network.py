@@ -281,7 +281,7 @@ class Denoiser(nn.Module):
         shown cells hold their value at every level. Arguments as :meth:`condition`."""
         if self.quantile_net is None:
             raise ValueError("the network has no quantile prior (network.prior_quantiles)")
-        v = self._view(cond_values, cond_mask, calendar, history, history_observed)
+        v = self._view(cond_values, cond_mask, calendar, history, history_observed, learned=False)
         dt = self.dtype
         corr = self.quantile_net(v.shown.to(dt), v.mask.to(dt), v.interp.to(dt), v.time_feat)
         return v.interp[:, None] + corr.to(v.interp.dtype)  # (W, Q, K, L)
@@ -293,7 +293,11 @@ class Denoiser(nn.Module):
         calendar: torch.Tensor,
         history: torch.Tensor | None,
         history_observed: torch.Tensor | None,
+        *,
+        learned: bool = True,
     ) -> _View:
+        # learned=False: the prior left as the interpolation (the quantile prior's view,
+        # which does not read the learned prior: no call of its network for nothing)
         w, k, length = cond_values.shape
         h = self.cfg.history_steps
         dt = self.dtype
@@ -310,7 +314,7 @@ class Denoiser(nn.Module):
         time_feat = torch.cat(
             [pos.expand(w, length, -1), calendar.transpose(1, 2).to(pos.dtype)], dim=-1
         ).to(dt)  # (W, L, Dt + 4 + covariates)
-        if self.prior_net is not None:
+        if learned and self.prior_net is not None:
             # the learned correction stays in the network's precision, the prior in the inputs'
             corr = self.prior_net(shown.to(dt), m.to(dt), prior.to(dt), time_feat)
             prior = prior + corr.to(prior.dtype)  # (W, K, L)
