@@ -24,6 +24,7 @@ import numpy as np
 
 from tsdiff.benchmarks.common import RESULTS, commit, log, machine
 from tsdiff.benchmarks.csdi import fold_split
+from tsdiff.config import TASKS
 from tsdiff.datasets import load_physionet
 from tsdiff.io import write_atomic, write_json
 
@@ -43,9 +44,10 @@ def run(
     seed: int = 0,
     config: str | None = None,
     stem: str = "defaults-physionet",
+    task: str | None = None,
 ) -> dict[str, Any]:
-    """``config``: a config file ``tsdiff train`` also gets (a candidate default),
-    results written as ``stem``.md/.json."""
+    """``config``: a config file ``tsdiff train`` also gets (a candidate default);
+    ``task``: its ``--task``; results written as ``stem``.md/.json."""
     raw = load_physionet()
     ids = np.sort(raw["series_id"].unique())
     train_ids, _, test_ids = fold_split(ids, 0, seed)
@@ -65,6 +67,7 @@ def run(
             "--seed",
             str(seed),
             *(["--config", config] if config else []),
+            *(["--task", task] if task else []),
         ]
         log("tsdiff " + " ".join(args[:1] + ["DATA"] + args[2:3] + ["MODEL"] + args[4:]))
         t0 = time.perf_counter()
@@ -85,6 +88,7 @@ def run(
         network = json.loads((t / "model" / "config.json").read_text())["network"]
     m, lin = report["model_normalized"], report["baselines_normalized"]["linear"]
     given = f" --config {Path(config).name}" if config else ""  # the candidate, if any
+    given += f" --task {task}" if task else ""
     result = {
         "dataset": "physionet",
         "command": f"python -m tsdiff.benchmarks.defaults physionet --minutes {minutes} "
@@ -145,9 +149,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--test-series", type=int, default=80)
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--config", help="config file passed to tsdiff train (a candidate)")
+    ap.add_argument("--task", choices=TASKS, help="tsdiff train --task (default its own)")
     ap.add_argument("--stem", default="defaults-physionet", help="results file name")
     a = ap.parse_args(argv)
-    run(a.minutes, a.test_series, Path(a.out), config=a.config, stem=a.stem)
+    run(a.minutes, a.test_series, Path(a.out), config=a.config, stem=a.stem, task=a.task)
 
 
 if __name__ == "__main__":

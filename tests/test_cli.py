@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from tsdiff.cli import main
+from tsdiff.errors import CalibrationWarning
 from tsdiff.io import current_umask
 
 from .conftest import tiny_config
@@ -217,3 +218,38 @@ def test_train_holdout_pattern_is_saved_and_calibrates_on_pattern_cells(workdir,
         main([*base, "--out", str(workdir / "bad"), "--holdout", "blocks"])
     assert e.value.code == 2 and "holdout" in capsys.readouterr().err
     assert not (workdir / "bad").exists()
+
+
+def test_train_task_impute_drops_forecast_masks_adds_the_quantile_prior_and_warns_on_forecast(
+    workdir, capsys
+):
+    cfg = json.loads((workdir / "cfg.json").read_text())
+    cfg["network"].update(prior_layers=1, prior_dim=16, prior_heads=2)  # a learned prior
+    (workdir / "cfg_prior.json").write_text(json.dumps(cfg))
+    base = ["train", str(workdir / "train.parquet"), "--config", str(workdir / "cfg_prior.json")]
+    out = workdir / "impute_only"
+    rc = main([*base, "--out", str(out), "--task", "impute", "--epochs", "1", "--quiet"])
+    assert rc == 0
+    saved = json.loads((out / "config.json").read_text())
+    want = [*cfg["train"]["mix_weights"][:3], 0.0]  # the other masks keep their proportions
+    assert saved["train"]["mix_weights"] == want and saved["network"]["prior_quantiles"]
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["quantile_blend"] is not None  # the blend was fitted with the calibration
+    fc = workdir / "impute_only_fc.parquet"
+    with pytest.warns(CalibrationWarning, match="trained to impute only"):
+        rc = main(
+            [
+                "forecast",
+                str(out),
+                str(workdir / "test.parquet"),
+                "--horizon",
+                "6",
+                "--out",
+                str(fc),
+            ]
+        )
+    assert rc == 0 and fc.is_file()  # it still forecasts, said to be untrained for it
+    with pytest.raises(SystemExit) as e:
+        main([*base, "--out", str(workdir / "bad_task"), "--task", "forecast"])
+    assert e.value.code == 2 and "--task" in capsys.readouterr().err
+    assert not (workdir / "bad_task").exists()

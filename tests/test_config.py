@@ -106,3 +106,21 @@ def test_a_saved_config_lacking_a_newer_field_loads_what_it_was_trained_with(tmp
     assert TSDiffConfig.from_saved(now) == TSDiffConfig()
     with pytest.raises(ConfigError):
         TSDiffConfig.from_saved({"train": 3})
+
+
+def test_task_impute_trains_gap_masks_only_with_the_quantile_prior() -> None:
+    cfg = TSDiffConfig()
+    assert cfg.for_task("both") == cfg
+    imp = cfg.for_task("impute")
+    w = cfg.train.mix_weights
+    assert imp.train.mix_weights == (*w[:3], 0.0) and imp.train.forecast_share == 0.0
+    assert cfg.train.forecast_share == w[3] / sum(w) > 0
+    assert imp.network.prior_quantiles and not cfg.network.prior_quantiles
+    assert imp.replace(train={"epochs": 3}).train.mix_weights == imp.train.mix_weights
+    # without a learned prior there is no quantile prior to add: the masks alone change
+    plain = cfg.replace(network={"prior_layers": 0}).for_task("impute")
+    assert not plain.network.prior_quantiles and plain.train.forecast_share == 0.0
+    with pytest.raises(ConfigError, match="task must be one of"):
+        cfg.for_task("forecast")
+    with pytest.raises(ConfigError, match="no other mask"):
+        cfg.replace(train={"mix_weights": (0.0, 0.0, 0.0, 1.0)}).for_task("impute")

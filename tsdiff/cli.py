@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tsdiff.config import TASKS
 from tsdiff.errors import ConfigError, DataError, ModelFileError, TSDiffError
 from tsdiff.io import read_frame, write_json, write_parquet
 from tsdiff.registry import RegistryError, TrackingUnreachableError
@@ -113,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["random", "pattern"],
         help="validation cells the calibration hides: 10%% at random (default) or the gaps "
         "of another stretch of the data (pattern: for outages, not scattered gaps)",
+    )
+    t.add_argument(
+        "--task",
+        choices=TASKS,
+        default="both",
+        help="what the model is for: both (impute and forecast, default) or impute (gap "
+        "masks only and a quantile prior: better imputations, forecasts not trained)",
     )
     t.add_argument("--checkpoint", help="resumable checkpoint file (default OUT.ckpt)")
     t.add_argument("--resume", action="store_true", help="continue from the checkpoint")
@@ -461,6 +469,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     lags = _int_list(args.lags, "--lags")
     cfg = cfg.replace(data=data, train=train, network={} if lags is None else {"lags": lags})
+    cfg = cfg.for_task(args.task)
     if args.bounds or args.kind or args.transform:
         from tsdiff.spec import parse_bounds, parse_kinds, parse_transforms
 

@@ -382,6 +382,16 @@ class Predictor:
         num = self.scheduler.num_steps
         record = trajectory_options(num, return_trajectory, trajectory_steps, trajectory_samples)
         horizon = self.check_horizon(horizon)
+        if self.config.train.forecast_share == 0:
+            warnings.warn(
+                CalibrationWarning(
+                    "this model was trained to impute only (no forecast masks in its "
+                    "training mix: tsdiff train --task impute, or an imputation profile): "
+                    "its forecasts come from a network never shown a masked future; train "
+                    "with --task both to forecast"
+                ),
+                stacklevel=2,
+            )
         if record is not None and horizon > self.window - 1:
             raise RangeError(
                 f"a trajectory is recorded for horizons up to {self.window - 1} (one window); "

@@ -392,11 +392,7 @@ def validation_crps(
 def forecast_weight(cfg: TrainConfig) -> float:
     """The share of forecasting among the training masks: what the task-weighted
     validation CRPS gives the forecast CRPS."""
-    if cfg.masking == "forecast":
-        return 1.0
-    if cfg.masking != "mix":
-        return 0.0
-    return float(cfg.mix_weights[3]) / float(sum(cfg.mix_weights))
+    return cfg.forecast_share
 
 
 def _task_crps(
