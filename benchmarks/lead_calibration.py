@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,10 @@ from tsdiff.calibration import (
     rescale,
     scaled_interval,
 )
+from tsdiff.errors import DataError
 from tsdiff.model import TSDiff
 from tsdiff.predictor import Predictor
-from tsdiff.rolling_calibration import Forecasts, rolling_refits
+from tsdiff.rolling_calibration import Forecasts, Refit, rolling_refits
 from tsdiff.spec import project, project_bounds
 
 LEVELS = (50, 90)
@@ -135,6 +137,55 @@ def score(
     return {k: round(v, 5) if isinstance(v, float) else v for k, v in out.items()}
 
 
+def tracked(
+    refits: Sequence[Refit], forecasts: Forecasts, horizon: int, rate: float
+) -> list[Refit]:
+    """``refits`` (one per forecast of ``forecasts``) with each level's interval factor
+    times ``exp(rate · Σ (miss − (1 − level)))`` over the same series' forecasts whose
+    horizon had ended by its origin, each scored with the factors it was issued with:
+    quantile tracking, the update of adaptive conformal inference (Gibbs & Candès 2021;
+    Angelopoulos, Candès & Tibshirani 2023), a candidate for shifts that a refit on a
+    recent pool follows too slowly. ``rate`` 0 leaves them as they are."""
+    if not (math.isfinite(rate) and rate >= 0):
+        raise DataError(f"rate must be a finite number >= 0, got {rate!r}")
+    if len(refits) != len(forecasts.where):
+        raise DataError(f"need one refit per forecast: {len(refits)} for {len(forecasts.where)}")
+    out = list(refits)
+    misses: dict[int, dict[int, float]] = {}  # forecast → level → share of truths outside
+    for i in sorted(range(len(out)), key=lambda j: forecasts.where[j][1]):
+        key, pos, when = forecasts.where[i]
+        r = refits[i]
+        if not r.intervals:
+            raise DataError(f"forecast of {key!r} at {when} has no interval factors to track")
+        done = [
+            j
+            for j, (k, p, _) in enumerate(forecasts.where)
+            if j in misses and k == key and p + horizon <= pos
+        ]
+        scale = {
+            lv: f * math.exp(rate * sum(misses[j][lv] - (1 - lv / 100) for j in done))
+            for lv, f in r.intervals.items()
+        }
+        out[i] = dataclasses.replace(r, intervals=scale)
+        misses[i] = _misses(forecasts.samples[i], forecasts.truth[i], r.spread, scale)
+    return out
+
+
+def _misses(
+    samples: np.ndarray, truth: np.ndarray, spread: float, scale: dict[int, float]
+) -> dict[int, float]:
+    """Per level, the share of the known truths (K, H) outside the intervals of
+    ``samples`` (n, K, H) scaled by ``spread`` and widened by ``scale``."""
+    smp = rescale(samples, spread)
+    known = np.isfinite(truth)
+    out = {}
+    for lv in scale:
+        lo, hi = scaled_interval(smp, lv, {lv: scale[lv]})
+        inside = (lo <= truth) & (truth <= hi)
+        out[lv] = float(1.0 - inside[known].mean()) if known.any() else 1 - lv / 100
+    return out
+
+
 def rolling_plan(
     cal_z: np.ndarray,
     cal_y: np.ndarray,
@@ -144,15 +195,24 @@ def rolling_plan(
     where: Sequence[tuple[Any, int, Any]],
     horizon: int,
     recent: int,
+    rate: float = 0.0,
 ) -> list[tuple[list[tuple[int, int]], Factors]]:
     """One spread and one set of interval factors per test forecast, fitted on the
     ``recent`` latest forecasts of its series whose whole horizon had happened by its
     origin: the calibration origins' (``cal_z`` (Wc, n, K, H), ``cal_y`` (Wc, K, H)) and
     the earlier test origins' (``z``, ``y`` alike), all normalised. What a forecaster
-    recalibrated as truths arrive would use; nothing after the origin."""
+    recalibrated as truths arrive would use; nothing after the origin. ``rate`` > 0:
+    the interval factors then tracked (:func:`tsdiff.rolling_calibration.tracked`)."""
+    own = Forecasts(z, y, where)
     refits = rolling_refits(
-        Forecasts(cal_z, cal_y, cal_where), Forecasts(z, y, where), horizon, recent, intervals=True
+        Forecasts(cal_z, cal_y, cal_where), own, horizon, recent, intervals=True
     )
+    if rate:
+        refits = tracked(refits, own, horizon, rate)
+    return _one_band(refits, horizon)
+
+
+def _one_band(refits: Sequence[Refit], horizon: int) -> list[tuple[list[tuple[int, int]], Factors]]:
     one = [(0, horizon)]
     return [(one, Factors((r.spread,), (r.intervals or {},))) for r in refits]
 
@@ -170,8 +230,13 @@ def run(
     command: str,
     recents: Sequence[int] = (),
     before: int = 0,
+    rates: Sequence[float] = (),
+    onces: Sequence[int] = (),
 ) -> dict[str, Any]:
     """``recents``: pool sizes of the rolling variants (default ``calibrate_windows``);
+    ``rates``: each also with its interval factors tracked at that rate, and the
+    once-fitted factors tracked; ``onces``: the factors fitted once on only the latest
+    that many calibration origins (of ``calibrate_windows``);
     ``before``: end the data that many origins (``step`` apart) early, so that settings
     are chosen on the period before the protocol's test origins, never on them."""
     measured = commit()
@@ -230,6 +295,17 @@ def run(
     )
     # factors of 1: the samples' own intervals (half-widths floored as the fitted ones)
     variants["uncalibrated"] = (one, Factors((1.0,), ({lv: 1.0 for lv in LEVELS},)))
+    wc = len(cal.run.where)
+    latest = np.argsort([p for _, p, _ in cal.run.where], kind="stable")  # by origin
+    for m in onces:  # fitted once, on the latest m calibration origins only
+        sel = latest[-m:]
+        part = cal.samples.reshape(n, wc, -1)[:, sel].reshape(n, -1)  # (n, m·K·H)
+        y_sel = cal.truth.reshape(wc, -1)[sel].reshape(-1)
+        lead_sel = cal.lead.reshape(wc, -1)[sel].reshape(-1)
+        variants[f"once, on the latest {m} calibration origins"] = (
+            one,
+            fit_factors(part, y_sel, lead_sel, one),
+        )
     scores = {}
     for name, (b, f) in variants.items():
         scores[name] = {
@@ -239,20 +315,30 @@ def run(
         }
         log(f"{name}: {scores[name]}")
     # recalibrated as truths arrive: each origin's factors from the latest matured forecasts
-    wc = len(cal.run.where)
     cal_z = cal.samples.reshape(n, wc, k, h).transpose(1, 0, 2, 3)  # (Wc, n, K, H)
+    zy = model.normalizer.transform(bt.truth)  # (W, K, H)
+    plans = {}
+    if rates:  # the once-fitted factors, tracked
+        once = [Refit(shipped.spread[0], shipped.intervals[0], wc, 0)] * w
+        for rate in rates:
+            refits = tracked(once, Forecasts(z, zy, bt.windows), h, rate)
+            plans[f"once, tracked at rate {rate:g}"] = _one_band(refits, h)
     for recent in recents or (calibrate_windows,):
-        plan = rolling_plan(
-            cal_z,
-            cal.truth.reshape(wc, k, h),
-            cal.run.where,
-            z,
-            model.normalizer.transform(bt.truth),
-            bt.windows,
-            h,
-            recent,
-        )
-        name = f"rolling: the latest {recent} matured forecasts at each origin"
+        for rate in (0.0, *rates):
+            plan = rolling_plan(
+                cal_z,
+                cal.truth.reshape(wc, k, h),
+                cal.run.where,
+                z,
+                zy,
+                bt.windows,
+                h,
+                recent,
+                rate,
+            )
+            name = f"rolling: the latest {recent} matured forecasts at each origin"
+            plans[name + (f", tracked at rate {rate:g}" if rate else "")] = plan
+    for name, plan in plans.items():
         spreads = [f.spread[0] for _, f in plan]
         scores[name] = {
             "spread": [float(np.median(spreads))],
@@ -347,6 +433,16 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="end the data this many origins early: choose settings before the test period",
     )
+    p.add_argument(
+        "--track",
+        default="",
+        help="rates at which to track the interval factors by their misses, e.g. 0.1,0.3",
+    )
+    p.add_argument(
+        "--once",
+        default="",
+        help="also fit once on only the latest N calibration origins, e.g. 28 (of 56)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(RESULTS))
@@ -363,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
         command=module_command("tsdiff.benchmarks.lead_calibration"),
         recents=[int(x) for x in a.recent.split(",") if x],
         before=a.before,
+        rates=[float(x) for x in a.track.split(",") if x],
+        onces=[int(x) for x in a.once.split(",") if x],
     )
     return 0
 

@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 
 from tsdiff.backtest import backtest, cutoffs
+from tsdiff.benchmarks.lead_calibration import tracked
+from tsdiff.calibration import rescale, scaled_interval
 from tsdiff.errors import DataError, RangeError
-from tsdiff.rolling_calibration import Forecasts, matured, rolling_refits
+from tsdiff.rolling_calibration import Forecasts, Refit, matured, rolling_refits
 
 H, STEP, N = 6, 12, 5
 
@@ -75,6 +77,63 @@ def test_refits_refuse_a_forecast_with_nothing_matured_before_it() -> None:
         rolling_refits(validation, test, horizon=4, recent=0, intervals=False)
     with pytest.raises(DataError, match="samples must be"):
         Forecasts(np.zeros((2, 3, 1, 4)), np.zeros((1, 1, 4)), test.where)
+
+
+def _coverage(f: Forecasts, refits: list[Refit], level: int) -> float:
+    """Share of f's truths inside the intervals its refits give (as ``tracked`` scores)."""
+    inside = []
+    for smp, y, r in zip(f.samples, f.truth, refits, strict=True):
+        lo, hi = scaled_interval(rescale(smp, r.spread), level, r.intervals)
+        inside.append((lo <= y) & (y <= hi))
+    return float(np.mean(inside))
+
+
+def test_tracking_narrows_intervals_that_keep_covering_too_much_and_widens_the_others() -> None:
+    rng = np.random.default_rng(2)
+    h = 4
+    fixed = {50: 1.0, 90: 1.0}  # factors fitted before: right for truths ~ N(0, 1)
+    for sd, wider in ((0.5, False), (2.0, True)):  # calmer, then stormier than fitted
+        test = _forecasts(rng, range(0, 200, 4), truth_sd=sd, h=h)
+        once = [Refit(1.0, fixed, 10, 0)] * len(test.where)
+        got = tracked(once, test, horizon=h, rate=1.0)
+        # nothing matured by the first origin (0 + 4 > 0): its factors as fitted
+        assert got[0] == once[0]
+        late = got[-1].intervals
+        assert late is not None
+        for lv in (50, 90):
+            assert (late[lv] > 1.0) if wider else (late[lv] < 1.0)
+            # coverage over the period moves toward the level from the fitted factors'
+            before, after = _coverage(test, once, lv), _coverage(test, got, lv)
+            assert abs(after - lv / 100) < abs(before - lv / 100) - 0.02, (sd, lv)
+    assert tracked(once, test, horizon=h, rate=0.0) == once  # rate 0: as given
+
+
+def test_tracking_uses_only_forecasts_whose_horizon_had_ended() -> None:
+    rng = np.random.default_rng(3)
+    h = 8
+    test = _forecasts(rng, range(0, 80, 4), truth_sd=0.5, h=h)
+    once = [Refit(1.0, {50: 1.0, 90: 1.0}, 10, 0)] * len(test.where)
+    got = tracked(once, test, horizon=h, rate=0.5)
+    assert got[:2] == once[:2]  # origins 0 and 4: nothing had ended (0 + 8 > 4)
+    assert got[2] != once[2]  # origin 8: the forecast from 0 had
+    moved = Forecasts(test.samples, test.truth.copy(), test.where)
+    moved.truth[-2:] *= 10  # the last two forecasts (origins 72, 76) never mature
+    assert tracked(once, moved, horizon=h, rate=0.5) == got
+    moved.truth[-3] *= 10  # origin 68 ends at 76: the last origin reads it
+    again = tracked(once, moved, horizon=h, rate=0.5)
+    assert again[:-1] == got[:-1] and again[-1] != got[-1]
+
+
+def test_tracking_refuses_bad_rates_and_refits() -> None:
+    rng = np.random.default_rng(4)
+    test = _forecasts(rng, [0, 4], truth_sd=1.0)
+    ok = [Refit(1.0, {90: 1.0}, 1, 0)] * 2
+    with pytest.raises(DataError, match="rate must be"):
+        tracked(ok, test, horizon=4, rate=-0.1)
+    with pytest.raises(DataError, match="one refit per forecast"):
+        tracked(ok[:1], test, horizon=4, rate=0.1)
+    with pytest.raises(DataError, match="no interval factors"):
+        tracked([Refit(1.0, None, 1, 0)] * 2, test, horizon=4, rate=0.1)
 
 
 def test_backtest_recalibrated_as_truths_arrive(fitted, pm25) -> None:
