@@ -202,7 +202,7 @@ def rolling_plan(
     origin: the calibration origins' (``cal_z`` (Wc, n, K, H), ``cal_y`` (Wc, K, H)) and
     the earlier test origins' (``z``, ``y`` alike), all normalised. What a forecaster
     recalibrated as truths arrive would use; nothing after the origin. ``rate`` > 0:
-    the interval factors then tracked (:func:`tsdiff.rolling_calibration.tracked`)."""
+    the interval factors then tracked (:func:`tracked`)."""
     own = Forecasts(z, y, where)
     refits = rolling_refits(
         Forecasts(cal_z, cal_y, cal_where), own, horizon, recent, intervals=True
