@@ -244,10 +244,17 @@ def parquet_bytes(df: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def parquet_response(frame: pd.DataFrame, samples: pd.DataFrame | None) -> Response:
-    """One parquet file; with samples, a zip of ``result.parquet`` and ``samples.parquet``."""
+WARNINGS_HEADER = "X-TSDiff-Warnings"  # a parquet answer's caveats, "; "-separated
+
+
+def parquet_response(
+    frame: pd.DataFrame, samples: pd.DataFrame | None, caveats: Sequence[str] = ()
+) -> Response:
+    """One parquet file; with samples, a zip of ``result.parquet`` and ``samples.parquet``;
+    ``caveats`` (what the library warned about) in the ``X-TSDiff-Warnings`` header."""
+    headers = {WARNINGS_HEADER: "; ".join(caveats)} if caveats else {}
     if samples is None:
-        return Response(parquet_bytes(frame), media_type=PARQUET_TYPE)
+        return Response(parquet_bytes(frame), media_type=PARQUET_TYPE, headers=headers)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr("result.parquet", parquet_bytes(frame))
@@ -255,7 +262,7 @@ def parquet_response(frame: pd.DataFrame, samples: pd.DataFrame | None) -> Respo
     return Response(
         buf.getvalue(),
         media_type=ZIP_TYPE,
-        headers={"Content-Disposition": 'attachment; filename="tsdiff-result.zip"'},
+        headers={"Content-Disposition": 'attachment; filename="tsdiff-result.zip"', **headers},
     )
 
 

@@ -240,6 +240,9 @@ class TSDiffService:
                 check_horizon(horizon, self.settings)
             opts = {**kw, "levels": parse_levels(kw["levels"]), "return_samples": return_samples}
             df = self._frame(df, endpoint, model)
+            # what the library call warns about, said to the caller (not only the log)
+            sampling = {k: kw[k] for k in ("n_samples", "steps", "seed") if k in kw}
+            caveats = model.caveats("impute" if horizon is None else "forecast", **sampling)
             cov = {"static_df": static() if static else None}
             if horizon is None:
                 out = model.impute(df, **traj, **opts, **cov, **(gaps or {}))
@@ -250,11 +253,11 @@ class TSDiffService:
             frame = out.frame
             self.cells.labels(endpoint).inc(count(frame, model))
             if as_json:
-                body = self._json(out)
+                body = {**self._json(out), "warnings": caveats}
                 if horizon is None:  # missing cells the request asked to leave open
                     body["left_open"] = left_open(frame, model.variables, model.columns.value_col)
                 return body
-            return self._parquet(out)
+            return parquet_response(out.frame, out.samples, caveats)
 
         return self._answer(work)
 
@@ -275,9 +278,6 @@ class TSDiffService:
             check_output_rows(len(out.trajectory), "trajectory", self.settings)
             body["trajectory"] = to_records(out.trajectory)
         return body
-
-    def _parquet(self, out: PredictionResult) -> Response:
-        return parquet_response(out.frame, out.samples)
 
     def _summary(self) -> dict[str, Any]:
         keys = ("name", "version", "alias", "run_id")

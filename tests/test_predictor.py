@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
+import warnings
 
+import pytest
+
+from tsdiff.errors import RangeError
 from tsdiff.results import ForecastResult, ImputeResult
 
 SCRIPT = """
@@ -57,3 +62,19 @@ def test_weights_stored_as_float16_halve_the_file_and_load_as_float32(fitted, tm
     with pytest.raises(RangeError, match="weights_dtype"):
         fitted.save(tmp_path / "bad", weights_dtype="int8")
     assert not (tmp_path / "bad").exists()
+
+
+def test_caveats_are_the_texts_of_the_warnings_a_call_raises(fitted):
+    assert fitted.caveats("impute") == [] and fitted.caveats("forecast") == []
+    fitted_steps = fitted.config.sample.steps
+    said = fitted.caveats("impute", steps=fitted_steps - 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted.options(steps=fitted_steps - 1)
+    assert len(said) == 1 and [str(w.message) for w in caught] == said
+    impute_only = copy.deepcopy(fitted)
+    impute_only.config = impute_only.config.replace(train={"mix_weights": (1.0, 0.0, 0.0, 0.0)})
+    (untrained,) = impute_only.caveats("forecast")
+    assert "trained to impute only" in untrained and impute_only.caveats("impute") == []
+    with pytest.raises(RangeError, match="task must be"):
+        fitted.caveats("backtest")

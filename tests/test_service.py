@@ -35,7 +35,13 @@ from tsdiff.device import resolve_device
 from tsdiff.errors import ConfigError
 from tsdiff.model import TSDiff
 from tsdiff.pretrained import SHIPPED_DIR
-from tsdiff.services.payloads import ServiceError, parse_levels, to_records, trajectory_options
+from tsdiff.services.payloads import (
+    WARNINGS_HEADER,
+    ServiceError,
+    parse_levels,
+    to_records,
+    trajectory_options,
+)
 from tsdiff.services.process import Server, bentoml_serve
 from tsdiff.services.process import free_port as _free_port
 from tsdiff.services.process import server_env as _server_env
@@ -435,6 +441,34 @@ def test_forecast_pm25_json(open_server, pm25, pm25_model):
     assert got["timestamp"].iloc[0] == (df["timestamp"].max() + pd.Timedelta(hours=1)).isoformat()
     expected = pm25_model.forecast(df, 6, levels=[50, 90], n_samples=4, steps=3, seed=7).frame
     _same(got.assign(timestamp=pd.to_datetime(got["timestamp"])), expected)
+
+
+@slow
+def test_what_the_library_warns_about_reaches_the_caller(auth, client, physio, physio_model):
+    wide = _wide(physio["test"], physio_model.variables)
+    body = {"records": to_records(wide), **SAMPLING}
+    resp = client.post(f"{auth.url}/v1/impute/json", json=body, timeout=60)
+    assert resp.status_code == 200 and resp.json()["warnings"] == []  # its own sampler
+    moved = {**SAMPLING, "steps": 2}  # the calibration was fitted with 3 steps
+    resp = client.post(f"{auth.url}/v1/impute/json", json={**body, **moved}, timeout=60)
+    assert resp.status_code == 200, resp.text
+    said = resp.json()["warnings"]
+    assert said == physio_model.caveats("impute", n_samples=4, steps=2, seed=7)
+    assert len(said) == 1 and "steps 3 -> 2" in said[0]
+    resp = client.post(
+        f"{auth.url}/v1/forecast",
+        files=_upload(_parquet(wide)),
+        data={**{k: str(v) for k, v in moved.items()}, "horizon": "3"},
+    )
+    _read(resp)
+    assert "steps 3 -> 2" in resp.headers[WARNINGS_HEADER]
+    resp = client.post(
+        f"{auth.url}/v1/impute",
+        files=_upload(_parquet(wide)),
+        data={k: str(v) for k, v in SAMPLING.items()},
+    )
+    _read(resp)
+    assert WARNINGS_HEADER not in resp.headers
 
 
 @slow

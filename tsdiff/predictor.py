@@ -179,25 +179,54 @@ class Predictor:
         50-step DDPM draws: test MAE 0.340 / CRPS 0.417 against 0.236 / 0.265 with its
         4-step DDIM, ``benchmarks/results/shipped-physionet-vitals-ddpm-32x50.md``)."""
         opts = resolve_options(self.config.sample, self.scheduler.num_steps, **per_call)
-        if self.is_calibrated:
-            fitted = resolve_options(self.config.sample, self.scheduler.num_steps)
-            names = ("sampler",) if opts.sampler == "ddpm" else ("sampler", "steps", "eta")
-            moved = [
-                f"{k} {getattr(fitted, k)!r} -> {getattr(opts, k)!r}"
-                for k in names
-                if getattr(opts, k) != getattr(fitted, k)
-            ]
-            if moved:
-                warnings.warn(
-                    CalibrationWarning(
-                        f"the model's calibration was fitted for {fitted.sampler} with "
-                        f"{fitted.steps} steps (eta {fitted.eta}); sampling with "
-                        f"{', '.join(moved)} keeps its factors, so intervals may not cover "
-                        "what they claim: set config.sample and recalibrate to change it"
-                    ),
-                    stacklevel=2,
-                )
+        moved = self._sampler_caveat(opts)
+        if moved:
+            warnings.warn(CalibrationWarning(moved), stacklevel=2)
         return opts
+
+    def caveats(self, task: str, **per_call: Any) -> list[str]:
+        """What a call of ``task`` ("impute" or "forecast") with these sampling options
+        (as :meth:`options` takes them) warns about, as text: for a caller that answers
+        over a network rather than a console (the service returns them with the
+        result). Thread-safe, unlike catching the warnings: it recomputes them."""
+        if task not in ("impute", "forecast"):
+            raise RangeError(f"task must be 'impute' or 'forecast', got {task!r}")
+        opts = resolve_options(self.config.sample, self.scheduler.num_steps, **per_call)
+        found = [self._sampler_caveat(opts)]
+        if task == "forecast":
+            found.append(self._forecast_caveat())
+        return [c for c in found if c]
+
+    def _sampler_caveat(self, opts: SampleOptions) -> str | None:
+        """The calibration's sampler moved by a call's options (None: it was not)."""
+        if not self.is_calibrated:
+            return None
+        fitted = resolve_options(self.config.sample, self.scheduler.num_steps)
+        names = ("sampler",) if opts.sampler == "ddpm" else ("sampler", "steps", "eta")
+        moved = [
+            f"{k} {getattr(fitted, k)!r} -> {getattr(opts, k)!r}"
+            for k in names
+            if getattr(opts, k) != getattr(fitted, k)
+        ]
+        if not moved:
+            return None
+        return (
+            f"the model's calibration was fitted for {fitted.sampler} with "
+            f"{fitted.steps} steps (eta {fitted.eta}); sampling with "
+            f"{', '.join(moved)} keeps its factors, so intervals may not cover "
+            "what they claim: set config.sample and recalibrate to change it"
+        )
+
+    def _forecast_caveat(self) -> str | None:
+        """A model trained to impute only, asked to forecast (None: it was trained to)."""
+        if self.config.train.forecast_share > 0:
+            return None
+        return (
+            "this model was trained to impute only (no forecast masks in its training "
+            "mix: tsdiff train --task impute, or an imputation profile): its forecasts "
+            "come from a network never shown a masked future; train with --task both "
+            "to forecast"
+        )
 
     @property
     def is_calibrated(self) -> bool:
@@ -382,16 +411,9 @@ class Predictor:
         num = self.scheduler.num_steps
         record = trajectory_options(num, return_trajectory, trajectory_steps, trajectory_samples)
         horizon = self.check_horizon(horizon)
-        if self.config.train.forecast_share == 0:
-            warnings.warn(
-                CalibrationWarning(
-                    "this model was trained to impute only (no forecast masks in its "
-                    "training mix: tsdiff train --task impute, or an imputation profile): "
-                    "its forecasts come from a network never shown a masked future; train "
-                    "with --task both to forecast"
-                ),
-                stacklevel=2,
-            )
+        untrained = self._forecast_caveat()
+        if untrained:
+            warnings.warn(CalibrationWarning(untrained), stacklevel=2)
         if record is not None and horizon > self.window - 1:
             raise RangeError(
                 f"a trajectory is recorded for horizons up to {self.window - 1} (one window); "
