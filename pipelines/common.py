@@ -405,6 +405,12 @@ def arrow_output_schema(
 
 
 # --------------------------------------------------------------------------- manifest
+def run_caveats(model: TSDiff, params: PipelineParams) -> list[str]:
+    """What the library warns about for this run (:meth:`TSDiff.caveats`), for the
+    manifest: a batch job's warnings scroll past in a log nobody reads."""
+    return model.caveats(params.task, n_samples=params.n_samples, steps=params.steps)
+
+
 def model_info(model: TSDiff, uri: str) -> dict[str, Any]:
     """What identifies the model: its URI, a hash of config and weights, and for
     registry URIs the version the alias pointed to."""

@@ -44,6 +44,7 @@ from tsdiff.pipelines.common import (
     output_columns,
     process_series,
     read_covariates,
+    run_caveats,
     write_manifest,
 )
 from tsdiff.pipelines.dataset import InputDataset, open_input, plan_batches, read_batch, scan_series
@@ -115,6 +116,7 @@ def run_local(
     manifest = check_output_dir(out, ENGINE, job)
     if manifest is None:
         manifest = _new_manifest(inp, out, minfo, params, job, batches)
+        manifest["warnings"] = run_caveats(m, params)
     out.mkdir(parents=True, exist_ok=True)
     _remove_temporaries(out)
     done = [b["complete"] for b in manifest["batches"]]

@@ -45,6 +45,7 @@ from tsdiff.pipelines.common import (
     output_columns,
     process_series,
     read_covariates,
+    run_caveats,
     write_manifest,
 )
 from tsdiff.pipelines.dataset import (
@@ -285,6 +286,7 @@ def run_spark(
         "params": params.to_dict(),
         "seed": params.seed,
         "fingerprint": job,
+        "warnings": run_caveats(m, params),
         "started_at": now(),
     }
     own = spark is None

@@ -23,7 +23,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from tsdiff.cli import main
-from tsdiff.errors import ConfigError
+from tsdiff.errors import CalibrationWarning, ConfigError
 from tsdiff.masks import open_gaps
 from tsdiff.model import TSDiff
 from tsdiff.pipelines import (
@@ -142,6 +142,7 @@ def test_local_engine_writes_every_row_once_partitioned_with_a_manifest(
     assert man["model"]["variables"] == ["pm25"]
     assert man["seed"] == 7 and man["params"]["levels"] == [50, 90]
     assert man["params"]["n_samples"] == 4 and man["params"]["steps"] == 3  # model defaults
+    assert man["warnings"] == []  # the model's own sampler: nothing to warn about
 
     # a rerun of the finished job redoes nothing; another job is refused, not mixed in
     assert main(argv) == 0
@@ -325,6 +326,16 @@ def test_forecast_pipeline_gives_each_series_its_horizon_in_its_partition(
     direct = direct.sort_values(KEY).reset_index(drop=True)
     pd.testing.assert_frame_equal(got.drop(columns="group"), direct, check_dtype=False)
 
+    assert json.loads((out / MANIFEST).read_text())["warnings"] == []
+    # another sampler than the calibration's: the warning is in the job's record
+    moved = tmp_path / "fc-steps"
+    argv2 = ["pipeline", "forecast", "--input", str(dataset), "--output", str(moved)]
+    argv2 += ["--model", str(model_dir), "--horizon", "6", "--steps", "2", "--quiet"]
+    with pytest.warns(CalibrationWarning):
+        assert main(argv2) == 0
+    (said,) = json.loads((moved / MANIFEST).read_text())["warnings"]
+    assert "steps 3 -> 2" in said
+
     bad = ["pipeline", "forecast", "--input", str(dataset), "--output", str(tmp_path / "x")]
     assert main([*bad, "--model", str(model_dir), "--horizon", "0", "--quiet"]) == 2
     assert not (tmp_path / "x").exists()
@@ -378,6 +389,7 @@ def test_spark_engine_matches_the_local_engine(
     assert not files_on_disk(tmp_path / "ff")
     assert man["series_failed"] == local["series_failed"]
     assert man["status"] == "complete" and man["engine"] == "spark"
+    assert man["warnings"] == local["warnings"] == []
     assert man["rows_in"] == 8 * HOURS + 60 and man["rows_out"] == 8 * HOURS
     assert man["series_done"] == 8 and man["n_series"] == 10
     assert [(f["series"], f["error"]) for f in man["series_failed"]] == [
