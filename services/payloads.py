@@ -7,6 +7,7 @@ the service answers 4xx with ``{"error": type, "message": text}`` instead of a 5
 from __future__ import annotations
 
 import io
+import json
 import math
 import zipfile
 from collections.abc import Sequence
@@ -244,7 +245,9 @@ def parquet_bytes(df: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-WARNINGS_HEADER = "X-TSDiff-Warnings"  # a parquet answer's caveats, "; "-separated
+# a parquet answer's caveats as a JSON list (ASCII-escaped: a header carries no more;
+# a list, because the texts themselves hold "; " and ", ")
+WARNINGS_HEADER = "X-TSDiff-Warnings"
 
 
 def parquet_response(
@@ -252,7 +255,7 @@ def parquet_response(
 ) -> Response:
     """One parquet file; with samples, a zip of ``result.parquet`` and ``samples.parquet``;
     ``caveats`` (what the library warned about) in the ``X-TSDiff-Warnings`` header."""
-    headers = {WARNINGS_HEADER: "; ".join(caveats)} if caveats else {}
+    headers = {WARNINGS_HEADER: json.dumps(list(caveats))} if caveats else {}
     if samples is None:
         return Response(parquet_bytes(frame), media_type=PARQUET_TYPE, headers=headers)
     buf = io.BytesIO()

@@ -462,6 +462,9 @@ def test_what_the_library_warns_about_reaches_the_caller(auth, client, physio, p
     )
     _read(resp)
     assert "steps 3 -> 2" in resp.headers[WARNINGS_HEADER]
+    assert json.loads(resp.headers[WARNINGS_HEADER]) == physio_model.caveats(
+        "forecast", n_samples=4, steps=2, seed=7
+    )
     resp = client.post(
         f"{auth.url}/v1/impute",
         files=_upload(_parquet(wide)),
