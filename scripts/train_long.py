@@ -1,7 +1,10 @@
 """Train a shipped model (the quick design of its benchmark) on the protocol's training
 split for a long budget, resumable across sessions.
 
-    python scripts/train_long.py physionet10|pm25 MINUTES CHECKPOINT OUT_DIR
+    python scripts/train_long.py physionet10|pm25 MINUTES CHECKPOINT OUT_DIR [--set k=v ...]
+
+``--set section.field=value`` changes the quick design (e.g. ``--set network.channels=64``
+to train a wider denoiser); the saved config records what was trained.
 
 The budget alone ends the run (the profile's epoch cap is lifted) and the learning-rate
 schedule stretches to it.
@@ -18,6 +21,7 @@ it never saw; score it with ``python -m tsdiff.benchmarks.shipped OUT_DIR``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -28,17 +32,25 @@ import torch
 from tsdiff import TSDiff
 from tsdiff.benchmarks.common import commit, machine
 from tsdiff.benchmarks.csdi import load_profile, task_for
+from tsdiff.benchmarks.design import _override
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 4:
-        raise SystemExit("usage: python scripts/train_long.py physionet10|pm25 MINUTES CKPT OUT")
-    dataset, minutes, ckpt, out = argv[0], float(argv[1]), argv[2], argv[3]
+    ap = argparse.ArgumentParser(prog="python scripts/train_long.py")
+    ap.add_argument("dataset", choices=["physionet10", "pm25"])
+    ap.add_argument("minutes", type=float)
+    ap.add_argument("ckpt")
+    ap.add_argument("out")
+    ap.add_argument("--set", action="append", default=[], help="section.field=value")
+    a = ap.parse_args(argv)
+    dataset, minutes, ckpt, out = a.dataset, a.minutes, a.ckpt, a.out
     torch.set_num_threads(1)
     family = "physionet" if dataset.startswith("physionet") else dataset
-    cfg = load_profile(family, "quick").model.replace(
-        train={"seed": 0, "max_minutes": minutes, "epochs": None}
-    )
+    prof = load_profile(family, "quick").model
+    d = prof.to_dict()
+    for s in a.set:
+        _override(d, s)
+    cfg = type(prof).from_dict(d).replace(train={"seed": 0, "max_minutes": minutes, "epochs": None})
     task = task_for(dataset)
     t0 = time.time()
     started = f"{commit()}, started {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
@@ -52,7 +64,10 @@ def main(argv: list[str]) -> None:
     }
     # what the model card names as the command and the commit(s); a resumed run says so
     model.info["run"] = {
-        "script": f"scripts/train_long.py {dataset} {minutes:g} CKPT OUT",
+        "script": " ".join(
+            [f"scripts/train_long.py {dataset} {minutes:g} CKPT OUT"]
+            + [f"--set {s}" for s in a.set]
+        ),
         "sessions": f"{started}: the process that saved it (resumed runs began earlier)",
         "machine": {k: v for k, v in machine().items() if k != "load_avg"},  # for its card
     }
