@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -232,13 +233,17 @@ def run(
     before: int = 0,
     rates: Sequence[float] = (),
     onces: Sequence[int] = (),
+    dump: str | Path | None = None,
 ) -> dict[str, Any]:
     """``recents``: pool sizes of the rolling variants (default ``calibrate_windows``);
     ``rates``: each also with its interval factors tracked at that rate, and the
     once-fitted factors tracked; ``onces``: the factors fitted once on only the latest
     that many calibration origins (of ``calibrate_windows``);
     ``before``: end the data that many origins (``step`` apart) early, so that settings
-    are chosen on the period before the protocol's test origins, never on them."""
+    are chosen on the period before the protocol's test origins, never on them;
+    ``dump``: a folder to keep the draws in (``draws.npz``, ``model.pkl`` with the
+    normaliser and the specs), so that other ways of fitting factors can be tried on
+    them without drawing again."""
     measured = commit()
     torch.set_num_threads(threads)
     _, _, cfg, bench = load_profile(dataset, profile)
@@ -317,6 +322,8 @@ def run(
     # recalibrated as truths arrive: each origin's factors from the latest matured forecasts
     cal_z = cal.samples.reshape(n, wc, k, h).transpose(1, 0, 2, 3)  # (Wc, n, K, H)
     zy = model.normalizer.transform(bt.truth)  # (W, K, H)
+    if dump is not None:
+        _dump(Path(dump), model, cal_z, cal.truth.reshape(wc, k, h), cal.run.where, z, zy, bt)
     plans = {}
     if rates:  # the once-fitted factors, tracked
         once = [Refit(shipped.spread[0], shipped.intervals[0], wc, 0)] * w
@@ -371,6 +378,33 @@ def run(
     stem = f"lead-calibration-{dataset}-h{h}" + (f"-before{before}" if before else "")
     write_results(result, out_dir, stem, markdown)
     return result
+
+
+def _dump(
+    folder: Path,
+    model: Predictor,
+    cal_z: np.ndarray,
+    cal_y: np.ndarray,
+    cal_where: Sequence[tuple[Any, int, Any]],
+    z: np.ndarray,
+    zy: np.ndarray,
+    bt: Any,
+) -> None:
+    """The normalised draws and truths of the calibration and the test origins."""
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        folder / "draws.npz",
+        cal_z=cal_z.astype(np.float32),  # (Wc, n, K, H)
+        cal_y=cal_y.astype(np.float32),  # (Wc, K, H)
+        cal_pos=np.array([p for _, p, _ in cal_where]),
+        z=z.astype(np.float32),  # (W, n, K, H)
+        zy=zy.astype(np.float32),  # (W, K, H)
+        truth=bt.truth,  # (W, K, H), original units
+        pos=np.array([p for _, p, _ in bt.windows]),
+    )
+    specs = None if model.spec is None else [model.spec[v] for v in model.variables]
+    with open(folder / "model.pkl", "wb") as f:
+        pickle.dump({"normalizer": model.normalizer, "specs": specs}, f)
 
 
 def _interval_factors_at(
@@ -443,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="also fit once on only the latest N calibration origins, e.g. 28 (of 56)",
     )
+    p.add_argument("--dump", help="a folder to keep the draws in, for offline fits")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(RESULTS))
@@ -461,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         before=a.before,
         rates=[float(x) for x in a.track.split(",") if x],
         onces=[int(x) for x in a.once.split(",") if x],
+        dump=a.dump,
     )
     return 0
 

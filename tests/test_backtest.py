@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tsdiff import metrics
-from tsdiff.backtest import backtest, cutoffs, quantile_columns, score_frame
+from tsdiff.backtest import backtest, coverage_se, cutoffs, quantile_columns, score_frame
 from tsdiff.cli import main
 from tsdiff.errors import DataError, RangeError
 
@@ -196,8 +196,16 @@ def test_forecast_benchmark_tiny_end_to_end(tiny_forecast_bench) -> None:
     r, tmp_path = tiny_forecast_bench
     assert set(r["methods"]) == {"tsdiff", "seasonal_naive", "autoets"}
     for s in r["methods"].values():
-        assert {"mae", "crps", "crps_sum", "cov50", "cov90"} <= set(s)
+        assert {"mae", "crps", "crps_sum", "cov50", "cov90", "cov50_se", "cov90_se"} <= set(s)
         assert s["n_cells"] == 3 * 24 * 7  # 3 origins x 24 h x 7 sensors, no gaps
+        assert 0.0 <= s["cov90_se"] <= 0.5
+    row = next(
+        line
+        for line in (tmp_path / "forecast-etth1-tiny.md").read_text().splitlines()
+        if line.startswith("| tsdiff |")
+    )
+    ours = r["methods"]["tsdiff"]
+    assert f"{ours['cov50']:.3f} ± {ours['cov50_se']:.3f}" in row
     # seasonal naive with season 24 and horizon 24 forecasts the day before each origin:
     # its MAE over the last 72 h is mean |y[t] - y[t - 24]|, if the cut-offs line up
     values = forecast.load_dataset("etth1").drop(columns="timestamp").to_numpy()[-96:]
@@ -505,3 +513,42 @@ def test_forecast_benchmark_draws_a_long_horizon_once_for_both_calibrations(tmp_
     # daily origins, 36 h horizons: the third origin has seen the first's truths
     assert r["recalibration"]["own_forecasts_pooled"] == [0, 0, 1]
     assert rolled["backtest_s"] < 0.05 * once["backtest_s"]
+
+
+def _coverage_table(inside: np.ndarray, cells: int) -> pd.DataFrame:
+    """A forecast table of ``len(inside)`` origins, ``cells`` cells each, every cell of
+    origin i inside its 50 % interval iff ``inside[i]``."""
+    w = len(inside)
+    origin = np.repeat(pd.date_range("2024-01-01", periods=w, freq="D"), cells)
+    hit = np.repeat(inside, cells)
+    return pd.DataFrame(
+        {"origin": origin, "truth": np.where(hit, 0.0, 2.0), "lo_50": -1.0, "hi_50": 1.0}
+    )
+
+
+def test_coverage_se_of_independent_origins_is_the_binomial_one() -> None:
+    inside = np.random.default_rng(0).random(400) < 0.5
+    se = coverage_se(_coverage_table(inside, 3), [50], horizon=24, step=24)["cov50_se"]
+    p = inside.mean()
+    assert se == pytest.approx(np.sqrt(p * (1 - p) / 400), rel=0.15)
+    # seeded: the same call gives the same number
+    assert coverage_se(_coverage_table(inside, 3), [50], 24, 24)["cov50_se"] == se
+
+
+def test_coverage_se_keeps_overlapping_horizons_together() -> None:
+    """Week-ahead forecasts from daily origins share truths: runs of 7 origins that all
+    miss or all cover are 7 times fewer independent units than the origins."""
+    runs = np.random.default_rng(1).random(30) < 0.5
+    inside = np.repeat(runs, 7)  # (210,) origins
+    table = _coverage_table(inside, 2)
+    weekly = coverage_se(table, [50], horizon=168, step=24)["cov50_se"]
+    daily = coverage_se(table, [50], horizon=24, step=24)["cov50_se"]
+    assert weekly > 2.0 * daily
+    p = runs.mean()
+    assert weekly == pytest.approx(np.sqrt(p * (1 - p) / 30), rel=0.3)
+
+
+def test_coverage_se_needs_a_truth() -> None:
+    table = _coverage_table(np.ones(3, bool), 1).assign(truth=np.nan)
+    with pytest.raises(DataError, match="no forecast cell with a truth"):
+        coverage_se(table, [50], 24, 24)

@@ -828,6 +828,47 @@ def score_frame(
     return {"overall": _rounded(score(f)), "per_variable": per_var}
 
 
+def coverage_se(
+    frame: pd.DataFrame,
+    levels: Sequence[int],
+    horizon: int,
+    step: int,
+    *,
+    draws: int = 2000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Standard error of each level's coverage (``cov<l>_se``) over the origins of a
+    forecast table (rows with a truth), by a moving-block bootstrap of origins.
+
+    Cells of one forecast share its origin's weather, and forecasts whose horizons
+    overlap (``horizon`` > ``step``) share truths, so the cells are far from independent:
+    30 daily origins of week-ahead forecasts hold about 5 independent weeks. Blocks of
+    ⌈horizon / step⌉ consecutive origins keep that dependence; each resample pools the
+    cells of its origins as the coverage itself does.
+    """
+    f = frame[frame[TRUTH_COL].notna()]
+    if f.empty:
+        raise DataError("no forecast cell with a truth to bootstrap")
+    if draws < 1:
+        raise RangeError(f"draws must be >= 1, got {draws}")
+    by = f.groupby(ORIGIN_COL, sort=True)
+    n = by.size().to_numpy(float)  # (W,) cells per origin
+    w = len(n)
+    block = min(w, max(1, math.ceil(horizon / step)))
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, w - block + 1, size=(draws, math.ceil(w / block)))  # (D, B)
+    idx = (starts[:, :, None] + np.arange(block)).reshape(draws, -1)[:, :w]  # (D, W)
+    out = {}
+    for lv in levels:
+        y = f[TRUTH_COL].to_numpy(float)
+        inside = (f[f"lo_{lv}"].to_numpy(float) <= y) & (y <= f[f"hi_{lv}"].to_numpy(float))
+        hits = pd.Series(inside).groupby(f[ORIGIN_COL].to_numpy(), sort=True).sum()
+        k = hits.to_numpy(float)  # (W,) covered cells per origin, the origins as ``n``
+        cov = k[idx].sum(axis=1) / n[idx].sum(axis=1)  # (D,)
+        out[f"cov{lv}_se"] = round(float(cov.std(ddof=1)) if draws > 1 else 0.0, 4)
+    return out
+
+
 def _rounded(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in d.items()}
 

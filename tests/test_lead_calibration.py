@@ -1,0 +1,36 @@
+"""The lead-calibration benchmark keeps its draws for offline fits: what it kept is what
+it scored, calibration origins before the test origins."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+
+def test_lead_calibration_keeps_the_draws_it_scored(tmp_path) -> None:
+    pytest.importorskip("statsforecast")
+    from tsdiff.benchmarks import lead_calibration
+    from tsdiff.datasets import default_data_dir
+
+    base = default_data_dir()
+    if base is None or not (base / "etth1_2017_2018.parquet").is_file():
+        pytest.skip("../shared/data/etth1_2017_2018.parquet is not available")
+    dump, out = tmp_path / "dump", tmp_path / "out"
+    argv = ["etth1", "--profile", "tiny", "--horizon", "24", "--windows", "3"]
+    argv += ["--calibrate-windows", "4", "--dump", str(dump), "--out", str(out)]
+    assert lead_calibration.main(argv) == 0
+    d = np.load(dump / "draws.npz")
+    with open(dump / "model.pkl", "rb") as f:
+        meta = pickle.load(f)
+    w, n, k, h = d["z"].shape
+    assert (w, k, h) == (3, 7, 24) and d["cal_z"].shape == (4, n, k, h)
+    assert d["zy"].shape == d["truth"].shape == (w, k, h) and d["cal_y"].shape == (4, k, h)
+    # the normalised truths are the original ones through the model's normaliser
+    np.testing.assert_allclose(meta["normalizer"].transform(d["truth"]), d["zy"], atol=1e-4)
+    # every calibration horizon ends by the first test origin
+    assert d["cal_pos"].max() + h <= d["pos"].min()
+    r = json.loads((out / "lead-calibration-etth1-h24.json").read_text())
+    assert r["test_origins"] == w and r["calibration_origins"] == 4
