@@ -138,7 +138,10 @@ def test_summary_matches_metrics_recomputed_from_the_parquet(fitted, pm25, tmp_p
         for key, value in _hand(part).items():
             assert summary["per_variable"][var][key] == pytest.approx(value, rel=1e-5, abs=1e-6)
     again = score_frame(table)
-    assert again["overall"] == {k: v for k, v in summary["overall"].items() if k != "crps_sum"}
+    made = {k: v for k, v in summary["overall"].items() if k != "crps_sum" and "_se" not in k}
+    assert again["overall"] == made
+    # the coverages' standard errors over origins, from the same table
+    assert summary["overall"]["cov90_se"] == coverage_se(table, [50, 90], H, STEP)["cov90_se"]
     # CRPS-sum from the written samples: sum the observed variables per (origin, time)
     smp = pd.read_parquet(smp_out).merge(
         table[["origin", "timestamp", "variable", "truth"]], on=["origin", "timestamp", "variable"]

@@ -34,3 +34,18 @@ def test_lead_calibration_keeps_the_draws_it_scored(tmp_path) -> None:
     assert d["cal_pos"].max() + h <= d["pos"].min()
     r = json.loads((out / "lead-calibration-etth1-h24.json").read_text())
     assert r["test_origins"] == w and r["calibration_origins"] == 4
+
+
+def test_interval_factor_by_lead_recovers_how_errors_outgrow_the_samples() -> None:
+    """Truths whose spread grows as (1 + lead)^0.3 while the samples' stays fixed: the
+    pinball fit finds the slope 0.3 at both levels; one factor for every lead has none."""
+    from tsdiff.benchmarks.interval_regression import fit
+
+    rng = np.random.default_rng(0)
+    w, n, k, h = 20, 64, 3, 48
+    z = rng.standard_normal((w, n, k, h))
+    y = rng.standard_normal((w, k, h)) * (1 + np.arange(h)) ** 0.3
+    by_lead = fit(z, y, by_lead=True)
+    for lv in (50, 90):
+        assert by_lead["coef"][lv][1] == pytest.approx(0.3, abs=0.06)
+        assert fit(z, y, by_lead=False)["coef"][lv][1] == 0.0

@@ -249,6 +249,8 @@ def _result(
     alphas, near, far = gates
     frame = forecast_table(panel, run.where, run.index, run.samples, run.truth, bounds)
     summary = summarize_samples(run.samples, run.truth, panel.variables, bounds)
+    if np.isfinite(run.truth).any():  # how far the coverages can be trusted, over origins
+        summary["overall"].update(coverage_se(frame, list(bounds), horizon, settings["step"]))
     summary = {
         "horizon": int(horizon),
         "step": int(settings["step"]),
