@@ -443,10 +443,14 @@ def markdown(r: dict[str, Any]) -> str:
             f"| {name} | {' / '.join(f'{x:g}' for x in v['spread'])} | "
             f"{' / '.join(f'{x:.3g}' for x in v['interval90'])} | {v['mae']:.3f} | "
             f"{v['crps']:.4f} | {v['cov50']:.3f} | {v['cov90']:.3f} | "
-            f"{' / '.join(f'{x:.2f}' for x in v['cov50_by_lead'])} | "
-            f"{' / '.join(f'{x:.2f}' for x in v['cov90_by_lead'])} |"
+            f"{by_band(v['cov50_by_lead'])} | {by_band(v['cov90_by_lead'])} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def by_band(values: Sequence[float]) -> str:
+    """Coverages per lead band as a page cell: ``0.62 / 0.59 / ...``."""
+    return " / ".join(f"{x:.2f}" for x in values)
 
 
 def main(argv: list[str] | None = None) -> int:
