@@ -39,7 +39,13 @@ from tsdiff.benchmarks.common import (
     write_results,
 )
 from tsdiff.benchmarks.lead_calibration import by_band
-from tsdiff.calibration import MIN_HALF_WIDTH, fit_interval_scale, fit_spread, rescale
+from tsdiff.calibration import (
+    MIN_HALF_WIDTH,
+    fit_interval_scale,
+    fit_spread,
+    interval_ratios,
+    rescale,
+)
 from tsdiff.spec import project, project_bounds
 
 LEVELS = (50, 90)
@@ -58,17 +64,6 @@ def _cells(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return smp[:, keep], yy[keep], lead[keep]
 
 
-def _ratios(smp: np.ndarray, y: np.ndarray, level: int) -> np.ndarray:
-    """How many half-widths of its ``level`` interval beyond the median each truth lies,
-    on its own side (the ratio ``fit_interval_scale`` takes its quantile of)."""
-    lo, hi = metrics.interval(smp, level)
-    med = np.median(smp, axis=0)
-    half = np.where(
-        y >= med, np.maximum(hi - med, MIN_HALF_WIDTH), np.maximum(med - lo, MIN_HALF_WIDTH)
-    )
-    return np.abs(y - med) / half
-
-
 def fit(z: np.ndarray, y: np.ndarray, by_lead: bool) -> dict[str, Any]:
     """Spread (CRPS-optimal) and per level ``(b0, b1)``: the factor at 0-based lead l is
     ``exp(b0 + b1·log(1 + l))`` (``b1`` 0 and ``b0`` the log of the conformal factor
@@ -84,7 +79,8 @@ def fit(z: np.ndarray, y: np.ndarray, by_lead: bool) -> dict[str, Any]:
     x = np.log1p(lead)
     out["coef"] = {}
     for lv in LEVELS:
-        logr = np.log(np.maximum(_ratios(scaled, yy, lv), 1e-6))
+        ratios = interval_ratios(scaled, yy, np.median(scaled, axis=0), lv)
+        logr = np.log(np.maximum(ratios, 1e-6))
         tau, best = lv / 100, None
         for b1 in SLOPES:
             resid = logr - b1 * x

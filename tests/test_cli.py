@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -176,6 +177,12 @@ def test_console_script_help():
         assert cmd in r.stdout
 
 
+def _forecast_6(model_dir: Path, workdir: Path, out: Path) -> int:
+    """``tsdiff forecast`` of the test data, 6 steps ahead."""
+    argv = ["forecast", str(model_dir), str(workdir / "test.parquet"), "--horizon", "6"]
+    return main([*argv, "--out", str(out)])
+
+
 def test_train_with_lags_reads_history_and_bad_lags_exit_2(workdir, capsys):
     base = ["train", str(workdir / "train.parquet"), "--config", str(workdir / "cfg.json")]
     out = workdir / "lagged"
@@ -184,20 +191,7 @@ def test_train_with_lags_reads_history_and_bad_lags_exit_2(workdir, capsys):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["network"]["lags"] == [24, 48]
     fc = workdir / "lagged_fc.parquet"
-    assert (
-        main(
-            [
-                "forecast",
-                str(out),
-                str(workdir / "test.parquet"),
-                "--horizon",
-                "6",
-                "--out",
-                str(fc),
-            ]
-        )
-        == 0
-    )
+    assert _forecast_6(out, workdir, fc) == 0
     assert len(pd.read_parquet(fc)) == 6
     for bad in ("0,24", "24,24", "a,b"):
         never = workdir / f"never_{bad.replace(',', '_')}"
@@ -237,17 +231,7 @@ def test_train_task_impute_drops_forecast_masks_adds_the_quantile_prior_and_warn
     assert meta["quantile_blend"] is not None  # the blend was fitted with the calibration
     fc = workdir / "impute_only_fc.parquet"
     with pytest.warns(CalibrationWarning, match="trained to impute only"):
-        rc = main(
-            [
-                "forecast",
-                str(out),
-                str(workdir / "test.parquet"),
-                "--horizon",
-                "6",
-                "--out",
-                str(fc),
-            ]
-        )
+        rc = _forecast_6(out, workdir, fc)
     assert rc == 0 and fc.is_file()  # it still forecasts, said to be untrained for it
     with pytest.raises(SystemExit) as e:
         main([*base, "--out", str(workdir / "bad_task"), "--task", "forecast"])

@@ -853,19 +853,18 @@ def coverage_se(
         raise DataError("no forecast cell with a truth to bootstrap")
     if draws < 1:
         raise RangeError(f"draws must be >= 1, got {draws}")
-    by = f.groupby(ORIGIN_COL, sort=True)
-    n = by.size().to_numpy(float)  # (W,) cells per origin
+    origin, _ = pd.factorize(f[ORIGIN_COL], sort=True)  # (m,) each cell's origin, in order
+    n = np.bincount(origin).astype(float)  # (W,) cells per origin
     w = len(n)
     block = min(w, max(1, math.ceil(horizon / step)))
     rng = np.random.default_rng(seed)
     starts = rng.integers(0, w - block + 1, size=(draws, math.ceil(w / block)))  # (D, B)
     idx = (starts[:, :, None] + np.arange(block)).reshape(draws, -1)[:, :w]  # (D, W)
+    y = f[TRUTH_COL].to_numpy(float)
     out = {}
     for lv in levels:
-        y = f[TRUTH_COL].to_numpy(float)
         inside = (f[f"lo_{lv}"].to_numpy(float) <= y) & (y <= f[f"hi_{lv}"].to_numpy(float))
-        hits = pd.Series(inside).groupby(f[ORIGIN_COL].to_numpy(), sort=True).sum()
-        k = hits.to_numpy(float)  # (W,) covered cells per origin, the origins as ``n``
+        k = np.bincount(origin, weights=inside, minlength=w)  # (W,) covered cells per origin
         cov = k[idx].sum(axis=1) / n[idx].sum(axis=1)  # (D,)
         out[f"cov{lv}_se"] = round(float(cov.std(ddof=1)) if draws > 1 else 0.0, 4)
     return out

@@ -206,16 +206,23 @@ def fit_interval_scale(
     m = y.size
     scale, before, after = {}, {}, {}
     for lv in levels:
-        lo, hi = metrics.interval(smp, lv)
-        below = (med - y) / np.maximum(med - lo, MIN_HALF_WIDTH)
-        above = (y - med) / np.maximum(hi - med, MIN_HALF_WIDTH)
-        r = np.maximum(np.maximum(below, above), 0.0)  # 0 inside the interval's core
+        r = interval_ratios(smp, y, med, lv)
         k = min(m, math.ceil((m + 1) * lv / 100)) - 1  # 0-based rank
         a = round(float(np.partition(r, k)[k]), 4)
         scale[int(lv)] = a
         before[int(lv)] = round(float((r <= 1.0).mean()), 4)
         after[int(lv)] = round(float((r <= a).mean()), 4)
     return IntervalFit(scale, int(m), before, after)
+
+
+def interval_ratios(smp: np.ndarray, y: np.ndarray, med: np.ndarray, level: int) -> np.ndarray:
+    """How many half-widths of its central ``level`` interval beyond the median ``med``
+    (m,) each truth ``y`` (m,) lies, on its own side (0 at the median); ``smp`` (n, m).
+    The interval scaled by a covers y iff the ratio is at most a."""
+    lo, hi = metrics.interval(smp, level)
+    below = (med - y) / np.maximum(med - lo, MIN_HALF_WIDTH)
+    above = (y - med) / np.maximum(hi - med, MIN_HALF_WIDTH)
+    return np.maximum(np.maximum(below, above), 0.0)
 
 
 def interval_factor(scale: dict[int, float] | None, level: float) -> float:
