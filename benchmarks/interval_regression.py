@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from tsdiff.calibration import (
     interval_ratios,
     rescale,
 )
+from tsdiff.errors import DataError
 from tsdiff.spec import project, project_bounds
 
 LEVELS = (50, 90)
@@ -134,6 +136,9 @@ def score(
 
 def run(dump: Path, name: str, fit_origins: int, out_dir: Path, command: str) -> dict[str, Any]:
     measured = commit()
+    missing = [f for f in ("draws.npz", "model.pkl") if not (dump / f).is_file()]
+    if missing:
+        raise DataError(f"{dump} is not a lead_calibration --dump folder: no {', '.join(missing)}")
     d = np.load(dump / "draws.npz")
     with open(dump / "model.pkl", "rb") as fh:
         meta = pickle.load(fh)
@@ -206,13 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fit-origins", type=int, default=28)
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args(argv)
-    run(
-        a.dump,
-        a.name,
-        a.fit_origins,
-        a.out,
-        module_command("tsdiff.benchmarks.interval_regression"),
-    )
+    command = module_command("tsdiff.benchmarks.interval_regression")
+    try:
+        run(a.dump, a.name, a.fit_origins, a.out, command)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -45,6 +45,7 @@ from tsdiff.calibration import (
     scaled_interval,
 )
 from tsdiff.errors import DataError
+from tsdiff.io import write_atomic
 from tsdiff.model import TSDiff
 from tsdiff.predictor import Predictor
 from tsdiff.rolling_calibration import Forecasts, Refit, rolling_refits
@@ -391,20 +392,19 @@ def _dump(
     bt: Any,
 ) -> None:
     """The normalised draws and truths of the calibration and the test origins."""
-    folder.mkdir(parents=True, exist_ok=True)
-    np.savez(
-        folder / "draws.npz",
-        cal_z=cal_z.astype(np.float32),  # (Wc, n, K, H)
-        cal_y=cal_y.astype(np.float32),  # (Wc, K, H)
-        cal_pos=np.array([p for _, p, _ in cal_where]),
-        z=z.astype(np.float32),  # (W, n, K, H)
-        zy=zy.astype(np.float32),  # (W, K, H)
-        truth=bt.truth,  # (W, K, H), original units
-        pos=np.array([p for _, p, _ in bt.windows]),
-    )
+    arrays = {
+        "cal_z": cal_z.astype(np.float32),  # (Wc, n, K, H)
+        "cal_y": cal_y.astype(np.float32),  # (Wc, K, H)
+        "cal_pos": np.array([p for _, p, _ in cal_where]),
+        "z": z.astype(np.float32),  # (W, n, K, H)
+        "zy": zy.astype(np.float32),  # (W, K, H)
+        "truth": bt.truth,  # (W, K, H), original units
+        "pos": np.array([p for _, p, _ in bt.windows]),
+    }
     specs = None if model.spec is None else [model.spec[v] for v in model.variables]
-    with open(folder / "model.pkl", "wb") as f:
-        pickle.dump({"normalizer": model.normalizer, "specs": specs}, f)
+    meta = pickle.dumps({"normalizer": model.normalizer, "specs": specs})
+    write_atomic(folder / "draws.npz", lambda p: np.savez(p, **arrays))
+    write_atomic(folder / "model.pkl", lambda p: p.write_bytes(meta))
 
 
 def _interval_factors_at(

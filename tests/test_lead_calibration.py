@@ -49,3 +49,13 @@ def test_interval_factor_by_lead_recovers_how_errors_outgrow_the_samples() -> No
     for lv in (50, 90):
         assert by_lead["coef"][lv][1] == pytest.approx(0.3, abs=0.06)
         assert fit(z, y, by_lead=False)["coef"][lv][1] == 0.0
+
+
+def test_interval_regression_refuses_a_folder_without_draws(tmp_path, capsys) -> None:
+    from tsdiff.benchmarks.interval_regression import main
+
+    out = tmp_path / "out"
+    assert main([str(tmp_path), "--name", "x", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "not a lead_calibration --dump folder: no draws.npz, model.pkl" in err
+    assert not out.exists()
