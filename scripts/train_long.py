@@ -1,10 +1,13 @@
 """Train a shipped model (the quick design of its benchmark) on the protocol's training
 split for a long budget, resumable across sessions.
 
-    python scripts/train_long.py physionet10|pm25 MINUTES CHECKPOINT OUT_DIR [--set k=v ...]
+    python scripts/train_long.py physionet10|pm25 MINUTES CHECKPOINT OUT \
+        [--set k=v ...] [--threads N]
 
-``--set section.field=value`` changes the quick design (e.g. ``--set network.channels=64``
-to train a wider denoiser); the saved config records what was trained.
+``--threads N`` (default 1) sets torch's threads: 1 leaves the other core free for
+work beside the run; a resumed run may change it. ``--set section.field=value``
+changes the quick design (e.g. ``--set network.channels=64`` to train a wider
+denoiser); the saved config records what was trained.
 
 The budget alone ends the run (the profile's epoch cap is lifted) and the learning-rate
 schedule stretches to it.
@@ -42,9 +45,14 @@ def main(argv: list[str]) -> None:
     ap.add_argument("ckpt")
     ap.add_argument("out")
     ap.add_argument("--set", action="append", default=[], help="section.field=value")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1 leaves a core for other work)"
+    )
     a = ap.parse_args(argv)
+    if a.threads < 1:
+        ap.error(f"--threads must be at least 1, got {a.threads}")
     dataset, minutes, ckpt, out = a.dataset, a.minutes, a.ckpt, a.out
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
     family = "physionet" if dataset.startswith("physionet") else dataset
     prof = load_profile(family, "quick").model
     d = prof.to_dict()
