@@ -14,10 +14,12 @@ from tsdiff.errors import ModelFileError
 from tsdiff.model import TSDiff
 from tsdiff.pretrained import SHIPPED_DIR, locate, shipped
 
+SHIPPED = ("physionet-vitals", "pm25-beijing", "pm25-beijing-wide")
+
 
 def test_shipped_models_are_listed_with_their_cards() -> None:
-    assert {"physionet-vitals", "pm25-beijing"} <= set(shipped())
-    for name in ("physionet-vitals", "pm25-beijing"):
+    assert set(SHIPPED) <= set(shipped())
+    for name in SHIPPED:
         card = (SHIPPED_DIR / name / "MODEL_CARD.md").read_text()
         assert "## Test metrics" in card and "## Limits" in card and "command" in card
         assert (SHIPPED_DIR / name / "weights.safetensors").stat().st_size < 5_000_000
@@ -71,13 +73,14 @@ def test_vitals_model_imputes_unseen_stays_by_name_from_the_cli(tmp_path) -> Non
     assert model.spec["GCS"].kind == "integer"
 
 
-def test_pm25_model_imputes_a_test_month_by_name() -> None:
+@pytest.mark.parametrize("name", ["pm25-beijing", "pm25-beijing-wide"])
+def test_pm25_model_imputes_a_test_month_by_name(name: str) -> None:
     base = default_data_dir()
     if base is None or not (base / "pm25_missing.parquet").exists():
         pytest.skip("../shared/data/pm25_missing.parquet is not available")
     miss = pd.read_parquet(base / "pm25_missing.parquet")
     month = miss[pd.to_datetime(miss["timestamp"]).dt.month == 3].iloc[:72]
-    model = TSDiff.load("pm25-beijing")
+    model = TSDiff.load(name)
     assert "2015-03" in model.info["data"]["test_series"] or any(
         str(s).endswith("-03") for s in model.info["data"]["test_series"]
     )
@@ -113,3 +116,20 @@ def test_sampling_other_than_the_calibrated_sampler_warns() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # samples as drawn: nothing to mismatch
         model.options(sampler="ddpm")
+
+
+def test_cards_say_where_each_models_spec_came_from() -> None:
+    """The models trained before specs existed had theirs inferred by the card script; the
+    wide PM2.5 model inferred its own at fit: each card says which."""
+    from tsdiff.benchmarks.model_card import _spec_origin
+
+    for name, by_card in (
+        ("pm25-beijing", True),
+        ("physionet-vitals", True),
+        ("pm25-beijing-wide", False),
+    ):
+        info = TSDiff.load(name).info
+        line = _spec_origin(info)
+        assert ("benchmarks.model_card" in line) is by_card, name
+        card = (SHIPPED_DIR / name / "MODEL_CARD.md").read_text()
+        assert line in card, name
