@@ -10,7 +10,7 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,6 +61,11 @@ def fmt(v: Any, digits: int = 3) -> str:
     if isinstance(v, float):
         return f"{v:.{digits}f}"
     return str(v)
+
+
+def slashed(values: Sequence[float], spec: str = ".2f") -> str:
+    """Numbers as one page cell, ``0.62 / 0.59 / ...`` (per lead band, per level)."""
+    return " / ".join(f"{x:{spec}}" for x in values)
 
 
 def log(msg: str) -> None:

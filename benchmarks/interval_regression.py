@@ -36,10 +36,10 @@ from tsdiff.benchmarks.common import (
     commit,
     module_command,
     page_header,
+    slashed,
     stamp,
     write_results,
 )
-from tsdiff.benchmarks.lead_calibration import by_band
 from tsdiff.calibration import (
     MIN_HALF_WIDTH,
     fit_interval_scale,
@@ -197,7 +197,7 @@ def markdown(r: dict[str, Any]) -> str:
             lines.append(
                 f"| {label} | {part.replace('_', ' ')} | {s['cov50']:.3f} ± {s['cov50_se']:.3f} | "
                 f"{s['cov90']:.3f} ± {s['cov90_se']:.3f} | "
-                f"{by_band(s['cov50_by_lead'])} | {by_band(s['cov90_by_lead'])} | "
+                f"{slashed(s['cov50_by_lead'])} | {slashed(s['cov90_by_lead'])} | "
                 f"{s['factor50_lead1_168'][0]:.2f} → {s['factor50_lead1_168'][1]:.2f} / "
                 f"{s['factor90_lead1_168'][0]:.2f} → {s['factor90_lead1_168'][1]:.2f} |"
             )

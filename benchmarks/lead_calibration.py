@@ -33,6 +33,7 @@ from tsdiff.benchmarks.common import (
     log,
     module_command,
     page_header,
+    slashed,
     stamp,
     write_results,
 )
@@ -440,17 +441,12 @@ def markdown(r: dict[str, Any]) -> str:
     ]
     for name, v in r["variants"].items():
         lines.append(
-            f"| {name} | {' / '.join(f'{x:g}' for x in v['spread'])} | "
-            f"{' / '.join(f'{x:.3g}' for x in v['interval90'])} | {v['mae']:.3f} | "
+            f"| {name} | {slashed(v['spread'], 'g')} | "
+            f"{slashed(v['interval90'], '.3g')} | {v['mae']:.3f} | "
             f"{v['crps']:.4f} | {v['cov50']:.3f} | {v['cov90']:.3f} | "
-            f"{by_band(v['cov50_by_lead'])} | {by_band(v['cov90_by_lead'])} |"
+            f"{slashed(v['cov50_by_lead'])} | {slashed(v['cov90_by_lead'])} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def by_band(values: Sequence[float]) -> str:
-    """Coverages per lead band as a page cell: ``0.62 / 0.59 / ...``."""
-    return " / ".join(f"{x:.2f}" for x in values)
 
 
 def main(argv: list[str] | None = None) -> int:
