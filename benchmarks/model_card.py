@@ -21,6 +21,7 @@ from tsdiff.checkout import source_root
 from tsdiff.io import write_atomic
 from tsdiff.model import TSDiff
 from tsdiff.pretrained import SHIPPED_DIR
+from tsdiff.serialization import stored_weights_dtype
 
 LIMITS = {
     "physionet": [
@@ -287,8 +288,8 @@ def main(argv: list[str] | None = None) -> None:
     if len(args) > 2:  # a model trained elsewhere, scored by benchmarks.shipped
         result = rescored(result, json.loads(Path(args[2]).read_text()), model)
         result["source"] = result_path
-    if add_spec(model, result):
-        model.save(SHIPPED_DIR / name)
+    if add_spec(model, result):  # keep the weights in the dtype they were shipped in
+        model.save(SHIPPED_DIR / name, weights_dtype=stored_weights_dtype(SHIPPED_DIR / name))
     path = SHIPPED_DIR / name / "MODEL_CARD.md"
     write_atomic(path, lambda p: p.write_text(card(name, result, model)))
     print(path)

@@ -50,6 +50,7 @@ def test_weights_stored_as_float16_halve_the_file_and_load_as_float32(fitted, tm
 
     from tsdiff.errors import RangeError
     from tsdiff.model import TSDiff
+    from tsdiff.serialization import stored_weights_dtype
 
     full = fitted.save(tmp_path / "full") / "weights.safetensors"
     half = fitted.save(tmp_path / "half", weights_dtype="float16") / "weights.safetensors"
@@ -59,6 +60,9 @@ def test_weights_stored_as_float16_halve_the_file_and_load_as_float32(fitted, tm
         w = loaded.net.state_dict()[k]
         assert w.dtype == v.dtype
         torch.testing.assert_close(w, v.to(torch.float16).to(v.dtype))
+    # a tool that rewrites a model reads back the dtype it was stored in
+    assert stored_weights_dtype(tmp_path / "half") == "float16"
+    assert stored_weights_dtype(tmp_path / "full") == "float32"
     with pytest.raises(RangeError, match="weights_dtype"):
         fitted.save(tmp_path / "bad", weights_dtype="int8")
     assert not (tmp_path / "bad").exists()

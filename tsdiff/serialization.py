@@ -117,6 +117,19 @@ def save_model(model: Predictor, path: str | Path, weights_dtype: str = "float32
     return dest
 
 
+def stored_weights_dtype(path: str | Path) -> str:
+    """The ``weights_dtype`` a saved model's floating weights are stored in, so a tool that
+    rewrites a model (e.g. the model-card script) keeps a float16 file float16."""
+    from safetensors import safe_open
+
+    with safe_open(str(locate(path) / WEIGHTS_FILE), framework="pt") as f:
+        for key in f.keys():
+            t = f.get_slice(key).get_dtype()
+            if t in ("F16", "F32"):
+                return "float16" if t == "F16" else "float32"
+    return "float32"
+
+
 def load_model(cls: type[P], path: str | Path) -> P:
     """A ``cls`` (a :class:`Predictor` or subclass) rebuilt from the directory ``path``
     or a shipped model's short name; :class:`ModelFileError` naming what is wrong."""
