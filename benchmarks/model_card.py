@@ -268,14 +268,13 @@ def _spec_origin(info: dict[str, Any]) -> str:
     """Where the spec came from: the fit itself, or this script for a model trained before
     specs existed (the cards of ``physionet-vitals`` and ``pm25-beijing`` say so)."""
     if (info.get("spec") or {}).get("inferred_by") == "model_card":
-        return (
-            "- inferred from the training split by `python -m tsdiff.benchmarks.model_card` "
-            "when the model was trained before specs existed; every sample is projected onto it"
+        when = (
+            "by `python -m tsdiff.benchmarks.model_card` when the model was trained before "
+            "specs existed"
         )
-    return (
-        "- inferred from the training split when the model was fitted; every sample is "
-        "projected onto it"
-    )
+    else:
+        when = "when the model was fitted"
+    return f"- inferred from the training split {when}; every sample is projected onto it"
 
 
 def main(argv: list[str] | None = None) -> None:

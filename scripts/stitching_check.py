@@ -21,6 +21,7 @@ swaps the pipeline's private stitching function for the run.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -55,24 +56,10 @@ def pooled_steps(per_window: np.ndarray, starts: np.ndarray, length: int) -> np.
     return out
 
 
-def _pooled(col: Any, drawn: np.ndarray | None) -> list[np.ndarray]:
-    """``inference._stitch`` with :func:`pooled_steps` in place of the nearest window."""
-    lookup = {key: i for i, key in enumerate(col.where)}
-    n = drawn.shape[1] if drawn is not None else 1
-    out = []
-    for si, (win, starts, length) in enumerate(col.per_series):
-        full = np.repeat(np.nan_to_num(win)[:, None], n, axis=1)  # (W, n, K, L)
-        for wi in range(len(starts)):
-            j = lookup.get((si, wi))
-            if j is not None:
-                full[wi] = drawn[j]
-        out.append(pooled_steps(full, np.asarray(starts), length).astype(np.float64))
-    return out
-
-
 def variant(name: str, variant_name: str, task: Any) -> dict[str, Any]:
     model = TSDiff.load(name)
-    inference._stitch = _pooled if variant_name == "pooled" else NEAREST
+    if variant_name == "pooled":
+        inference._stitch = functools.partial(NEAREST, join=pooled_steps)
     if variant_name.startswith("stride-"):
         model.config = model.config.replace(data={"inference_stride": int(variant_name[7:])})
     t0 = time.perf_counter()

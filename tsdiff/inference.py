@@ -13,7 +13,7 @@ attributes; the predictor's ``impute``, ``forecast`` and ``sample`` call it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -153,9 +153,14 @@ def _collect(model: Predictor, panel: Panel, vals: list[np.ndarray], lead: int, 
     return _Collected(per_series, batch, where)
 
 
-def _stitch(col: _Collected, drawn: np.ndarray | None) -> list[np.ndarray]:
+def _stitch(
+    col: _Collected,
+    drawn: np.ndarray | None,
+    join: Callable[[np.ndarray, np.ndarray, int], np.ndarray] = stitch,
+) -> list[np.ndarray]:
     """Per-window draws (W_todo, n, K, L) → per series (n, K, T), normalised; windows
-    not drawn are fully observed and carry their data."""
+    not drawn are fully observed and carry their data. ``join`` puts one series' windows
+    (W, n, K, L) together (``scripts/stitching_check.py`` measures an alternative)."""
     lookup = {key: i for i, key in enumerate(col.where)}
     n = drawn.shape[1] if drawn is not None else 1
     out = []
@@ -165,7 +170,7 @@ def _stitch(col: _Collected, drawn: np.ndarray | None) -> list[np.ndarray]:
             j = lookup.get((si, wi))
             if j is not None:
                 full[wi] = drawn[j]
-        out.append(stitch(full, starts, length).astype(np.float64))  # (n, K, T)
+        out.append(join(full, starts, length).astype(np.float64))  # (n, K, T)
     return out
 
 

@@ -122,11 +122,11 @@ def stored_weights_dtype(path: str | Path) -> str:
     rewrites a model (e.g. the model-card script) keeps a float16 file float16."""
     from safetensors import safe_open
 
+    names = {dtype: name for name, dtype in WEIGHT_DTYPES.items()}
     with safe_open(str(locate(path) / WEIGHTS_FILE), framework="pt") as f:
         for key in f.keys():
-            t = f.get_slice(key).get_dtype()
-            if t in ("F16", "F32"):
-                return "float16" if t == "F16" else "float32"
+            if (name := names.get(f.get_tensor(key).dtype)) is not None:
+                return name
     return "float32"
 
 
