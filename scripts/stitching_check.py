@@ -56,6 +56,13 @@ def pooled_steps(per_window: np.ndarray, starts: np.ndarray, length: int) -> np.
     return out
 
 
+def _known(variant_name: str) -> bool:
+    stride = variant_name.removeprefix("stride-")
+    if stride != variant_name:
+        return stride.isdigit() and int(stride) >= 1
+    return variant_name in ("owner", "pooled")
+
+
 def variant(name: str, variant_name: str, task: Any) -> dict[str, Any]:
     model = TSDiff.load(name)
     if variant_name == "pooled":
@@ -111,6 +118,10 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     if a.threads < 1:
         ap.error(f"--threads must be at least 1, got {a.threads}")
+    variants = a.variants.split(",")
+    bad = [v for v in variants if not _known(v)]
+    if bad:
+        ap.error(f"unknown variant(s) {', '.join(bad)}: use owner, pooled or stride-N (N >= 1)")
     torch.set_num_threads(a.threads)
     model = TSDiff.load(a.model)
     task = task_for(model.info["data"]["dataset"])
@@ -120,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         "window": model.config.data.window,
         "n_samples": model.config.sample.n_samples,
         "threads": a.threads,
-        "variants": [variant(a.model, v, task) for v in a.variants.split(",")],
+        "variants": [variant(a.model, v, task) for v in variants],
     }
     write_results(result, a.out, f"stitching-{a.model}", markdown)
 

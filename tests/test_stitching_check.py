@@ -44,3 +44,25 @@ def test_samples_split_evenly_between_covering_windows_nearest_first():
     np.testing.assert_array_equal(got[:, 0, 5], [0, 1, 12, 13])
     np.testing.assert_array_equal(got[:, 0, 7], [10, 11, 2, 3])
     np.testing.assert_array_equal(got[:, 0, 15], [20, 21, 22, 23])
+
+
+def test_an_unknown_variant_is_refused_with_exit_2_before_any_work(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "pm25-beijing",
+            "--variants",
+            "owner,stride-x,nearest",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2
+    assert "unknown variant(s) stride-x, nearest" in r.stderr
+    assert not (tmp_path / "out").exists()
