@@ -56,19 +56,22 @@ def pooled_steps(per_window: np.ndarray, starts: np.ndarray, length: int) -> np.
     return out
 
 
+def _stride(variant_name: str) -> int | None:
+    """N of a ``stride-N`` variant (N >= 1); None for any other name."""
+    n = variant_name.removeprefix("stride-")
+    return int(n) if n != variant_name and n.isdigit() and int(n) >= 1 else None
+
+
 def _known(variant_name: str) -> bool:
-    stride = variant_name.removeprefix("stride-")
-    if stride != variant_name:
-        return stride.isdigit() and int(stride) >= 1
-    return variant_name in ("owner", "pooled")
+    return variant_name in ("owner", "pooled") or _stride(variant_name) is not None
 
 
 def variant(name: str, variant_name: str, task: Any) -> dict[str, Any]:
     model = TSDiff.load(name)
     if variant_name == "pooled":
         inference._stitch = functools.partial(NEAREST, join=pooled_steps)
-    if variant_name.startswith("stride-"):
-        model.config = model.config.replace(data={"inference_stride": int(variant_name[7:])})
+    if (stride := _stride(variant_name)) is not None:
+        model.config = model.config.replace(data={"inference_stride": stride})
     t0 = time.perf_counter()
     try:
         fit = recalibrate(model, task=task)
