@@ -2,12 +2,19 @@
 split for a long budget, resumable across sessions.
 
     python scripts/train_long.py physionet10|pm25 MINUTES CHECKPOINT OUT \
-        [--set k=v ...] [--threads N]
+        [--set k=v ...] [--threads N] [--from-model MODEL]
 
 ``--threads N`` (default 1) sets torch's threads: 1 leaves the other core free for
 work beside the run; a resumed run may change it. ``--set section.field=value``
 changes the quick design (e.g. ``--set network.channels=64`` to train a wider
 denoiser); the saved config records what was trained.
+
+``--from-model MODEL`` (a saved model's directory or a shipped name, trained with the
+same design): when ``CHECKPOINT`` does not exist, the run starts from that model's
+weights, its prior and its training record instead of from scratch, as if resumed after
+its last epoch (the optimiser's moments and the data order start afresh: a model does
+not keep them). Why: a shipped model whose run's checkpoint was lost can be trained on.
+When ``CHECKPOINT`` exists the option is ignored and the run resumes from it.
 
 The budget alone ends the run (the profile's epoch cap is lifted) and the learning-rate
 schedule stretches to it.
@@ -28,7 +35,9 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from datetime import datetime, timezone
+from pathlib import Path
 
 import torch
 
@@ -36,6 +45,11 @@ from tsdiff import TSDiff
 from tsdiff.benchmarks.common import commit, machine
 from tsdiff.benchmarks.csdi import load_profile, task_for
 from tsdiff.benchmarks.design import _override
+from tsdiff.config import TSDiffConfig
+from tsdiff.errors import ModelFileError
+from tsdiff.predictor import Predictor
+from tsdiff.prior_training import PriorResult, keep_phase
+from tsdiff.training import seed_checkpoint
 
 
 def main(argv: list[str]) -> None:
@@ -48,6 +62,10 @@ def main(argv: list[str]) -> None:
     ap.add_argument(
         "--threads", type=int, default=1, help="torch threads (1 leaves a core for other work)"
     )
+    ap.add_argument(
+        "--from-model",
+        help="start a missing CHECKPOINT from this saved model's weights (same design)",
+    )
     a = ap.parse_args(argv)
     if a.threads < 1:
         ap.error(f"--threads must be at least 1, got {a.threads}")
@@ -59,6 +77,11 @@ def main(argv: list[str]) -> None:
     for s in a.set:
         _override(d, s)
     cfg = type(prof).from_dict(d).replace(train={"seed": 0, "max_minutes": minutes, "epochs": None})
+    if a.from_model and not Path(ckpt).exists():
+        try:
+            seed_from_model(a.from_model, cfg, ckpt)
+        except (ModelFileError, ValueError) as e:
+            ap.error(f"--from-model: {e}")
     task = task_for(dataset)
     t0 = time.time()
     started = f"{commit()}, started {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
@@ -83,6 +106,36 @@ def main(argv: list[str]) -> None:
     keys = ("epochs_run", "best_epoch", "train_seconds")
     print(json.dumps({k: model.info.get(k) for k in keys}))
     print(f"saved {out} in {time.time() - t0:.0f} s")
+
+
+def seed_from_model(source: str, cfg: TSDiffConfig, ckpt: str) -> None:
+    """Write ``ckpt`` (and ``ckpt.prior``, ``ckpt.quantiles`` where the design has them)
+    from the saved model ``source`` so that the fit resumes from its weights; ValueError
+    when its design differs from ``cfg``'s (its weights would not fit the network)."""
+    model = Predictor.load(source)
+    for part in ("network", "diffusion"):
+        mine, theirs = asdict(getattr(cfg, part)), asdict(getattr(model.config, part))
+        diff = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+        if diff:
+            shown = ", ".join(f"{part}.{k}: {theirs.get(k)!r} != {mine.get(k)!r}" for k in diff)
+            raise ValueError(f"{source} was trained with another design ({shown})")
+    info, net = model.info, model.net
+    for key, part in (("prior", net.prior_net), ("quantile_prior", net.quantile_net)):
+        if part is not None:
+            if key not in info:
+                raise ValueError(f"{source} has no record of its {key.replace('_', ' ')}")
+            name = "prior" if key == "prior" else "quantiles"
+            keep_phase(f"{ckpt}.{name}", part, PriorResult(**info[key]), name)
+    seed_checkpoint(
+        ckpt,
+        net,
+        cfg.train,
+        epoch_log=model.epoch_log,
+        steps=int(info.get("steps_run", 0)),
+        best_epoch=int(info.get("best_epoch", len(model.epoch_log))),
+        best_val_loss=float(info.get("best_val_loss", float("inf"))),
+    )
+    print(f"{ckpt}: started from {source} after its epoch {len(model.epoch_log)}")
 
 
 if __name__ == "__main__":

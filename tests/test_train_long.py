@@ -27,3 +27,15 @@ def test_unknown_dataset_is_refused_with_exit_2(tmp_path):
     r = _run("etth1", "1", str(tmp_path / "ck"), str(tmp_path / "out"), tmp_path=tmp_path)
     assert r.returncode == 2
     assert "invalid choice: 'etth1'" in r.stderr
+
+
+def test_from_model_of_another_design_is_refused_with_exit_2(tmp_path):
+    ck = tmp_path / "ck"
+    r = _run(
+        "pm25", "1", str(ck), str(tmp_path / "out"), "--set", "network.channels=16",
+        "--from-model", "pm25-beijing", tmp_path=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "--from-model: pm25-beijing was trained with another design" in r.stderr
+    assert "network.channels: 32 != 16" in r.stderr
+    assert not ck.exists() and not (tmp_path / "ck.prior").exists()

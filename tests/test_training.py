@@ -8,7 +8,15 @@ import torch
 from tsdiff.config import DiffusionConfig, NetworkConfig, TrainConfig
 from tsdiff.network import Denoiser
 from tsdiff.scheduler import NoiseScheduler
-from tsdiff.training import Windows, forecast_weight, loss_weights, lr_at, train, value_bounds
+from tsdiff.training import (
+    Windows,
+    forecast_weight,
+    loss_weights,
+    lr_at,
+    seed_checkpoint,
+    train,
+    value_bounds,
+)
 
 NET = NetworkConfig(channels=8, blocks=1, heads=2, step_emb_dim=8, time_emb_dim=8)
 
@@ -173,3 +181,39 @@ def test_forecast_weight_follows_the_masking():
     assert forecast_weight(TrainConfig(masking="forecast")) == 1.0
     assert forecast_weight(TrainConfig(masking="random")) == 0.0
     assert forecast_weight(TrainConfig(mix_weights=(0.2, 0.1, 0.1, 0.6))) == 0.6
+
+
+def test_seeded_checkpoint_trains_on_from_the_weights_and_keeps_them_unless_beaten(tmp_path):
+    sch = NoiseScheduler(DiffusionConfig(num_steps=20))
+    tr, va = windows(), windows(8, seed=1)
+    cfg = TrainConfig(
+        epochs=3, batch_size=8, lr=3e-3, warmup_steps=2, val_crps_every=0, select_by="loss"
+    )
+    net = _net()
+    best, res = train(net, sch, tr, va, cfg, progress=False)
+    net.load_state_dict(best)
+    ckpt = tmp_path / "seeded.ckpt"
+    # a best loss nothing can beat: the weights it started from are what comes back
+    seed_checkpoint(
+        ckpt,
+        net,
+        cfg,
+        epoch_log=res.epoch_log,
+        steps=res.steps_run,
+        best_epoch=2,
+        best_val_loss=-1.0,
+    )
+    # no epoch left: the network holds the seeded weights, untouched
+    loaded = _net()
+    train(loaded, sch, tr, va, cfg, checkpoint=ckpt, resume=True, progress=False)
+    for k, v in best.items():
+        assert torch.equal(loaded.state_dict()[k], v), k
+
+    more = dataclasses.replace(cfg, epochs=5)
+    kept, res2 = train(_net(), sch, tr, va, more, checkpoint=ckpt, resume=True, progress=False)
+    assert [h["epoch"] for h in res2.epoch_log] == [1, 2, 3, 4, 5]
+    assert res2.epoch_log[:3] == res.epoch_log
+    assert res2.steps_run == res.steps_run // 3 * 5  # 3 steps an epoch, counted on
+    assert res2.best_epoch == 2
+    for k, v in best.items():
+        assert torch.equal(kept[k], v), k

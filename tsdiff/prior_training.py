@@ -107,11 +107,18 @@ def _finished(
     part.load_state_dict(best)
     _freeze(part)
     if ckpt is not None:
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ckpt.with_name(ckpt.name + f".tmp{os.getpid()}")
-        torch.save({key: part.state_dict(), "result": result.__dict__}, tmp)
-        os.replace(tmp, ckpt)
+        keep_phase(ckpt, part, result, key)
     return result
+
+
+def keep_phase(ckpt: str | Path, part: torch.nn.Module, result: PriorResult, key: str) -> None:
+    """Write (atomically) the checkpoint of a finished phase (``key`` "prior" or
+    "quantiles"), from which a resumed fit loads ``part`` instead of training it."""
+    ckpt = Path(ckpt)
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    tmp = ckpt.with_name(ckpt.name + f".tmp{os.getpid()}")
+    torch.save({key: part.state_dict(), "result": result.__dict__}, tmp)
+    os.replace(tmp, ckpt)
 
 
 def continue_prior(

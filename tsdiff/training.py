@@ -443,6 +443,45 @@ class _swapped:
         self.net.load_state_dict(self.saved)
 
 
+def seed_checkpoint(
+    path: str | Path,
+    net: Denoiser,
+    cfg: TrainConfig,
+    *,
+    epoch_log: Sequence[dict[str, Any]],
+    steps: int,
+    best_epoch: int,
+    best_val_loss: float,
+) -> None:
+    """Write a checkpoint from which ``train(..., resume=True)`` goes on training
+    ``net``'s weights (a saved model's, whose run's checkpoint was lost) as epoch
+    ``len(epoch_log) + 1``: the weights, their EMA and the best so far are all ``net``'s,
+    the learning rate follows the schedule from ``steps``, the optimiser's moments and
+    the data order start afresh (they are not saved with a model). Why: a model trained
+    for hours can be trained on without starting over."""
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    weights = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    last = epoch_log[-1] if epoch_log else {}
+    _save_checkpoint(
+        Path(path),
+        {
+            "net": weights,
+            "opt": opt.state_dict(),
+            "ema": {k: v.clone() for k, v in weights.items()},
+            "best": {k: v.clone() for k, v in weights.items()},
+            "gen": torch.Generator().manual_seed(cfg.seed + len(epoch_log)).get_state(),
+            "epoch": len(epoch_log),
+            "planned_epochs": len(epoch_log) + 1,  # refitted to the budget on resuming
+            "seconds": float(last.get("seconds", 0.0)),
+            "epoch_log": list(epoch_log),
+            "steps": int(steps),
+            "best_epoch": int(best_epoch),
+            "best_val_loss": float(best_val_loss),
+            "best_score": math.inf,
+        },
+    )
+
+
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
