@@ -98,6 +98,7 @@ def main(argv: list[str]) -> None:
         "script": " ".join(
             [f"scripts/train_long.py {dataset} {minutes:g} CKPT OUT"]
             + [f"--set {s}" for s in a.set]
+            + ([f"--from-model {a.from_model}"] if a.from_model else [])
         ),
         "sessions": f"{started}: the process that saved it (resumed runs began earlier)",
         "machine": {k: v for k, v in machine().items() if k != "load_avg"},  # for its card
