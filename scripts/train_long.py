@@ -32,10 +32,10 @@ it never saw; score it with ``python -m tsdiff.benchmarks.shipped OUT_DIR``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
-from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -115,18 +115,26 @@ def seed_from_model(source: str, cfg: TSDiffConfig, ckpt: str) -> None:
     when its design differs from ``cfg``'s (its weights would not fit the network)."""
     model = Predictor.load(source)
     for part in ("network", "diffusion"):
-        mine, theirs = asdict(getattr(cfg, part)), asdict(getattr(model.config, part))
+        mine = dataclasses.asdict(getattr(cfg, part))
+        theirs = dataclasses.asdict(getattr(model.config, part))
         diff = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
         if diff:
             shown = ", ".join(f"{part}.{k}: {theirs.get(k)!r} != {mine.get(k)!r}" for k in diff)
             raise ValueError(f"{source} was trained with another design ({shown})")
     info, net = model.info, model.net
-    for key, part in (("prior", net.prior_net), ("quantile_prior", net.quantile_net)):
+    phases = []  # every record checked before any file is written
+    fields = {f.name for f in dataclasses.fields(PriorResult)}
+    for key, name, part in (
+        ("prior", "prior", net.prior_net),
+        ("quantile_prior", "quantiles", net.quantile_net),
+    ):
         if part is not None:
             if key not in info:
                 raise ValueError(f"{source} has no record of its {key.replace('_', ' ')}")
-            name = "prior" if key == "prior" else "quantiles"
-            keep_phase(f"{ckpt}.{name}", part, PriorResult(**info[key]), name)
+            record = PriorResult(**{k: v for k, v in info[key].items() if k in fields})
+            phases.append((name, part, record))
+    for name, part, record in phases:
+        keep_phase(f"{ckpt}.{name}", part, record, name)
     seed_checkpoint(
         ckpt,
         net,

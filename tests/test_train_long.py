@@ -39,3 +39,30 @@ def test_from_model_of_another_design_is_refused_with_exit_2(tmp_path):
     assert "--from-model: pm25-beijing was trained with another design" in r.stderr
     assert "network.channels: 32 != 16" in r.stderr
     assert not ck.exists() and not (tmp_path / "ck.prior").exists()
+
+
+def test_from_model_seeds_the_checkpoint_with_the_models_weights_and_record(tmp_path):
+    import importlib.util
+
+    import torch
+
+    from tsdiff.benchmarks.csdi import load_profile
+    from tsdiff.predictor import Predictor
+
+    spec = importlib.util.spec_from_file_location("train_long", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    cfg = load_profile("pm25", "quick").model  # pm25-beijing's design
+    ck = tmp_path / "ck"
+    mod.seed_from_model("pm25-beijing", cfg, str(ck))
+    model = Predictor.load("pm25-beijing")
+    state = torch.load(ck, weights_only=True)
+    assert state["epoch"] == len(model.epoch_log) == model.info["epochs_run"]
+    assert state["steps"] == model.info["steps_run"]
+    assert state["best_epoch"] == model.info["best_epoch"]
+    for k, v in model.net.state_dict().items():
+        assert torch.equal(state["net"][k], v) and torch.equal(state["best"][k], v), k
+    prior = torch.load(tmp_path / "ck.prior", weights_only=True)
+    assert prior["result"]["best_epoch"] == model.info["prior"]["best_epoch"]
+    for k, v in model.net.prior_net.state_dict().items():
+        assert torch.equal(prior["prior"][k], v), k
