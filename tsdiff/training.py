@@ -257,22 +257,7 @@ def train(
         )
         if ckpt_path is not None:
             _save_checkpoint(
-                ckpt_path,
-                {
-                    "net": net.state_dict(),
-                    "opt": opt.state_dict(),
-                    "ema": ema,
-                    "best": best_state,
-                    "gen": gen.get_state(),
-                    "epoch": epoch + 1,
-                    "planned_epochs": planned_epochs,
-                    "seconds": result.seconds,
-                    "epoch_log": result.epoch_log,
-                    "steps": result.steps_run,
-                    "best_epoch": result.best_epoch,
-                    "best_val_loss": result.best_val_loss,
-                    "best_score": result.best_score,
-                },
+                ckpt_path, net.state_dict(), opt, ema, best_state, gen, planned_epochs, result
             )
         if result.stopped_by_budget:
             break
@@ -461,28 +446,49 @@ def seed_checkpoint(
     for hours can be trained on without starting over."""
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     weights = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    last = epoch_log[-1] if epoch_log else {}
-    _save_checkpoint(
-        Path(path),
-        {
-            "net": weights,
-            "opt": opt.state_dict(),
-            "ema": {k: v.clone() for k, v in weights.items()},
-            "best": {k: v.clone() for k, v in weights.items()},
-            "gen": torch.Generator().manual_seed(cfg.seed + len(epoch_log)).get_state(),
-            "epoch": len(epoch_log),
-            "planned_epochs": len(epoch_log) + 1,  # refitted to the budget on resuming
-            "seconds": float(last.get("seconds", 0.0)),
-            "epoch_log": list(epoch_log),
-            "steps": int(steps),
-            "best_epoch": int(best_epoch),
-            "best_val_loss": float(best_val_loss),
-            "best_score": math.inf,
-        },
+    record = TrainResult(
+        epoch_log=list(epoch_log),
+        epochs_run=len(epoch_log),
+        steps_run=int(steps),
+        seconds=float(epoch_log[-1].get("seconds", 0.0)) if epoch_log else 0.0,
+        best_epoch=int(best_epoch),
+        best_val_loss=float(best_val_loss),
     )
+    ema = {k: v.clone() for k, v in weights.items()}  # each its own storage: the loop
+    best = {k: v.clone() for k, v in weights.items()}  # updates the EMA in place
+    gen = torch.Generator().manual_seed(cfg.seed + len(epoch_log))
+    # the schedule's length is refitted to the budget on resuming; until then (and in a
+    # run without one) the rate stays at the schedule's floor
+    _save_checkpoint(Path(path), weights, opt, ema, best, gen, len(epoch_log) + 1, record)
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+def _save_checkpoint(
+    path: Path,
+    weights: dict[str, torch.Tensor],
+    opt: torch.optim.Optimizer,
+    ema: dict[str, torch.Tensor],
+    best: dict[str, torch.Tensor],
+    gen: torch.Generator,
+    planned_epochs: int,
+    result: TrainResult,
+) -> None:
+    """Write (atomically) the state ``train(..., resume=True)`` reads: the one place
+    that knows the checkpoint's format, for the loop and for :func:`seed_checkpoint`."""
+    state = {
+        "net": weights,
+        "opt": opt.state_dict(),
+        "ema": ema,
+        "best": best,
+        "gen": gen.get_state(),
+        "epoch": result.epochs_run,
+        "planned_epochs": planned_epochs,
+        "seconds": result.seconds,
+        "epoch_log": result.epoch_log,
+        "steps": result.steps_run,
+        "best_epoch": result.best_epoch,
+        "best_val_loss": result.best_val_loss,
+        "best_score": result.best_score,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     torch.save(state, tmp)
