@@ -188,6 +188,31 @@ def test_recalibrate_refits_only_the_calibration_under_the_rules_asked_for():
     assert all(torch.equal(v, weights[k]) for k, v in model.net.state_dict().items())
 
 
+def test_sampler_choice_refits_per_candidate_and_seed_and_pairs_on_the_same_cells(tmp_path):
+    """Each (steps, seed) draw recalibrates the model afresh; the ratios pair each
+    candidate with the first on the same seed's cells, so the first's are exactly 1."""
+    src = default_data_dir()
+    if src is None or not (src / "physionet2012_seta.parquet").is_file():
+        pytest.skip("the shared PhysioNet data is not on this machine")
+    from tsdiff.benchmarks.sampler_choice import run as choose
+    from tsdiff.model import TSDiff
+
+    model = TSDiff.load("physionet-vitals")
+    model.config = model.config.replace(sample={"n_samples": 4}, train={"calibrate_max_series": 12})
+    model.save(tmp_path / "m")
+    r = choose(str(tmp_path / "m"), [2, 3], [0, 1], "choice", out_dir=tmp_path)
+    assert [(d["steps"], d["seed"]) for d in r["validation"]] == [(2, 0), (2, 1), (3, 0), (3, 1)]
+    assert r["paired_mae"]["2"] == [1.0, 1.0] and r["paired_crps"]["2"] == [1.0, 1.0]
+    by = {(d["steps"], d["seed"]): d for d in r["validation"]}
+    assert by[2, 0]["n_cells"] == by[3, 0]["n_cells"]  # a seed hides the same cells
+    assert by[2, 0]["mae_gated"] != by[2, 1]["mae_gated"]  # another seed, other cells
+    assert r["paired_mae"]["3"][1] == pytest.approx(by[3, 1]["mae_gated"] / by[2, 1]["mae_gated"])
+    assert r["test"] == [] and TSDiff.load(tmp_path / "m").config.sample.steps == 4
+    page = (tmp_path / "choice.md").read_text()
+    assert "| 3 | 1 |" in page and "- 3 steps: MAE" in page
+    assert json.loads((tmp_path / "choice.json").read_text())["validation"] == r["validation"]
+
+
 @pytest.mark.slow
 def test_shipped_vitals_scored_with_half_of_each_stays_values_held_out(tmp_path):
     src = default_data_dir()
