@@ -2,10 +2,11 @@
 scored on the protocol's test cells: what the calibration alone is worth.
 
 ``python -m tsdiff.benchmarks.recalibration MODEL --variant random --variant pattern
---variant pattern+pooled --stem NAME`` refits the gate, spread and interval factors
+--variant pattern+pooled [--draws N] --stem NAME`` refits the gate, spread and interval factors
 (:func:`recalibrate`: validation split only; "pattern" hides the cells the training
 split's own gaps lack, ``train.holdout``; "+pooled" keeps the gate fitted on all
-variables unless a variable's cells say otherwise, ``train.gate_pooled``) and scores
+variables unless a variable's cells say otherwise, ``train.gate_pooled``; ``--draws``:
+that many draws of hidden cells pooled, ``train.calibrate_draws``) and scores
 each as :mod:`tsdiff.benchmarks.shipped` does. The weights and draws are the same in
 every variant, so the differences are the calibration's alone. Results:
 ``benchmarks/results/NAME.{json,md}``.
@@ -36,14 +37,15 @@ def recalibrate(
     holdout: str | None = None,
     pooled: bool | None = None,
     task: Task | None = None,
+    draws: int | None = None,
 ) -> dict[str, Any]:
     """Refit ``model``'s imputation calibration in place on its protocol's validation
     split (``holdout``/``pooled``: the rules to refit with, default the model's own;
-    ``task``: the protocol's splits, read when not given); returns what ``fit`` records
+    ``task``: the protocol's splits, read when not given; ``draws``: draws of hidden
+    cells pooled, default the model's own); returns what ``fit`` records
     in ``info["calibration"]``. The test split stays unseen."""
-    changes = {
-        k: v for k, v in {"holdout": holdout, "gate_pooled": pooled}.items() if v is not None
-    }
+    asked = {"holdout": holdout, "gate_pooled": pooled, "calibrate_draws": draws}
+    changes = {k: v for k, v in asked.items() if v is not None}
     if changes:
         model.config = model.config.replace(train=changes)
     if task is None:
@@ -66,13 +68,19 @@ def _variant(name: str) -> tuple[str, bool]:
     return holdout, extra == "pooled"
 
 
-def run(model_dir: str, variants: list[str], stem: str, out_dir: Path = RESULTS) -> dict:
+def run(
+    model_dir: str,
+    variants: list[str],
+    stem: str,
+    out_dir: Path = RESULTS,
+    draws: int | None = None,
+) -> dict:
     rows, task = [], None
     for name in variants:
         holdout, pooled = _variant(name)
         model = TSDiff.load(model_dir)  # each variant from the weights as saved
         task = task or task_for(model.info["data"]["dataset"])  # read once
-        fit = recalibrate(model, holdout, pooled, task)
+        fit = recalibrate(model, holdout, pooled, task, draws)
         gate = np.asarray(fit["gate"]["gate"])
         with tempfile.TemporaryDirectory() as tmp:
             model.save(Path(tmp) / "model")
@@ -83,6 +91,7 @@ def run(model_dir: str, variants: list[str], stem: str, out_dir: Path = RESULTS)
                 "holdout": holdout,
                 "gate_pooled": pooled,
                 "validation_cells": fit["n_cells"],
+                "draws": fit.get("draws", 1),
                 "validation_mae": {
                     k: fit["gate"][k] for k in ("mae_model", "mae_interpolation", "mae_gated")
                 },
@@ -123,7 +132,9 @@ def run(model_dir: str, variants: list[str], stem: str, out_dir: Path = RESULTS)
     for r in rows:
         v, t = r["validation_mae"], r["test"]
         lines.append(
-            f"| {r['variant']} | {r['validation_cells']} | {v['mae_model']:.4f} / "
+            f"| {r['variant']} | {r['validation_cells']}"
+            + (f" ({r['draws']} draws)" if r["draws"] > 1 else "")
+            + f" | {v['mae_model']:.4f} / "
             f"{v['mae_interpolation']:.4f} / {v['mae_gated']:.4f} | {r['gate_at_0']} / "
             f"{r['gate_at_1']} of {r['n_variables']} | {t['mae']:.4f} | {t['crps']:.4f} | "
             f"{t['cov50']:.3f} | {t['cov90']:.3f} |"
@@ -143,11 +154,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("model", help="model folder or shipped name (trained on a CSDI protocol)")
     ap.add_argument("--variant", action="append", required=True, help="random|pattern[+pooled]")
     ap.add_argument("--stem", required=True, help="results file name")
+    ap.add_argument("--draws", type=int, help="draws of hidden cells pooled (default: 1)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(RESULTS), help="results folder")
     a = ap.parse_args(argv)
+    if a.draws is not None and a.draws < 1:
+        ap.error(f"--draws must be at least 1, got {a.draws}")
     torch.set_num_threads(a.threads)
-    run(a.model, a.variant, a.stem, Path(a.out))
+    run(a.model, a.variant, a.stem, Path(a.out), a.draws)
 
 
 if __name__ == "__main__":

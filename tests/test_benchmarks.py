@@ -186,6 +186,9 @@ def test_recalibrate_refits_only_the_calibration_under_the_rules_asked_for():
     assert fit["holdout"] == "pattern" and model.info["calibration"] is fit
     assert fit["n_cells"] != before["n_cells"]  # other cells: the stays' own gaps
     assert all(torch.equal(v, weights[k]) for k, v in model.net.state_dict().items())
+    two = recalibrate(model, draws=2)  # the rules kept, two draws of cells pooled
+    assert model.config.train.calibrate_draws == 2 and two["draws"] == 2
+    assert two["holdout"] == "pattern" and two["n_cells"] > fit["n_cells"]
 
 
 def test_sampler_choice_refits_per_candidate_and_seed_and_pairs_on_the_same_cells(tmp_path):

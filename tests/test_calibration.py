@@ -86,6 +86,33 @@ def test_calibration_stops_at_its_deadline_after_one_batch(monkeypatch):
     assert late == calibrate_imputation(model, first, seed=0)  # exactly the first batch
 
 
+def test_calibration_draws_pool_each_seeds_cells_and_stop_at_the_deadline():
+    """``train.calibrate_draws`` d: the fit sees the cells of seeds seed..seed+d-1 at
+    once; past its deadline only the first draw (as one draw would be)."""
+    import time
+
+    from tsdiff.config import TrainConfig
+    from tsdiff.datasets import physionet_slice
+    from tsdiff.errors import ConfigError
+    from tsdiff.estimator import calibrate_imputation
+    from tsdiff.model import TSDiff
+
+    model = TSDiff.load("physionet-vitals")  # a quantile prior and the interpolation base
+    model.config = model.config.replace(sample={"n_samples": 8})
+    data = physionet_slice()
+    panel = model.panel(data[data["series_id"].isin(data["series_id"].unique()[:3])])
+    first, second = (calibrate_imputation(model, panel, seed=s) for s in (0, 1))
+    past = time.perf_counter() - 1
+    late_one = calibrate_imputation(model, panel, seed=0, deadline=past)
+    model.config = model.config.replace(train={"calibrate_draws": 2})
+    both = calibrate_imputation(model, panel, seed=0)
+    assert both["n_cells"] == first["n_cells"] + second["n_cells"] and both["draws"] == 2
+    assert "draws" not in first and both["spread"] > 0 and "quantile_blend" in both
+    assert calibrate_imputation(model, panel, seed=0, deadline=past) == late_one
+    with pytest.raises(ConfigError, match="calibrate_draws"):
+        TrainConfig(calibrate_draws=0)
+
+
 def test_a_pattern_holdout_calibrates_on_the_cells_the_patterns_lack():
     """``train.holdout`` "pattern": the calibration's cells are the observed cells that
     a stretch of the given missing patterns lacks (here one donor as long as the stay,

@@ -424,21 +424,17 @@ def calibrate_imputation(
     """
     model.gate, model.variable_spread, model.gate_interpolation = None, None, None
     model.interval_scale, model.quantile_blend = None, None
-    held = _held_out_samples(model, panel, missing, seed, deadline, spread=1.0, patterns=patterns)
-    if held is None:
+    cells = _calibration_cells(model, panel, missing, seed, deadline, patterns)
+    if cells is None:
         return {"spread": 1.0, "n_cells": 0}
-    panel, masked, msk = held.panel, held.masked, held.hidden
-    smp, tru, var = held.samples, held.truth, held.var
+    smp, tru, var, base, alt = cells.samples, cells.truth, cells.var, cells.prior, cells.interp
     k = len(model.variables)
-    base = np.concatenate([p.reshape(-1) for p in prior_series(model, panel, masked)])[msk]
     base_info = None
-    if model.config.train.gate_interpolation:
+    if alt is not None:
         # the network's prior (a learned prior trained on the training mask mix, or the
         # interpolation inside each window, flat at its edges) can lose to the whole
         # series' interpolation on these cells (e.g. sparse gaps in a smooth signal):
         # per variable, the gate then refines whichever of the two is better here
-        interp = series_interpolation(model, masked)
-        alt = np.concatenate([p.reshape(-1) for p in interp])[msk]
         choice = choose_base(base, alt, tru, var, k)
         if any(choice.use_alternative):
             model.gate_interpolation = list(choice.use_alternative)
@@ -456,6 +452,8 @@ def calibrate_imputation(
     fit = fit_spread(smp, tru)  # (n, m), (m,)
     model.spread = fit.spread
     info = {**fit.to_dict(), "holdout": model.config.train.holdout, "gate": gate.to_dict()}
+    if cells.draws > 1:
+        info["draws"] = cells.draws
     if base_info is not None:
         info["gate_base"] = base_info
     if model.config.train.spread_per_variable:
@@ -464,14 +462,11 @@ def calibrate_imputation(
         info["per_variable"] = per.to_dict()
     f = np.broadcast_to(model.task_spread("impute"), (k,))[var]  # (m,) each cell's
     smp = rescale(smp, f)  # the samples as calibrated so far
-    if model.net is not None and model.net.quantile_net is not None:
-        q = np.concatenate(
-            [x.reshape(x.shape[0], -1) for x in quantile_series(model, panel, masked)], axis=1
-        )[:, msk]  # (Q, m)
-        blend = fit_blend(smp, q, tru)
+    if cells.quantiles is not None:
+        blend = fit_blend(smp, cells.quantiles, tru)
         model.quantile_blend = blend.weight if blend.weight < 1 else None
         info["quantile_blend"] = blend.to_dict()
-        smp = blend_quantiles(smp, q, blend.weight)
+        smp = blend_quantiles(smp, cells.quantiles, blend.weight)
     if model.config.train.calibrate_intervals:
         intervals = fit_interval_scale(smp, tru)  # the samples as calibrated
         model.interval_scale = intervals.scale
@@ -553,6 +548,60 @@ def _held_out_samples(
     return _HeldOut(
         dataclasses.replace(panel, series=series), masked, msk, smp[:, msk], tru[msk], var
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _CalibrationCells:
+    """The held-out validation cells the imputation calibration is fitted on, pooled
+    over its draws, with what the gate and the blend weigh the samples against."""
+
+    samples: np.ndarray  # (n, m) uncalibrated, in the network's space
+    truth: np.ndarray  # (m,)
+    var: np.ndarray  # (m,) each cell's variable index
+    prior: np.ndarray  # (m,) the network's prior point imputation
+    interp: np.ndarray | None  # (m,) the series' interpolation (train.gate_interpolation)
+    quantiles: np.ndarray | None  # (Q, m) the quantile prior's, where the model has one
+    draws: int  # how many draws were pooled
+
+
+def _calibration_cells(
+    model: Predictor,
+    panel: Panel,
+    missing: float,
+    seed: int,
+    deadline: float | None,
+    patterns: Sequence[np.ndarray] | None,
+) -> _CalibrationCells | None:
+    """``train.calibrate_draws`` draws of hidden cells (draw d hides and samples with
+    ``seed + d``), pooled: more cells of the data's gaps than one draw gives, so that
+    the gate and factors depend less on which cells one draw hid. A ``deadline`` ends
+    the draws after the one that passes it; None when no draw hid a cell."""
+    parts: list[tuple[np.ndarray, ...]] = []
+    for d in range(model.config.train.calibrate_draws):
+        if parts and deadline is not None and time.perf_counter() > deadline:
+            break
+        held = _held_out_samples(
+            model, panel, missing, seed + d, deadline, spread=1.0, patterns=patterns
+        )
+        if held is None:
+            continue
+        drawn, masked, msk = held.panel, held.masked, held.hidden
+        prior = np.concatenate([x.reshape(-1) for x in prior_series(model, drawn, masked)])
+        part = [held.samples, held.truth, held.var, prior[msk]]
+        if model.config.train.gate_interpolation:
+            interp = np.concatenate([x.reshape(-1) for x in series_interpolation(model, masked)])
+            part.append(interp[msk])
+        if model.net is not None and model.net.quantile_net is not None:
+            q = quantile_series(model, drawn, masked)
+            part.append(np.concatenate([x.reshape(x.shape[0], -1) for x in q], axis=1)[:, msk])
+        parts.append(tuple(part))
+    if not parts:
+        return None
+    cols = [np.concatenate(c, axis=-1) for c in zip(*parts, strict=True)]
+    rest = iter(cols[4:])
+    interp = next(rest) if model.config.train.gate_interpolation else None
+    quantiles = next(rest, None)
+    return _CalibrationCells(*cols[:4], interp, quantiles, len(parts))
 
 
 def holdout_patterns(cfg: TSDiffConfig, train: Sequence[Series]) -> list[np.ndarray] | None:
