@@ -16,10 +16,8 @@ Results: ``benchmarks/results/NAME.{json,md}``.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +25,17 @@ import numpy as np
 import torch
 
 from tsdiff.benchmarks import shipped
-from tsdiff.benchmarks.common import RESULTS, commit, log, machine
+from tsdiff.benchmarks.common import (
+    RESULTS,
+    commit,
+    log,
+    module_command,
+    page_header,
+    stamp,
+    write_results,
+)
 from tsdiff.benchmarks.csdi import Task, task_for
 from tsdiff.benchmarks.recalibration import recalibrate
-from tsdiff.io import write_atomic, write_json
 from tsdiff.model import TSDiff
 
 
@@ -95,27 +100,19 @@ def run(
     tests = [score_on_test(model_dir, s, task) for s in steps] if test else []
     result = {
         "model": model_dir,
-        "command": "python -m tsdiff.benchmarks.sampler_choice " + " ".join(sys.argv[1:]),
-        "commit": commit(),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
+        **stamp(module_command("tsdiff.benchmarks.sampler_choice"), commit()),
         "validation": draws,
         "paired_mae": {str(k): v for k, v in paired(draws, steps, "mae_gated").items()},
         "paired_crps": {str(k): v for k, v in paired(draws, steps, "crps").items()},
         "test": tests,
     }
-    write_json(result, out_dir / f"{stem}.json")
-    write_atomic(out_dir / f"{stem}.md", lambda p: p.write_text(_page(result, steps, seeds)))
+    write_results(result, out_dir, stem, lambda r: _page(r, steps, seeds))
     return result
 
 
 def _page(r: dict[str, Any], steps: list[int], seeds: list[int]) -> str:
     lines = [
-        f"# The default sampler of `{Path(r['model']).name}` chosen on validation",
-        "",
-        f"Command: `{r['command']}`  ",
-        f"Commit {r['commit']}, {r['date']}; {r['machine']['cpus']} CPUs, "
-        f"{r['machine']['torch_threads']} torch threads.",
+        *page_header(f"The default sampler of `{Path(r['model']).name}` chosen on validation", r),
         "",
         "Each row: the model's DDIM steps set, its calibration refitted on the validation "
         "cells the seed hides, scored there (gated MAE and CRPS in the network's units). "
