@@ -61,6 +61,14 @@ def recalibrate(
     return fit
 
 
+def score_as_shipped(model: TSDiff) -> dict[str, Any]:
+    """``model`` (a recalibrated copy, not saved) scored on its protocol's test cells as
+    :mod:`tsdiff.benchmarks.shipped` scores a saved model, results kept out of the tree."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(Path(tmp) / "model")
+        return shipped.run(str(Path(tmp) / "model"), Path(tmp))
+
+
 def _variant(name: str) -> tuple[str, bool]:
     holdout, _, extra = name.partition("+")
     if holdout not in ("random", "pattern") or extra not in ("", "pooled"):
@@ -82,9 +90,7 @@ def run(
         task = task or task_for(model.info["data"]["dataset"])  # read once
         fit = recalibrate(model, holdout, pooled, task, draws)
         gate = np.asarray(fit["gate"]["gate"])
-        with tempfile.TemporaryDirectory() as tmp:
-            model.save(Path(tmp) / "model")
-            got = shipped.run(str(Path(tmp) / "model"), Path(tmp))
+        got = score_as_shipped(model)
         rows.append(
             {
                 "variant": name,

@@ -16,7 +16,6 @@ Results: ``benchmarks/results/NAME.{json,md}``.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from tsdiff.benchmarks import shipped
 from tsdiff.benchmarks.common import (
     RESULTS,
     commit,
@@ -35,15 +33,14 @@ from tsdiff.benchmarks.common import (
     write_results,
 )
 from tsdiff.benchmarks.csdi import Task, task_for
-from tsdiff.benchmarks.recalibration import recalibrate
+from tsdiff.benchmarks.recalibration import recalibrate, score_as_shipped
 from tsdiff.model import TSDiff
 
 
-def validation_draw(model_dir: str, steps: int, seed: int, task: Task) -> dict[str, Any]:
-    """``model_dir``'s calibration refitted with ``steps`` DDIM steps on the validation
-    cells hidden with ``seed``: what the fit saw there (gated MAE and CRPS in the
-    network's units)."""
-    model = TSDiff.load(model_dir)
+def validation_draw(model: TSDiff, steps: int, seed: int, task: Task) -> dict[str, Any]:
+    """``model``'s calibration refitted in place with ``steps`` DDIM steps on the
+    validation cells hidden with ``seed``: what the fit saw there (gated MAE and CRPS in
+    the network's units)."""
     model.config = model.config.replace(sample={"steps": steps}, train={"seed": seed})
     t0 = time.perf_counter()
     fit = recalibrate(model, task=task)
@@ -66,19 +63,6 @@ def paired(draws: list[dict[str, Any]], steps: list[int], key: str) -> dict[int,
     return {s: [d[key] / first[d["seed"]] for d in draws if d["steps"] == s] for s in steps}
 
 
-def score_on_test(model_dir: str, steps: int, task: Task) -> dict[str, Any]:
-    """The model with ``steps`` as its default, calibrated on its own seed, scored on
-    the test cells as shipped."""
-    model = TSDiff.load(model_dir)
-    model.config = model.config.replace(sample={"steps": steps})
-    recalibrate(model, task=task)
-    with tempfile.TemporaryDirectory() as tmp:
-        model.save(Path(tmp) / "model")
-        got = shipped.run(str(Path(tmp) / "model"), Path(tmp))
-    keys = ("mae", "crps", "cov50", "cov90")
-    return {"steps": steps, **{k: got["tsdiff"][k] for k in keys}, "impute_s": got["impute_s"]}
-
-
 def run(
     model_dir: str,
     steps: list[int],
@@ -87,17 +71,29 @@ def run(
     test: bool = False,
     out_dir: Path = RESULTS,
 ) -> dict[str, Any]:
-    task = task_for(TSDiff.load(model_dir).info["data"]["dataset"])
-    draws = []
+    first = TSDiff.load(model_dir)
+    task, own = task_for(first.info["data"]["dataset"]), first.config.train.seed
+    draws, shippable = [], {}  # per candidate, the model calibrated on its own seed
     for s in steps:
         for seed in seeds:
-            draws.append(validation_draw(model_dir, s, seed, task))
+            model = TSDiff.load(model_dir)
+            draws.append(validation_draw(model, s, seed, task))
+            if test and seed == own:
+                shippable[s] = model
             d = draws[-1]
             log(
                 f"steps {s} seed {seed}: {d['n_cells']} cells, gated MAE "
                 f"{d['mae_gated']:.5f}, CRPS {d['crps']:.5f}"
             )
-    tests = [score_on_test(model_dir, s, task) for s in steps] if test else []
+    tests = []
+    for s in steps if test else []:
+        model = shippable.get(s)
+        if model is None:  # its own seed was not among the validation seeds
+            model = TSDiff.load(model_dir)
+            validation_draw(model, s, own, task)
+        got = score_as_shipped(model)
+        scores = {k: got["tsdiff"][k] for k in ("mae", "crps", "cov50", "cov90")}
+        tests.append({"steps": s, **scores, "impute_s": got["impute_s"]})
     result = {
         "model": model_dir,
         **stamp(module_command("tsdiff.benchmarks.sampler_choice"), commit()),
