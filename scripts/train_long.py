@@ -14,7 +14,10 @@ same design): when ``CHECKPOINT`` does not exist, the run starts from that model
 weights, its prior and its training record instead of from scratch, as if resumed after
 its last epoch (the optimiser's moments and the data order start afresh: a model does
 not keep them). Why: a shipped model whose run's checkpoint was lost can be trained on.
-When ``CHECKPOINT`` exists the option is ignored and the run resumes from it.
+Where the run's validation windows differ from the source's (another window, training
+stride or validation share), the source's best validation loss is not carried over: the
+run's own epochs are then compared with each other only. When ``CHECKPOINT`` exists the
+option is ignored and the run resumes from it.
 
 The budget alone ends the run (the profile's epoch cap is lifted) and the learning-rate
 schedule stretches to it.
@@ -135,6 +138,13 @@ def seed_from_model(source: str, cfg: TSDiffConfig, ckpt: str) -> None:
             phases.append((name, part, record))
     for name, part, record in phases:
         keep_phase(f"{ckpt}.{name}", part, record, name)
+    best = float(info.get("best_val_loss", float("inf")))
+    moved = _validation_changes(model.config, cfg)
+    if moved:
+        # its best loss was measured on other validation windows: kept, it would outrank
+        # every epoch of this run (a stride-1 run kept the source's weights so)
+        best = float("inf")
+        print(f"{ckpt}: {', '.join(moved)} changed: {source}'s best loss is not carried over")
     seed_checkpoint(
         ckpt,
         net,
@@ -142,9 +152,22 @@ def seed_from_model(source: str, cfg: TSDiffConfig, ckpt: str) -> None:
         epoch_log=model.epoch_log,
         steps=int(info.get("steps_run", 0)),
         best_epoch=int(info.get("best_epoch", len(model.epoch_log))),
-        best_val_loss=float(info.get("best_val_loss", float("inf"))),
+        best_val_loss=best,
     )
     print(f"{ckpt}: started from {source} after its epoch {len(model.epoch_log)}")
+
+
+def _validation_changes(theirs: TSDiffConfig, mine: TSDiffConfig) -> list[str]:
+    """The settings that make this run's validation windows differ from the source run's
+    (``section.field: old -> new``): their losses are then not comparable."""
+    fields = [("data", f) for f in ("window", "training_stride")]
+    fields += [("train", f) for f in ("val_fraction", "val_max_windows", "masking", "mix_weights")]
+    out = []
+    for section, name in fields:
+        a, b = getattr(getattr(theirs, section), name), getattr(getattr(mine, section), name)
+        if a != b:
+            out.append(f"{section}.{name}: {a!r} -> {b!r}")
+    return out
 
 
 if __name__ == "__main__":

@@ -66,3 +66,26 @@ def test_from_model_seeds_the_checkpoint_with_the_models_weights_and_record(tmp_
     assert prior["result"]["best_epoch"] == model.info["prior"]["best_epoch"]
     for k, v in model.net.prior_net.state_dict().items():
         assert torch.equal(prior["prior"][k], v), k
+
+
+def test_from_model_with_other_validation_windows_does_not_carry_its_best_loss(tmp_path):
+    """A run at another training stride validates on other windows: the source's best
+    loss would outrank every epoch of it, so the run compares its own epochs only."""
+    import importlib.util
+    import math
+
+    import torch
+
+    from tsdiff.benchmarks.csdi import load_profile
+    from tsdiff.predictor import Predictor
+
+    spec = importlib.util.spec_from_file_location("train_long", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    cfg = load_profile("pm25", "quick").model  # pm25-beijing's design
+    same, other = tmp_path / "same", tmp_path / "other"
+    mod.seed_from_model("pm25-beijing", cfg, str(same))
+    mod.seed_from_model("pm25-beijing", cfg.replace(data={"training_stride": 1}), str(other))
+    best = Predictor.load("pm25-beijing").info["best_val_loss"]
+    assert torch.load(same, weights_only=True)["best_val_loss"] == best
+    assert math.isinf(torch.load(other, weights_only=True)["best_val_loss"])
