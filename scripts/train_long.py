@@ -2,7 +2,7 @@
 split for a long budget, resumable across sessions.
 
     python scripts/train_long.py physionet10|pm25 MINUTES CHECKPOINT OUT \
-        [--set k=v ...] [--threads N] [--from-model MODEL]
+        [--set k=v ...] [--threads N] [--from-model MODEL [--restart-schedule]]
 
 ``--threads N`` (default 1) sets torch's threads: 1 leaves the other core free for
 work beside the run; a resumed run may change it. ``--set section.field=value``
@@ -16,7 +16,10 @@ its last epoch (the optimiser's moments and the data order start afresh: a model
 not keep them). Why: a shipped model whose run's checkpoint was lost can be trained on.
 Where the run's validation windows differ from the source's (another window, training
 stride or validation share), the source's best validation loss is not carried over: the
-run's own epochs are then compared with each other only. When ``CHECKPOINT`` exists the
+run's own epochs are then compared with each other only. ``--restart-schedule``: the
+learning rate warms up to ``train.lr`` and decays over this run's budget alone (counted
+with the source's epochs, a continuation stays near one rate: a stride-1 run from
+``pm25-beijing-wide`` held 3e-4 for its 32 epochs). When ``CHECKPOINT`` exists the
 option is ignored and the run resumes from it.
 
 The budget alone ends the run (the profile's epoch cap is lifted) and the learning-rate
@@ -66,12 +69,20 @@ def main(argv: list[str]) -> None:
         "--threads", type=int, default=1, help="torch threads (1 leaves a core for other work)"
     )
     ap.add_argument(
+        "--restart-schedule",
+        action="store_true",
+        help="with --from-model: warm up and decay the rate over this run's budget alone "
+        "(peaking at train.lr: set a lower one to fine-tune)",
+    )
+    ap.add_argument(
         "--from-model",
         help="start a missing CHECKPOINT from this saved model's weights (same design)",
     )
     a = ap.parse_args(argv)
     if a.threads < 1:
         ap.error(f"--threads must be at least 1, got {a.threads}")
+    if a.restart_schedule and not a.from_model:
+        ap.error("--restart-schedule goes with --from-model (a resumed run keeps its schedule)")
     dataset, minutes, ckpt, out = a.dataset, a.minutes, a.ckpt, a.out
     torch.set_num_threads(a.threads)
     family = "physionet" if dataset.startswith("physionet") else dataset
@@ -82,7 +93,7 @@ def main(argv: list[str]) -> None:
     cfg = type(prof).from_dict(d).replace(train={"seed": 0, "max_minutes": minutes, "epochs": None})
     if a.from_model and not Path(ckpt).exists():
         try:
-            seed_from_model(a.from_model, cfg, ckpt)
+            seed_from_model(a.from_model, cfg, ckpt, restart_schedule=a.restart_schedule)
         except (ModelFileError, ValueError) as e:
             ap.error(f"--from-model: {e}")
     task = task_for(dataset)
@@ -102,6 +113,7 @@ def main(argv: list[str]) -> None:
             [f"scripts/train_long.py {dataset} {minutes:g} CKPT OUT"]
             + [f"--set {s}" for s in a.set]
             + ([f"--from-model {a.from_model}"] if a.from_model else [])
+            + (["--restart-schedule"] if a.restart_schedule else [])
         ),
         "sessions": f"{started}: the process that saved it (resumed runs began earlier)",
         "machine": {k: v for k, v in machine().items() if k != "load_avg"},  # for its card
@@ -112,7 +124,9 @@ def main(argv: list[str]) -> None:
     print(f"saved {out} in {time.time() - t0:.0f} s")
 
 
-def seed_from_model(source: str, cfg: TSDiffConfig, ckpt: str) -> None:
+def seed_from_model(
+    source: str, cfg: TSDiffConfig, ckpt: str, restart_schedule: bool = False
+) -> None:
     """Write ``ckpt`` (and ``ckpt.prior``, ``ckpt.quantiles`` where the design has them)
     from the saved model ``source`` so that the fit resumes from its weights; ValueError
     when its design differs from ``cfg``'s (its weights would not fit the network)."""
@@ -153,6 +167,7 @@ def seed_from_model(source: str, cfg: TSDiffConfig, ckpt: str) -> None:
         steps=int(info.get("steps_run", 0)),
         best_epoch=int(info.get("best_epoch", len(model.epoch_log))),
         best_val_loss=best,
+        restart_schedule=restart_schedule,
     )
     print(f"{ckpt}: started from {source} after its epoch {len(model.epoch_log)}")
 

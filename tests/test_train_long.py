@@ -23,6 +23,14 @@ def test_threads_below_one_is_refused_with_exit_2(tmp_path):
     assert not out.exists() and not (tmp_path / "ck").exists()
 
 
+def test_restart_schedule_without_a_source_model_is_refused_with_exit_2(tmp_path):
+    ck = tmp_path / "ck"
+    r = _run("pm25", "1", str(ck), str(tmp_path / "out"), "--restart-schedule", tmp_path=tmp_path)
+    assert r.returncode == 2
+    assert "--restart-schedule goes with --from-model" in r.stderr
+    assert not ck.exists()
+
+
 def test_unknown_dataset_is_refused_with_exit_2(tmp_path):
     r = _run("etth1", "1", str(tmp_path / "ck"), str(tmp_path / "out"), tmp_path=tmp_path)
     assert r.returncode == 2

@@ -217,3 +217,40 @@ def test_seeded_checkpoint_trains_on_from_the_weights_and_keeps_them_unless_beat
     assert res2.best_epoch == 2
     for k, v in best.items():
         assert torch.equal(kept[k], v), k
+
+
+def test_a_restarted_schedule_warms_up_and_decays_over_the_new_epochs_alone(tmp_path):
+    """Trained on from a model's weights, the rate by default continues the old run's
+    schedule (its floor here); restarted, it follows a fresh warm-up and cosine over the
+    epochs the new run adds, as a run from scratch of that length would."""
+    sch = NoiseScheduler(DiffusionConfig(num_steps=20))
+    tr, va = windows(), windows(8, seed=1)
+    cfg = TrainConfig(
+        epochs=3, batch_size=8, lr=3e-3, warmup_steps=2, val_crps_every=0, select_by="loss"
+    )
+    net = _net()
+    best, res = train(net, sch, tr, va, cfg, progress=False)
+    net.load_state_dict(best)
+    more = dataclasses.replace(cfg, epochs=7)  # 4 more epochs of 3 steps
+    lrs = {}
+    for restart in (False, True):
+        ckpt = tmp_path / f"seeded-{restart}.ckpt"
+        seed_checkpoint(
+            ckpt,
+            net,
+            more,
+            epoch_log=res.epoch_log,
+            steps=res.steps_run,
+            best_epoch=res.best_epoch,
+            best_val_loss=res.best_val_loss,
+            restart_schedule=restart,
+        )
+        _, r = train(_net(), sch, tr, va, more, checkpoint=ckpt, resume=True, progress=False)
+        lrs[restart] = [h["lr"] for h in r.epoch_log[3:]]  # each new epoch's last step
+    # continued: the old run's steps count, on a schedule of 4 epochs (the seeded plan; a
+    # budget would refit it): the end of its cosine, then its floor
+    old = [lr_at(res.steps_run + 3 * e - 1, 12, more) for e in (1, 2, 3, 4)]
+    assert lrs[False] == old and old[1:] == [0.05 * 3e-3] * 3
+    # restarted: the last step of each new epoch on a 12-step schedule of its own
+    assert lrs[True] == [lr_at(3 * e - 1, 12, more) for e in (1, 2, 3, 4)]
+    assert lrs[True][0] > lrs[True][-1] > lrs[False][0] * 0.99

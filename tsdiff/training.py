@@ -81,6 +81,10 @@ class TrainResult:
     best_epoch: int = 0
     best_val_loss: float = math.inf
     best_score: float = math.inf  # the task-weighted validation CRPS (select_by "crps")
+    # where the learning-rate schedule starts (epoch, step): 0 for a run from scratch; a run
+    # trained on from a saved model's weights warms up and decays over its own epochs
+    schedule_epoch: int = 0
+    schedule_step: int = 0
 
 
 def value_bounds(ws: Windows, margin: float = 0.25) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,6 +155,8 @@ def train(
         result.best_epoch = int(state["best_epoch"])
         result.best_val_loss = float(state["best_val_loss"])
         result.best_score = float(state.get("best_score", math.inf))
+        result.schedule_epoch = int(state.get("schedule_epoch", 0))
+        result.schedule_step = int(state.get("schedule_step", 0))
         result.epochs_run, result.seconds = start_epoch, elapsed_before  # if none is left
 
     budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
@@ -178,7 +184,11 @@ def train(
             if len(idx) == 0:
                 continue
             for group in opt.param_groups:
-                group["lr"] = lr_at(result.steps_run, planned_epochs * steps_per_epoch, cfg)
+                group["lr"] = lr_at(
+                    result.steps_run - result.schedule_step,
+                    (planned_epochs - result.schedule_epoch) * steps_per_epoch,
+                    cfg,
+                )
             loss = _loss(net, scheduler, train_set.subset(idx), mask_fn, gen, weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -437,29 +447,37 @@ def seed_checkpoint(
     steps: int,
     best_epoch: int,
     best_val_loss: float,
+    restart_schedule: bool = False,
 ) -> None:
     """Write a checkpoint from which ``train(..., resume=True)`` goes on training
     ``net``'s weights (a saved model's, whose run's checkpoint was lost) as epoch
     ``len(epoch_log) + 1``: the weights, their EMA and the best so far are all ``net``'s,
     the learning rate follows the schedule from ``steps``, the optimiser's moments and
     the data order start afresh (they are not saved with a model). Why: a model trained
-    for hours can be trained on without starting over."""
+    for hours can be trained on without starting over. ``restart_schedule``: the rate
+    warms up to ``cfg.lr`` and decays over the new run's own epochs instead (counted with
+    the earlier ones, a continuation barely decays: its last 2 % of a cosine)."""
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     weights = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    done = len(epoch_log)
     record = TrainResult(
         epoch_log=list(epoch_log),
-        epochs_run=len(epoch_log),
+        epochs_run=done,
         steps_run=int(steps),
         seconds=float(epoch_log[-1].get("seconds", 0.0)) if epoch_log else 0.0,
         best_epoch=int(best_epoch),
         best_val_loss=float(best_val_loss),
+        schedule_epoch=done if restart_schedule else 0,
+        schedule_step=int(steps) if restart_schedule else 0,
     )
     ema = {k: v.clone() for k, v in weights.items()}  # each its own storage: the loop
     best = {k: v.clone() for k, v in weights.items()}  # updates the EMA in place
     gen = torch.Generator().manual_seed(cfg.seed + len(epoch_log))
     # the schedule's length is refitted to the budget on resuming; until then (and in a
-    # run without one) the rate stays at the schedule's floor
-    _save_checkpoint(Path(path), weights, opt, ema, best, gen, len(epoch_log) + 1, record)
+    # run without one) the rate stays at the schedule's floor, or a restarted schedule at
+    # its peak after the warm-up, as a fresh run's first epoch
+    planned = max(done + 1, cfg.epoch_cap) if restart_schedule else done + 1
+    _save_checkpoint(Path(path), weights, opt, ema, best, gen, planned, record)
 
 
 def _save_checkpoint(
@@ -488,6 +506,8 @@ def _save_checkpoint(
         "best_epoch": result.best_epoch,
         "best_val_loss": result.best_val_loss,
         "best_score": result.best_score,
+        "schedule_epoch": result.schedule_epoch,
+        "schedule_step": result.schedule_step,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
