@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_long.py"
+
+
+def _script():
+    """The script as a module (its functions, without running it)."""
+    spec = importlib.util.spec_from_file_location("train_long", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def _run(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
@@ -50,16 +59,12 @@ def test_from_model_of_another_design_is_refused_with_exit_2(tmp_path):
 
 
 def test_from_model_seeds_the_checkpoint_with_the_models_weights_and_record(tmp_path):
-    import importlib.util
-
     import torch
 
     from tsdiff.benchmarks.csdi import load_profile
     from tsdiff.predictor import Predictor
 
-    spec = importlib.util.spec_from_file_location("train_long", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _script()
     cfg = load_profile("pm25", "quick").model  # pm25-beijing's design
     ck = tmp_path / "ck"
     mod.seed_from_model("pm25-beijing", cfg, str(ck))
@@ -79,7 +84,6 @@ def test_from_model_seeds_the_checkpoint_with_the_models_weights_and_record(tmp_
 def test_from_model_with_other_validation_windows_does_not_carry_its_best_loss(tmp_path):
     """A run at another training stride validates on other windows: the source's best
     loss would outrank every epoch of it, so the run compares its own epochs only."""
-    import importlib.util
     import math
 
     import torch
@@ -87,9 +91,7 @@ def test_from_model_with_other_validation_windows_does_not_carry_its_best_loss(t
     from tsdiff.benchmarks.csdi import load_profile
     from tsdiff.predictor import Predictor
 
-    spec = importlib.util.spec_from_file_location("train_long", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _script()
     cfg = load_profile("pm25", "quick").model  # pm25-beijing's design
     same, other = tmp_path / "same", tmp_path / "other"
     mod.seed_from_model("pm25-beijing", cfg, str(same))

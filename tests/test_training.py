@@ -183,7 +183,8 @@ def test_forecast_weight_follows_the_masking():
     assert forecast_weight(TrainConfig(mix_weights=(0.2, 0.1, 0.1, 0.6))) == 0.6
 
 
-def test_seeded_checkpoint_trains_on_from_the_weights_and_keeps_them_unless_beaten(tmp_path):
+def _trained_for_seeding():
+    """A 3-epoch run (3 steps an epoch) whose best weights a checkpoint is seeded with."""
     sch = NoiseScheduler(DiffusionConfig(num_steps=20))
     tr, va = windows(), windows(8, seed=1)
     cfg = TrainConfig(
@@ -192,6 +193,11 @@ def test_seeded_checkpoint_trains_on_from_the_weights_and_keeps_them_unless_beat
     net = _net()
     best, res = train(net, sch, tr, va, cfg, progress=False)
     net.load_state_dict(best)
+    return sch, tr, va, cfg, net, best, res
+
+
+def test_seeded_checkpoint_trains_on_from_the_weights_and_keeps_them_unless_beaten(tmp_path):
+    sch, tr, va, cfg, net, best, res = _trained_for_seeding()
     ckpt = tmp_path / "seeded.ckpt"
     # a best loss nothing can beat: the weights it started from are what comes back
     seed_checkpoint(
@@ -223,14 +229,7 @@ def test_a_restarted_schedule_warms_up_and_decays_over_the_new_epochs_alone(tmp_
     """Trained on from a model's weights, the rate by default continues the old run's
     schedule (its floor here); restarted, it follows a fresh warm-up and cosine over the
     epochs the new run adds, as a run from scratch of that length would."""
-    sch = NoiseScheduler(DiffusionConfig(num_steps=20))
-    tr, va = windows(), windows(8, seed=1)
-    cfg = TrainConfig(
-        epochs=3, batch_size=8, lr=3e-3, warmup_steps=2, val_crps_every=0, select_by="loss"
-    )
-    net = _net()
-    best, res = train(net, sch, tr, va, cfg, progress=False)
-    net.load_state_dict(best)
+    sch, tr, va, cfg, net, _, res = _trained_for_seeding()
     more = dataclasses.replace(cfg, epochs=7)  # 4 more epochs of 3 steps
     lrs = {}
     for restart in (False, True):
