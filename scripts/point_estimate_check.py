@@ -41,9 +41,9 @@ from tsdiff.model import TSDiff
 SUBSETS = (16, 32, 64, 128, 256, 512)
 
 
-def cells(name: str, n_samples: int | None, seed: int, task: Any) -> dict[str, np.ndarray]:
-    """One draw of hidden validation cells of ``name``'s protocol, sampled uncalibrated."""
-    model = TSDiff.load(name)
+def cells(model: TSDiff, n_samples: int | None, seed: int, task: Any) -> dict[str, np.ndarray]:
+    """One draw of hidden validation cells of ``model``'s protocol, sampled uncalibrated
+    (``model``'s calibration is cleared in place)."""
     if n_samples is not None:
         model.config = model.config.replace(sample={"n_samples": n_samples})
     model.config = model.config.replace(train={"calibrate_draws": 1})
@@ -59,7 +59,7 @@ def cells(name: str, n_samples: int | None, seed: int, task: Any) -> dict[str, n
         holdout_patterns(model.config, train),
     )
     if got is None:
-        raise SystemExit(f"{name}: no validation cell could be hidden")
+        raise SystemExit("no validation cell could be hidden")
     return {
         "samples": got.samples,  # (n, m)
         "truth": got.truth,
@@ -194,11 +194,12 @@ def main(argv: list[str] | None = None) -> None:
     n_default = model.config.sample.n_samples
     s = model.config.sample
     log(f"{a.model}: {a.max_samples} samples")
-    mine = cells(a.model, max(a.max_samples, n_default), a.seed, task)
+    mine = cells(model, max(a.max_samples, n_default), a.seed, task)  # loaded once
     others = {}
     for name in filter(None, a.others.split(",")):
         log(f"{name}: {n_default} samples")
-        others[name] = ensembles(mine, cells(name, n_default, a.seed, task), n_default)
+        other = cells(TSDiff.load(name), n_default, a.seed, task)
+        others[name] = ensembles(mine, other, n_default)
     result = {
         **stamp(" ".join(["python scripts/point_estimate_check.py", *argv]), commit()),
         "model": a.model,
