@@ -16,7 +16,10 @@ its last epoch (the optimiser's moments and the data order start afresh: a model
 not keep them). Why: a shipped model whose run's checkpoint was lost can be trained on.
 Where the run's validation windows differ from the source's (another window, training
 stride or validation share), the source's best validation loss is not carried over: the
-run's own epochs are then compared with each other only. ``--restart-schedule``: the
+run's own epochs are then compared with each other only. Where its ``variables`` differ
+(e.g. ``--set variables.spec=...`` puts a variable in logs), the values live in another
+space: the learned prior is trained afresh and the denoiser starts from the source's
+weights. ``--restart-schedule``: the
 learning rate warms up to ``train.lr`` and decays over this run's budget alone (counted
 with the source's epochs, a continuation stays near one rate: a stride-1 run from
 ``pm25-beijing-wide`` held 3e-4 for its 32 epochs). When ``CHECKPOINT`` exists the
@@ -139,13 +142,17 @@ def seed_from_model(
             shown = ", ".join(f"{part}.{k}: {theirs.get(k)!r} != {mine.get(k)!r}" for k in diff)
             raise ValueError(f"{source} was trained with another design ({shown})")
     info, net = model.info, model.net
+    # another variables config (spec, transforms) may put values in another space: the
+    # prior, a point imputation in that space, is trained afresh and the source's losses
+    # are not this run's (the denoiser's weights still start from the source's)
+    respaced = model.config.variables != cfg.variables
     phases = []  # every record checked before any file is written
     fields = {f.name for f in dataclasses.fields(PriorResult)}
     for key, name, part in (
         ("prior", "prior", net.prior_net),
         ("quantile_prior", "quantiles", net.quantile_net),
     ):
-        if part is not None:
+        if part is not None and not respaced:
             if key not in info:
                 raise ValueError(f"{source} has no record of its {key.replace('_', ' ')}")
             record = PriorResult(**{k: v for k, v in info[key].items() if k in fields})
@@ -154,6 +161,8 @@ def seed_from_model(
         keep_phase(f"{ckpt}.{name}", part, record, name)
     best = float(info.get("best_val_loss", float("inf")))
     moved = _validation_changes(model.config, cfg)
+    if respaced:
+        moved.append("variables (the values' space; the prior is trained afresh)")
     if moved:
         # its best loss was measured on other validation windows: kept, it would outrank
         # every epoch of this run (a stride-1 run kept the source's weights so)

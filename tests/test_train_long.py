@@ -99,3 +99,25 @@ def test_from_model_with_other_validation_windows_does_not_carry_its_best_loss(t
     best = Predictor.load("pm25-beijing").info["best_val_loss"]
     assert torch.load(same, weights_only=True)["best_val_loss"] == best
     assert math.isinf(torch.load(other, weights_only=True)["best_val_loss"])
+
+
+def test_from_model_in_another_value_space_trains_its_prior_afresh(tmp_path):
+    """Values put in logs: the source's prior imputes raw z-scores, so it is not seeded
+    (the fit trains one) and its losses are not carried; the denoiser's weights are."""
+    import math
+
+    import torch
+
+    from tsdiff.benchmarks.csdi import load_profile
+    from tsdiff.predictor import Predictor
+
+    mod = _script()
+    cfg = load_profile("pm25", "quick").model  # pm25-beijing's design
+    logs = {"station_001001": {"transform": "log"}}
+    ck = tmp_path / "ck"
+    mod.seed_from_model("pm25-beijing", cfg.replace(variables={"spec": logs}), str(ck))
+    state = torch.load(ck, weights_only=True)
+    assert math.isinf(state["best_val_loss"])
+    assert not (tmp_path / "ck.prior").exists()
+    for k, v in Predictor.load("pm25-beijing").net.state_dict().items():
+        assert torch.equal(state["net"][k], v), k

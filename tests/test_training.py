@@ -253,3 +253,33 @@ def test_a_restarted_schedule_warms_up_and_decays_over_the_new_epochs_alone(tmp_
     # restarted: the last step of each new epoch on a 12-step schedule of its own
     assert lrs[True] == [lr_at(3 * e - 1, 12, more) for e in (1, 2, 3, 4)]
     assert lrs[True][0] > lrs[True][-1] > lrs[False][0] * 0.99
+
+
+def test_a_resumed_run_keeps_the_prior_its_own_phase_trained(tmp_path):
+    """The learned prior is trained (or loaded) before the denoiser and frozen: a resumed
+    checkpoint's copy of it must not replace a prior trained afresh for this run (a run
+    from a saved model with its values in another space)."""
+    sch = NoiseScheduler(DiffusionConfig(num_steps=20))
+    tr, va = windows(), windows(8, seed=1)
+    net_cfg = dataclasses.replace(NET, prior_dim=8, prior_heads=2)
+    cfg = TrainConfig(epochs=1, batch_size=8, warmup_steps=2, val_crps_every=0, select_by="loss")
+
+    def with_prior(seed: int) -> Denoiser:
+        torch.manual_seed(seed)
+        net = Denoiser(net_cfg, 3)
+        for p in net.prior_net.parameters():
+            p.requires_grad_(False)
+        return net
+
+    ckpt = tmp_path / "run.ckpt"
+    train(with_prior(0), sch, tr, va, cfg, checkpoint=ckpt, progress=False)
+    fresh = with_prior(1)
+    mine = {k: v.clone() for k, v in fresh.prior_net.state_dict().items()}
+    more = dataclasses.replace(cfg, epochs=2)
+    best, res = train(fresh, sch, tr, va, more, checkpoint=ckpt, resume=True, progress=False)
+    assert res.epochs_run == 2
+    saved = torch.load(ckpt, weights_only=True)
+    for k, v in mine.items():
+        assert torch.equal(fresh.prior_net.state_dict()[k], v), k
+        assert torch.equal(best[f"prior_net.{k}"], v), k
+        assert torch.allclose(saved["ema"][f"prior_net.{k}"], v, atol=1e-6), k  # EMA rounding

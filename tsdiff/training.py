@@ -143,6 +143,11 @@ def train(
     ckpt_path = Path(checkpoint) if checkpoint else None
     if resume and ckpt_path is not None and ckpt_path.exists():
         state = torch.load(ckpt_path, weights_only=True, map_location=module_device(net))
+        # the frozen parts (the learned priors) are what their own phase trained or
+        # loaded: a checkpoint's copy would undo a prior trained afresh for this run
+        frozen = _frozen_state(net)
+        for key in ("net", "ema", "best"):
+            state[key].update({k: v.clone() for k, v in frozen.items()})
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         ema, best_state = state["ema"], state["best"]
@@ -436,6 +441,17 @@ class _swapped:
 
     def __exit__(self, *exc: object) -> None:
         self.net.load_state_dict(self.saved)
+
+
+def _frozen_state(net: Denoiser) -> dict[str, torch.Tensor]:
+    """``net``'s state entries of its frozen parts (a learned prior, a quantile prior:
+    trained in their own phase, then fixed while the denoiser trains)."""
+    out: dict[str, torch.Tensor] = {}
+    for name in ("prior_net", "quantile_net"):
+        part = getattr(net, name, None)
+        if part is not None and not any(p.requires_grad for p in part.parameters()):
+            out.update({f"{name}.{k}": v.detach() for k, v in part.state_dict().items()})
+    return out
 
 
 def seed_checkpoint(
