@@ -233,6 +233,36 @@ def test_log_is_inferred_for_positive_skewed_variables_only_when_asked():
     assert over["vital"].transform == "logit" and over["vital"].source == "user"
 
 
+def test_the_skewness_threshold_decides_which_positive_variables_go_to_logs():
+    """A moderately skewed concentration (skewness ~1.5, like a PM2.5 station) stays as
+    it is at a threshold of 2 and goes to logs at 1; a symmetric one never does."""
+    from tsdiff.spec import _skewness, infer_spec
+
+    rng = np.random.default_rng(1)
+    moderate = rng.gamma(1.8, 40.0, size=(1, 4000)) + 1.0
+    symmetric = rng.normal(50, 5, size=(1, 4000))
+    assert 1.0 < _skewness(moderate[0]) < 2.0
+    x, names = np.concatenate([moderate, symmetric]), ["pm25", "vital"]
+    strict = infer_spec([x], names, transforms=True, log_skew=2.0)
+    loose = infer_spec([x], names, transforms=True, log_skew=1.0)
+    assert [strict[n].transform for n in names] == ["identity", "identity"]
+    assert [loose[n].transform for n in names] == ["log", "identity"]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "2", True])
+def test_a_log_skew_that_is_not_a_finite_number_is_a_config_error(bad):
+    from tsdiff.config import VariablesConfig
+
+    with pytest.raises(ConfigError, match="variables.log_skew must be a finite number"):
+        VariablesConfig(log_skew=bad)
+
+
+def test_the_recorded_rule_names_the_threshold_used():
+    from tsdiff.spec import rule
+
+    assert "skewness > 1;" in rule(1.0) and "skewness > 2;" in rule(2.0)
+
+
 @pytest.mark.parametrize(
     ("override", "match"),
     [

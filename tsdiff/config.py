@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 from tsdiff.errors import ConfigError
 from tsdiff.samplers.options import CHECKED, check_sample_options
+from tsdiff.spec import LOG_SKEW
 
 T = TypeVar("T")
 
@@ -325,16 +327,23 @@ class VariablesConfig:
     """What each variable can be (see :mod:`tsdiff.spec`): ``spec`` maps a variable name
     to any of ``lower``, ``upper`` (None: open), ``kind`` (continuous, integer, binary)
     and ``transform`` (identity, log, logit); they override what ``infer`` reads from the
-    training data. ``transforms``: also infer log transforms for positive, strongly
-    right-skewed variables (measured: PhysioNet MAE -0.7..-2.5 %, PM2.5 unchanged;
+    training data. ``transforms``: also infer log transforms for positive, right-skewed
+    variables, those whose sample skewness exceeds ``log_skew`` (measured:
     benchmarks/results/transforms.md)."""
 
     infer: bool = True
     spec: dict[str, dict[str, Any]] = field(default_factory=dict)
     transforms: bool = True
+    log_skew: float = LOG_SKEW
 
     def __post_init__(self) -> None:
         _check(isinstance(self.spec, dict), "variables.spec must map names to settings")
+        _check(
+            not isinstance(self.log_skew, bool)
+            and isinstance(self.log_skew, int | float)
+            and math.isfinite(self.log_skew),
+            f"variables.log_skew must be a finite number, got {self.log_skew!r}",
+        )
         for name, s in self.spec.items():
             _check(isinstance(s, dict), f"variables.spec[{name!r}] must be a mapping")
             bad = sorted(set(s) - {"lower", "upper", "kind", "transform"})

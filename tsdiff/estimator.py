@@ -44,7 +44,7 @@ from tsdiff.prior_training import train_prior, train_quantile_prior
 from tsdiff.quantile_blend import blend_quantiles, fit_blend
 from tsdiff.sampling import WindowBatch, sample_windows
 from tsdiff.seasonality import default_lags, infer_season
-from tsdiff.spec import RULE, VariableSpec, infer_spec, outside
+from tsdiff.spec import VariableSpec, infer_spec, outside, rule
 from tsdiff.training import (
     EpochCallback,
     TrainResult,
@@ -386,7 +386,14 @@ def fit_spec(
     a bad spec fails first); observed values outside them are counted and warned about,
     never changed. Returns the specs and what ``info["spec"]`` records."""
     vc = model.config.variables
-    specs = infer_spec(arrays, model.variables, vc.spec, infer=vc.infer, transforms=vc.transforms)
+    specs = infer_spec(
+        arrays,
+        model.variables,
+        vc.spec,
+        infer=vc.infer,
+        transforms=vc.transforms,
+        log_skew=vc.log_skew,
+    )
     x = np.concatenate(arrays, axis=1) if arrays else np.zeros((len(model.variables), 0))
     out = {n: outside(x[k], specs[n]) for k, n in enumerate(model.variables)}
     out = {n: c for n, c in out.items() if c}
@@ -395,7 +402,7 @@ def fit_spec(
             f"observed values outside their declared bounds (kept as observed): {out}",
             stacklevel=3,
         )
-    return specs, {"rule": RULE, "observed_outside": out}
+    return specs, {"rule": rule(vc.log_skew), "observed_outside": out}
 
 
 def calibrate_imputation(

@@ -19,9 +19,10 @@ Inference rules (``infer_spec``), recorded with the model as ``rule``:
   [0, 100] (a percentage, e.g. SaO2); a single value that happens to be 100 is no ceiling;
 - otherwise the upper bound is open: the largest value seen is not a limit;
 - with ``variables.transforms`` on: transform ``log`` for a continuous variable whose
-  observed values are all positive and strongly right-skewed (sample skewness >
-  ``LOG_SKEW``), as many lab values are; the network then models log values, and
-  samples map back to positive values by construction.
+  observed values are all positive and right-skewed (sample skewness above
+  ``variables.log_skew``, default ``LOG_SKEW``), as many lab values and pollutant
+  concentrations are; the network then models log values, and samples map back to
+  positive values by construction.
 
 A transform (``identity``, ``log``, ``logit`` for a variable bounded on both sides) is
 where the diffusion works: values are transformed, then z-scored (see
@@ -43,16 +44,20 @@ from tsdiff.errors import ConfigError
 KINDS = ("continuous", "integer", "binary")
 TRANSFORMS = ("identity", "log", "logit")
 SPEC_FIELDS = {"lower", "upper", "kind", "transform"}  # what a user may set per variable
-LOG_SKEW = 2.0  # sample skewness above which a positive variable is modelled in logs
+LOG_SKEW = 2.0  # default sample skewness above which a positive variable is modelled in logs
 MAX_INTEGER_LEVELS = 20
 CEILING_SHARE = 0.005  # share of observations at 1 (or 100) that makes it a ceiling
-RULE = (
-    "lower 0 if no observed value < 0; binary if values are {0, 1}; integer (bounds = "
-    f"observed min..max) if all values whole with <= {MAX_INTEGER_LEVELS} levels; upper 1 if "
-    "all values in [0, 1] with >= 0.5% at 1, upper 100 likewise for [0, 100]; "
-    f"with variables.transforms: log if all values > 0 and skewness > {LOG_SKEW}; "
-    "user bounds/kinds/transforms override"
-)
+
+
+def rule(log_skew: float = LOG_SKEW) -> str:
+    """The inference rules in words, as a model records them."""
+    return (
+        "lower 0 if no observed value < 0; binary if values are {0, 1}; integer (bounds = "
+        f"observed min..max) if all values whole with <= {MAX_INTEGER_LEVELS} levels; upper 1 "
+        "if all values in [0, 1] with >= 0.5% at 1, upper 100 likewise for [0, 100]; "
+        f"with variables.transforms: log if all values > 0 and skewness > {log_skew:g}; "
+        "user bounds/kinds/transforms override"
+    )
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,9 @@ class VariableSpec:
         }
 
 
-def infer_one(values: np.ndarray, transforms: bool = False) -> VariableSpec:
+def infer_one(
+    values: np.ndarray, transforms: bool = False, log_skew: float = LOG_SKEW
+) -> VariableSpec:
     """The spec the rules above give for one variable's observed values (NaN ignored)."""
     v = values[np.isfinite(values)]
     if v.size == 0:
@@ -105,7 +112,7 @@ def infer_one(values: np.ndarray, transforms: bool = False) -> VariableSpec:
     lower = 0.0 if lo >= 0 else None
     ceiling = lo >= 0 and hi in (1.0, 100.0) and float(np.mean(v == hi)) >= CEILING_SHARE
     upper = hi if ceiling else None  # a fraction or a percentage
-    skewed = lo > 0 and v.size >= 3 and _skewness(v) > LOG_SKEW
+    skewed = lo > 0 and v.size >= 3 and _skewness(v) > log_skew
     return VariableSpec(lower, upper, transform="log" if transforms and skewed else "identity")
 
 
@@ -121,12 +128,13 @@ def infer_spec(
     *,
     infer: bool = True,
     transforms: bool = False,
+    log_skew: float = LOG_SKEW,
 ) -> dict[str, VariableSpec]:
     """Per-variable specs from training arrays (K, T_i) and the user's overrides
     ``{name: {"lower": .., "upper": .., "kind": .., "transform": ..}}`` (keys left out
     keep the inferred value; None opens a bound). ``infer=False``: open continuous unless
-    overridden. ``transforms``: infer log transforms too. A log transform on a variable
-    with an observed value <= 0 is a :class:`ConfigError`."""
+    overridden. ``transforms``: infer log transforms too (skewness above ``log_skew``).
+    A log transform on a variable with an observed value <= 0 is a :class:`ConfigError`."""
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(variables))
     if unknown:
@@ -134,7 +142,7 @@ def infer_spec(
     x = np.concatenate([np.asarray(a, dtype=np.float64) for a in arrays], axis=1)  # (K, ΣT)
     out = {}
     for k, name in enumerate(variables):
-        spec = infer_one(x[k], transforms) if infer else VariableSpec()
+        spec = infer_one(x[k], transforms, log_skew) if infer else VariableSpec()
         if name in overrides:
             o = overrides[name]
             bad = sorted(set(o) - SPEC_FIELDS)
