@@ -34,7 +34,7 @@ from tsdiff.benchmarks.csdi import (
     score,
     unchunk,
 )
-from tsdiff.io import write_json
+from tsdiff.io import write_atomic, write_json
 from tsdiff.model import TSDiff
 
 
@@ -200,7 +200,7 @@ def summarize(paths: list[str], out: str) -> str:
     for r in runs:
         s = r["scores"]
         pa = (r.get("prior_alone") or {}) if r["family"] == "physionet" else {}
-        settings = ", ".join(x.split(".", 1)[1] for x in r["sets"]) or r["profile"]
+        settings = ", ".join(_setting(x) for x in r["sets"]) or r["profile"]
         if r["method"] == "saits":
             settings = f"{s.get('epochs')} epochs"
         lines.append(
@@ -211,8 +211,23 @@ def summarize(paths: list[str], out: str) -> str:
         )
     page = "\n".join(lines) + "\n"
     write_json({"runs": runs}, Path(out + ".json"))
-    Path(out + ".md").write_text(page)
+    write_atomic(out + ".md", lambda tmp: tmp.write_text(page))
     return page
+
+
+def _setting(assignment: str) -> str:
+    """``section.field=value`` as a table cell: a per-variable spec that gives every
+    variable the same settings is shown as those settings and the count, not 36 copies."""
+    key, _, raw = assignment.split(".", 1)[1].partition("=")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return f"{key}={raw}"
+    if key == "spec" and isinstance(value, dict) and value:
+        shared = {json.dumps(v, sort_keys=True) for v in value.values()}
+        if len(shared) == 1:
+            return f"spec={shared.pop()} for each of {len(value)} variables"
+    return f"{key}={raw}"
 
 
 def _num(v: Any, digits: int = 3) -> str:
