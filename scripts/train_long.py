@@ -19,7 +19,9 @@ stride or validation share), the source's best validation loss is not carried ov
 run's own epochs are then compared with each other only. Where its ``variables`` differ
 (e.g. ``--set variables.spec=...`` puts a variable in logs), the values live in another
 space: the learned prior is trained afresh and the denoiser starts from the source's
-weights. ``--restart-schedule``: the
+weights. The ``pm25`` profile models the stations in logs (``variables.log_skew`` 1):
+to train on a model fitted before (``pm25-beijing``, ``pm25-beijing-wide``) in its own
+space, add ``--set variables.log_skew=2``. ``--restart-schedule``: the
 learning rate warms up to ``train.lr`` and decays over this run's budget alone (counted
 with the source's epochs, a continuation stays near one rate: a stride-1 run from
 ``pm25-beijing-wide`` held 3e-4 for its 32 epochs). When ``CHECKPOINT`` exists the

@@ -124,3 +124,19 @@ def test_task_impute_trains_gap_masks_only_with_the_quantile_prior() -> None:
         cfg.for_task("forecast")
     with pytest.raises(ConfigError, match="no other mask"):
         cfg.replace(train={"mix_weights": (0.0, 0.0, 0.0, 1.0)}).for_task("impute")
+
+
+def test_task_impute_models_moderately_skewed_variables_in_logs() -> None:
+    """An imputer's threshold is IMPUTE_LOG_SKEW; a forecaster keeps the default (week-
+    ahead forecasts in logs were worse); a threshold the user set is never overridden."""
+    from tsdiff.config import IMPUTE_LOG_SKEW
+    from tsdiff.spec import LOG_SKEW
+
+    cfg = TSDiffConfig()
+    assert cfg.variables.log_skew == LOG_SKEW > IMPUTE_LOG_SKEW
+    assert cfg.for_task("impute").variables.log_skew == IMPUTE_LOG_SKEW
+    assert cfg.for_task("both").variables.log_skew == LOG_SKEW
+    mine = cfg.replace(variables={"log_skew": 3.0}).for_task("impute")
+    assert mine.variables.log_skew == 3.0
+    again = TSDiffConfig.from_dict(cfg.for_task("impute").to_dict())
+    assert again.variables.log_skew == IMPUTE_LOG_SKEW  # saved with the model, round trip

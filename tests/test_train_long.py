@@ -65,7 +65,8 @@ def test_from_model_seeds_the_checkpoint_with_the_models_weights_and_record(tmp_
     from tsdiff.predictor import Predictor
 
     mod = _script()
-    cfg = load_profile("pm25", "quick").model  # pm25-beijing's design
+    # pm25-beijing's design, its values as they were (the profile now models them in logs)
+    cfg = load_profile("pm25", "quick").model.replace(variables={"log_skew": 2.0})
     ck = tmp_path / "ck"
     mod.seed_from_model("pm25-beijing", cfg, str(ck))
     model = Predictor.load("pm25-beijing")
@@ -92,7 +93,8 @@ def test_from_model_with_other_validation_windows_does_not_carry_its_best_loss(t
     from tsdiff.predictor import Predictor
 
     mod = _script()
-    cfg = load_profile("pm25", "quick").model  # pm25-beijing's design
+    # pm25-beijing's design, its values as they were (the profile now models them in logs)
+    cfg = load_profile("pm25", "quick").model.replace(variables={"log_skew": 2.0})
     same, other = tmp_path / "same", tmp_path / "other"
     mod.seed_from_model("pm25-beijing", cfg, str(same))
     mod.seed_from_model("pm25-beijing", cfg.replace(data={"training_stride": 1}), str(other))
@@ -112,7 +114,8 @@ def test_from_model_in_another_value_space_trains_its_prior_afresh(tmp_path):
     from tsdiff.predictor import Predictor
 
     mod = _script()
-    cfg = load_profile("pm25", "quick").model  # pm25-beijing's design
+    # pm25-beijing's design, its values as they were (the profile now models them in logs)
+    cfg = load_profile("pm25", "quick").model.replace(variables={"log_skew": 2.0})
     logs = {"station_001001": {"transform": "log"}}
     ck = tmp_path / "ck"
     mod.seed_from_model("pm25-beijing", cfg.replace(variables={"spec": logs}), str(ck))
