@@ -116,6 +116,21 @@ def test_unparseable_timestamp_is_quoted() -> None:
         to_panel(df)
 
 
+def test_a_bare_runtime_error_from_the_time_parser_is_a_timestamp_error(monkeypatch) -> None:
+    """pandas' object time parser raised RuntimeError("No active exception to reraise")
+    on a fuzzed service request (a 500): any failure to parse is the user's bad value."""
+    import tsdiff.data.grid as grid
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("No active exception to reraise")
+
+    monkeypatch.setattr(grid.pd, "to_datetime", broken)
+    monkeypatch.setattr(grid.pd, "Timestamp", broken)
+    df = pd.DataFrame({"timestamp": ["2024-01-01 00:00", "soon"], "a": [1.0, 2.0]})
+    with pytest.raises(TimestampError, match="cannot parse time column 'timestamp'"):
+        to_panel(df)
+
+
 def test_mixed_time_zones_rejected() -> None:
     df = pd.DataFrame(
         {"timestamp": ["2024-01-01 00:00+01:00", "2024-01-01 01:00+02:00"], "a": [1.0, 2.0]}

@@ -300,6 +300,11 @@ def _parse_times(col: pd.Series, name: str) -> _Times:
     return _Times("datetime", np.asarray(ns.array.asi8, dtype=np.int64), col.dt.tz, unit)
 
 
+# what pandas raises on a value it cannot read as a time: its object parser has also
+# raised a bare RuntimeError ("No active exception to reraise") on a fuzzed request
+_PARSE_ERRORS = (ValueError, TypeError, OverflowError, RuntimeError)
+
+
 def _strings_to_datetime(col: pd.Series, name: str) -> pd.Series:
     """pd.to_datetime, with errors that say what went wrong (bad value, mixed zones)."""
     err: Exception | None = None
@@ -311,7 +316,7 @@ def _strings_to_datetime(col: pd.Series, name: str) -> pd.Series:
                 ptypes.is_datetime64_dtype(out.dtype) or isinstance(out.dtype, pd.DatetimeTZDtype)
             ):
                 return out
-        except (ValueError, TypeError, OverflowError) as e:
+        except _PARSE_ERRORS as e:
             err = e
     msg = str(err).lower() if err is not None else ""
     if "out of bounds" in msg:  # pandas 2 parses at nanoseconds, which end in 2262
@@ -321,7 +326,7 @@ def _strings_to_datetime(col: pd.Series, name: str) -> pd.Series:
             with np.errstate(all="ignore"):
                 pd.to_datetime(col, utc=True, format="mixed")
             msg = "offset"
-        except (ValueError, TypeError, OverflowError):
+        except _PARSE_ERRORS:
             pass
     if any(s in msg for s in ("timezone", "tz-aware", "tz-naive", "utc=true", "offset")):
         raise TimestampError(
@@ -344,7 +349,7 @@ def _first_unparseable(col: pd.Series) -> Any:
     for value in values[:100_000]:
         try:
             pd.Timestamp(value)
-        except (ValueError, TypeError, OverflowError):
+        except _PARSE_ERRORS:
             return value
     return col.iloc[0]
 
