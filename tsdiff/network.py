@@ -192,13 +192,22 @@ class Denoiser(nn.Module):
         """The network's arithmetic (float32, or bfloat16 for a low-precision copy)."""
         return self.step_mlp[0].weight.dtype
 
+    def frozen_parts(self) -> dict[str, nn.Module]:
+        """The learned priors (by attribute name) that are frozen: trained in their own
+        phase, then fixed while the denoiser trains."""
+        parts = {"prior_net": self.prior_net, "quantile_net": self.quantile_net}
+        return {
+            name: part
+            for name, part in parts.items()
+            if part is not None and not any(p.requires_grad for p in part.parameters())
+        }
+
     def train(self, mode: bool = True) -> Denoiser:
         """As ``nn.Module.train``, but a frozen learned prior stays in eval mode (no
         dropout): the denoiser learns to refine the prior it will see when sampling."""
         super().train(mode)
-        for part in (self.prior_net, self.quantile_net):
-            if part is not None and not any(p.requires_grad for p in part.parameters()):
-                part.eval()
+        for part in self.frozen_parts().values():
+            part.eval()
         return self
 
     def condition(

@@ -446,12 +446,11 @@ class _swapped:
 def _frozen_state(net: Denoiser) -> dict[str, torch.Tensor]:
     """``net``'s state entries of its frozen parts (a learned prior, a quantile prior:
     trained in their own phase, then fixed while the denoiser trains)."""
-    out: dict[str, torch.Tensor] = {}
-    for name in ("prior_net", "quantile_net"):
-        part = getattr(net, name, None)
-        if part is not None and not any(p.requires_grad for p in part.parameters()):
-            out.update({f"{name}.{k}": v.detach() for k, v in part.state_dict().items()})
-    return out
+    return {
+        f"{name}.{k}": v.detach()
+        for name, part in net.frozen_parts().items()
+        for k, v in part.state_dict().items()
+    }
 
 
 def seed_checkpoint(
