@@ -15,7 +15,8 @@ weights, its prior and its training record instead of from scratch, as if resume
 its last epoch (the optimiser's moments and the data order start afresh: a model does
 not keep them). Why: a shipped model whose run's checkpoint was lost can be trained on.
 Where the run's validation windows differ from the source's (another window, training
-stride or validation share), the source's best validation loss is not carried over: the
+stride or validation share), or its loss (``train.loss``, its weighting), the source's
+best validation loss is not carried over: the
 run's own epochs are then compared with each other only. Where its ``variables`` differ
 (e.g. ``--set variables.spec=...`` puts a variable in logs), the values live in another
 space: the learned prior is trained afresh and the denoiser starts from the source's
@@ -184,10 +185,12 @@ def seed_from_model(
 
 
 def _validation_changes(theirs: TSDiffConfig, mine: TSDiffConfig) -> list[str]:
-    """The settings that make this run's validation windows differ from the source run's
-    (``section.field: old -> new``): their losses are then not comparable."""
+    """The settings that make this run's validation windows, or how its loss scores them,
+    differ from the source run's (``section.field: old -> new``): their losses are then
+    not comparable."""
     fields = [("data", f) for f in ("window", "training_stride")]
     fields += [("train", f) for f in ("val_fraction", "val_max_windows", "masking", "mix_weights")]
+    fields += [("train", f) for f in ("loss", "loss_weighting", "snr_gamma")]
     out = []
     for section, name in fields:
         a, b = getattr(getattr(theirs, section), name), getattr(getattr(mine, section), name)

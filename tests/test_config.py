@@ -44,6 +44,7 @@ def test_unknown_keys_are_rejected_by_name(tmp_path):
         ("diffusion", {"schedule": "sigmoid"}, "schedule"),
         ("train", {"masking": "everything"}, "masking"),
         ("train", {"holdout": "blocks"}, "holdout"),
+        ("train", {"loss": "huber"}, "loss must be one of"),
         ("sample", {"levels": (0, 50)}, "levels"),
         ("sample", {"sampler": "euler"}, "sampler"),
         ("network", {"lags": (0, 24)}, "lags"),

@@ -101,6 +101,10 @@ def test_from_model_with_other_validation_windows_does_not_carry_its_best_loss(t
     best = Predictor.load("pm25-beijing").info["best_val_loss"]
     assert torch.load(same, weights_only=True)["best_val_loss"] == best
     assert math.isinf(torch.load(other, weights_only=True)["best_val_loss"])
+    # an absolute error is not a squared one: the same windows, another loss
+    l1 = tmp_path / "l1"
+    mod.seed_from_model("pm25-beijing", cfg.replace(train={"loss": "l1"}), str(l1))
+    assert math.isinf(torch.load(l1, weights_only=True)["best_val_loss"])
 
 
 def test_from_model_in_another_value_space_trains_its_prior_afresh(tmp_path):

@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import pytest
 import torch
 
 from tsdiff.config import DiffusionConfig, NetworkConfig, TrainConfig
@@ -283,3 +284,34 @@ def test_a_resumed_run_keeps_the_prior_its_own_phase_trained(tmp_path):
         assert torch.equal(fresh.prior_net.state_dict()[k], v), k
         assert torch.equal(best[f"prior_net.{k}"], v), k
         assert torch.allclose(saved["ema"][f"prior_net.{k}"], v, atol=1e-6), k  # EMA rounding
+
+
+class _OffsetNet(Denoiser):
+    """Answers every cell's x_0 with its true value plus ``offset``: a known error."""
+
+    offset = 0.5
+
+    def forward(self, x_t, cond_values, cond_mask, t, calendar, *rest):  # noqa: ANN001
+        return cond_values + self.offset
+
+
+def test_loss_kind_scores_the_hidden_cells_error_squared_or_absolute():
+    from tsdiff.training import _loss
+
+    sch = NoiseScheduler(DiffusionConfig(num_steps=20))
+    weight = loss_weights(sch, "x0", TrainConfig(loss_weighting="uniform"))
+    net = _OffsetNet(NET, 3)
+
+    def hide_half(observed: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return observed & (torch.rand(observed.shape, generator=gen) < 0.5)
+
+    def loss(kind: str, offset: float) -> float:
+        net.offset = offset
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            return float(_loss(net, sch, windows(), hide_half, gen, weight, kind))
+
+    assert loss("mse", 0.5) == pytest.approx(0.25)
+    assert loss("l1", 0.5) == pytest.approx(0.5)
+    assert loss("l1", -0.5) == pytest.approx(0.5)
+    assert loss("mse", -2.0) == pytest.approx(4.0)

@@ -29,6 +29,7 @@ PREDICTIONS = ("x0", "eps")
 TOKENS = ("cells", "steps")
 WINDOW_SCALES = ("none", "standard")  # see tsdiff.window_scale
 WEIGHTINGS = ("min_snr", "uniform")
+LOSSES = ("mse", "l1")
 MASKINGS = ("random", "historical", "block", "forecast", "mix")
 AGGREGATIONS = ("last", "mean")
 
@@ -195,6 +196,9 @@ class TrainConfig:
     # per-step loss weight: "min_snr" (Hang et al. 2023, γ = snr_gamma) or "uniform"
     loss_weighting: str = "min_snr"
     snr_gamma: float = 5.0
+    # the denoiser's error on hidden cells: "mse" (its x_0 is the conditional mean) or
+    # "l1" (the conditional median, what MAE scores)
+    loss: str = "mse"
     ema_decay: float = 0.999  # 0 disables the exponential moving average of weights
     masking: str = "mix"
     # weights of random / historical / block / forecast in the "mix" strategy
@@ -288,6 +292,7 @@ class TrainConfig:
         _check(self.select_by in SELECTIONS, f"select_by must be one of {SELECTIONS}")
         _check(self.holdout in HOLDOUTS, f"holdout must be one of {HOLDOUTS}")
         _check(self.loss_weighting in WEIGHTINGS, f"loss_weighting must be one of {WEIGHTINGS}")
+        _check(self.loss in LOSSES, f"loss must be one of {LOSSES}")
         _check(len(self.mix_weights) == 4 and sum(self.mix_weights) > 0, "bad mix_weights")
         _check(0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)")
         _check(0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)")

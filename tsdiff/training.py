@@ -194,7 +194,7 @@ def train(
                     (planned_epochs - result.schedule_epoch) * steps_per_epoch,
                     cfg,
                 )
-            loss = _loss(net, scheduler, train_set.subset(idx), mask_fn, gen, weight)
+            loss = _loss(net, scheduler, train_set.subset(idx), mask_fn, gen, weight, cfg.loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -231,7 +231,7 @@ def train(
             t_val = time.perf_counter()
             with _swapped(net, ema):
                 record["val_loss"] = validation_loss(
-                    net, scheduler, val_set, mask_fn, cfg.seed, weight=weight
+                    net, scheduler, val_set, mask_fn, cfg.seed, weight=weight, kind=cfg.loss
                 )
                 loss_reserve = time.perf_counter() - t_val
                 every, by_crps = cfg.val_crps_every, cfg.select_by == "crps"
@@ -287,6 +287,7 @@ def _loss(
     mask_fn: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
     gen: torch.Generator,
     weight: torch.Tensor,
+    kind: str = "mse",
 ) -> torch.Tensor:
     # every draw on the CPU generator (the same on any device), then the batch moves
     cond = mask_fn(batch.observed, gen)  # (B, K, L)
@@ -301,7 +302,8 @@ def _loss(
     )
     x_t = scheduler.add_noise(x0, noise, t)
     out = net(x_t, x0, cond, t, batch.calendar, history, batch.history_observed)
-    err = (out - (x0 if net.prediction == "x0" else noise)) ** 2 * target
+    diff = out - (x0 if net.prediction == "x0" else noise)
+    err = (diff.abs() if kind == "l1" else diff**2) * target
     return (err * weight[t].view(-1, 1, 1)).sum() / target.sum().clamp(min=1)
 
 
@@ -328,8 +330,10 @@ def validation_loss(
     seed: int,
     batch_size: int = 64,
     weight: torch.Tensor | None = None,
+    kind: str = "mse",
 ) -> float:
-    """Loss with fixed masks, steps and noise, so epochs compare like with like."""
+    """Loss (``kind``, as trained) with fixed masks, steps and noise, so epochs compare
+    like with like."""
     gen = torch.Generator().manual_seed(seed + 7919)
     w = weight if weight is not None else torch.ones(scheduler.num_steps)
     w = w.to(module_device(net))
@@ -339,7 +343,7 @@ def validation_loss(
     with torch.inference_mode():
         for lo in range(0, len(val_set), batch_size):
             b = val_set.subset(torch.arange(lo, min(len(val_set), lo + batch_size)))
-            total += float(_loss(net, scheduler, b, mask_fn, gen, w)) * len(b)
+            total += float(_loss(net, scheduler, b, mask_fn, gen, w, kind)) * len(b)
             count += len(b)
     net.train(was)
     return total / max(count, 1)
