@@ -2,6 +2,7 @@
 protocol's validation split, keeping its weights, and save it to another folder.
 
     python scripts/recalibrate.py MODEL OUT_DIR [--holdout random|pattern] [--gate-pooled]
+        [--draws N]
 
 For a model whose calibration should follow a newer rule without retraining (see
 ``tsdiff.benchmarks.recalibration.recalibrate``): the test split stays unseen. Score
@@ -23,16 +24,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("out")
     ap.add_argument("--holdout", choices=["random", "pattern"], default=None)
     ap.add_argument("--gate-pooled", action=argparse.BooleanOptionalAction, default=None)
+    ap.add_argument("--draws", type=int, default=None, help="draws of hidden cells pooled")
     args = ap.parse_args(argv)
+    if args.draws is not None and args.draws < 1:
+        ap.error("--draws must be >= 1")
     model = TSDiff.load(args.model)
-    fit = recalibrate(model, args.holdout, args.gate_pooled)
+    fit = recalibrate(model, args.holdout, args.gate_pooled, draws=args.draws)
     t = model.config.train
     model.info["calibration_command"] = (
         f"scripts/recalibrate.py MODEL OUT --holdout {t.holdout} "
         + ("--gate-pooled" if t.gate_pooled else "--no-gate-pooled")
+        + f" --draws {t.calibrate_draws}"
     )
     model.save(args.out)
-    keep = ("holdout", "spread", "n_cells", "crps_before", "crps_after")
+    keep = ("holdout", "spread", "n_cells", "crps_before", "crps_after", "gate")
     print(json.dumps({k: fit.get(k) for k in keep}))
 
 

@@ -27,6 +27,10 @@ learning rate warms up to ``train.lr`` and decays over this run's budget alone (
 with the source's epochs, a continuation stays near one rate: a stride-1 run from
 ``pm25-beijing-wide`` held 3e-4 for its 32 epochs). When ``CHECKPOINT`` exists the
 option is ignored and the run resumes from it.
+The calibration after training keeps a share of the whole budget, the source's time
+included (about 54 of 544 minutes on ``pm25-beijing-wide``): for a short run from a
+model, add ``--set train.calibrate=false`` and refit the calibration afterwards with
+``scripts/recalibrate.py`` (its ``--draws``).
 
 The budget alone ends the run (the profile's epoch cap is lifted) and the learning-rate
 schedule stretches to it.
