@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
@@ -11,6 +15,17 @@ from tsdiff.datasets import pm25_slice
 from tsdiff.model import TSDiff
 
 torch.set_num_threads(2)
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/NAME.py`` as a module: its functions, without running it."""
+    spec = importlib.util.spec_from_file_location(f"scripts_{name}", SCRIPTS / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
 
 # property tests over a session-scoped fitted model: few examples, no deadline
 PROPERTY = settings(

@@ -3,20 +3,14 @@ same cells only, and a spread-bucketed gate scored out of fold."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "point_estimate_check.py"
+from .conftest import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("point_estimate_check", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("point_estimate_check")
 
 
 def _cells(n=64, m=400, seed=0):

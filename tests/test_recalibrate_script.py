@@ -1,18 +1,12 @@
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "recalibrate.py"
+from .conftest import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("recalibrate_script", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("recalibrate")
 
 
 def test_draws_below_one_exit_2_before_anything_is_loaded(tmp_path, capsys) -> None:

@@ -4,21 +4,19 @@ stitching (``tsdiff.data.stitch``)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
 from tsdiff.data import stitch
 
+from .conftest import load_script
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "stitching_check.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("stitching_check", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("stitching_check")
 
 
 def _windows(n: int) -> tuple[np.ndarray, np.ndarray, int]:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+
+from .conftest import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_long.py"
 
 
 def _script():
-    """The script as a module (its functions, without running it)."""
-    spec = importlib.util.spec_from_file_location("train_long", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("train_long")
 
 
 def _run(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
