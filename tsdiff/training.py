@@ -1,9 +1,9 @@
 """The training loop: masked denoising on windows.
 
 Separate from the estimator (:mod:`tsdiff.model`), which turns frames into the
-:class:`Windows` this loop consumes. The loss is the mean squared error on the
-cells that were observed but hidden by the masking strategy (MSE of the
-predicted x_0, or of ε as in CSDI) — never on missing
+:class:`Windows` this loop consumes. The loss is the mean squared (``train.loss``
+"mse") or absolute ("l1") error on the cells that were observed but hidden by the
+masking strategy (of the predicted x_0, or of ε as in CSDI) — never on missing
 cells, whose truth nobody knows.
 """
 
