@@ -93,11 +93,12 @@ def test_a_saved_config_lacking_a_newer_field_loads_what_it_was_trained_with(tmp
     """Fields added later whose default changed what fit does: a saved model without
     them was trained the old way; a config file without them gets today's default."""
     old = TSDiffConfig().to_dict()
-    for field in ("select_by", "calibrate_intervals"):
+    for field in ("select_by", "calibrate_intervals", "loss"):
         del old["train"][field]
     del old["network"]["prior_layers"]
     saved = TSDiffConfig.from_saved(old)
     assert saved.train.select_by == "loss" and saved.train.calibrate_intervals is False
+    assert saved.train.loss == "mse"
     assert saved.network.prior_layers == 0
     fresh = TSDiffConfig.from_dict(old)
     assert fresh.train.select_by == TSDiffConfig().train.select_by == "crps"

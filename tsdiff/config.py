@@ -479,6 +479,7 @@ _SAVED_BEFORE: dict[str, dict[str, Any]] = {
         "calibrate_intervals": False,
         "forecast_gate": False,
         "gate_pooled": False,
+        "loss": "mse",  # every model saved before train.loss was trained so
     },
 }
 
