@@ -16,8 +16,8 @@ its last epoch (the optimiser's moments and the data order start afresh: a model
 not keep them). Why: a shipped model whose run's checkpoint was lost can be trained on.
 Where the run's validation windows differ from the source's (another window, training
 stride or validation share), or its loss (``train.loss``, its weighting), the source's
-best validation loss is not carried over: the
-run's own epochs are then compared with each other only. Where its ``variables`` differ
+best validation loss is not carried over: the run's own epochs are then compared with
+each other only. Where its ``variables`` differ
 (e.g. ``--set variables.spec=...`` puts a variable in logs), the values live in another
 space: the learned prior is trained afresh and the denoiser starts from the source's
 weights. The ``pm25`` profile models the stations in logs (``variables.log_skew`` 1):

@@ -302,7 +302,7 @@ def _loss(
     )
     x_t = scheduler.add_noise(x0, noise, t)
     out = net(x_t, x0, cond, t, batch.calendar, history, batch.history_observed)
-    diff = out - (x0 if net.prediction == "x0" else noise)
+    diff = out - (x0 if net.prediction == "x0" else noise)  # (B, K, L)
     err = (diff.abs() if kind == "l1" else diff**2) * target
     return (err * weight[t].view(-1, 1, 1)).sum() / target.sum().clamp(min=1)
 
