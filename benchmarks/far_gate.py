@@ -16,7 +16,13 @@ the first chunk's leads and with the rule's weights beyond. Rules:
   naive over all variables by one standard error over chunks; else per variable, from
   seasonal naive, moving off it and off the model alone each only on that evidence);
 - ``anchored``: kept at the first gate's weights unless others beat them by one standard
-  error over chunks (:func:`tsdiff.calibration.fit_gate`'s ``anchor``, what fit uses).
+  error over chunks (:func:`tsdiff.calibration.fit_gate`'s ``anchor``; what fit used
+  from fdc56c0);
+- ``equal blend``: half the first gate's weights, unfitted: the model's median and
+  seasonal naive averaged where the first gate kept the model alone (at far leads both
+  are weak forecasts whose errors are partly independent: their mean beats either);
+- ``half anchored``: anchored at the equal blend's weights instead (what fit uses:
+  :data:`tsdiff.backtest.FAR_ANCHOR`).
 
 MAE ratios to seasonal naive on the test cells (all leads, and the leads beyond the first
 chunk). Results: ``benchmarks/results/forecast-far-gate.{json,md}``.
@@ -44,7 +50,7 @@ from tsdiff.predictor import Predictor
 
 HORIZON = 168
 TEST_ORIGINS = 8
-RULES = ("first gate", "model alone", "from naive", "anchored")
+RULES = ("first gate", "model alone", "from naive", "anchored", "equal blend", "half anchored")
 
 
 def train(name: str, df: Any, seed: int, minutes: float, models: Path) -> Path:
@@ -79,6 +85,9 @@ def rule_weights(model: Predictor, df: Any) -> dict[str, list[float]]:
     first_rule = _naive_gate(*args[:4], group[use], k)  # as the first gate is fitted
     out["from naive"] = first_rule["kept"] or [1.0] * k
     out["anchored"] = list(fit_gate(*args, anchor=near, **kw).gate)
+    half = [0.5 * a for a in near]
+    out["equal blend"] = half
+    out["half anchored"] = list(fit_gate(*args, anchor=half, **kw).gate)
     out["validation far MAE, model / naive"] = [
         float(np.abs(med - y)[use].mean() / np.abs(base - y)[use].mean())
     ]

@@ -332,8 +332,10 @@ def test_the_far_gate_weighs_the_leads_beyond_the_first_chunk() -> None:
 
 def test_a_fit_fits_the_far_gate_on_a_long_validation_forecast_per_chunk(undertrained) -> None:
     """The validation tail (72 steps) is forecast once, continued window by window; the
-    leads beyond the first chunk give one unit of evidence per chunk. The undertrained
-    model loses to seasonal naive there too, so its far leads fall back to it."""
+    leads beyond the first chunk give one unit of evidence per chunk, against an anchor
+    at half the first gate's weights. The undertrained model loses to seasonal naive
+    there too, so its far leads fall back to it."""
+    from tsdiff.backtest import FAR_ANCHOR
     from tsdiff.forecasting import chunk_length
 
     far = undertrained.info["forecast_calibration"]["far_gate"]
@@ -343,6 +345,8 @@ def test_a_fit_fits_the_far_gate_on_a_long_validation_forecast_per_chunk(undertr
     assert far["forecasts"] == 1 and far["units"] == (held_out - h + h - 1) // h
     assert far["n_cells"] == 2 * (held_out - h)
     assert undertrained.forecast_gate_far == far["kept"] and max(far["kept"]) < 1
+    near = undertrained.forecast_gate or [1.0, 1.0]
+    assert FAR_ANCHOR == 0.5 and far["anchor"] == [FAR_ANCHOR * a for a in near]
     assert far["mae_gated"] <= far["mae_interpolation"] < far["mae_model"]
 
 
