@@ -18,14 +18,15 @@ the first chunk's leads and with the rule's weights beyond. Rules:
 - ``anchored``: kept at the first gate's weights unless others beat them by one standard
   error over chunks (:func:`tsdiff.calibration.fit_gate`'s ``anchor``; what fit used
   from fdc56c0);
-- ``equal blend``: half the first gate's weights, unfitted: the model's median and
-  seasonal naive averaged where the first gate kept the model alone (at far leads both
-  are weak forecasts whose errors are partly independent: their mean beats either);
-- ``half anchored``: anchored at the equal blend's weights instead (what fit uses:
-  :data:`tsdiff.backtest.FAR_ANCHOR`).
+- ``equal blend``: ``FAR_ANCHOR`` (a half) times the first gate's weights, unfitted:
+  the model's median and seasonal naive averaged where the first gate kept the model
+  alone (at far leads both are weak forecasts whose errors are partly independent:
+  their mean often beats either);
+- ``half anchored``: anchored at the equal blend's weights instead (what fit uses).
 
 MAE ratios to seasonal naive on the test cells (all leads, and the leads beyond the first
-chunk). Results: ``benchmarks/results/forecast-far-gate.{json,md}``.
+chunk). Results: ``benchmarks/results/forecast-far-gate.{json,md}`` (``--stem``: the
+runs with the blend rules are ``forecast-far-gate-half{,-m1}``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from tsdiff import TSDiff
-from tsdiff.backtest import _far_cells, _naive_gate, backtest
+from tsdiff.backtest import FAR_ANCHOR, _far_cells, _naive_gate, backtest
 from tsdiff.benchmarks.common import RESULTS, commit, log, module_command, stamp, write_results
 from tsdiff.benchmarks.forecast_defaults import ORIGINS, frames
 from tsdiff.calibration import FORECAST_GATE_EVIDENCE, fit_gate
@@ -85,7 +86,7 @@ def rule_weights(model: Predictor, df: Any) -> dict[str, list[float]]:
     first_rule = _naive_gate(*args[:4], group[use], k)  # as the first gate is fitted
     out["from naive"] = first_rule["kept"] or [1.0] * k
     out["anchored"] = list(fit_gate(*args, anchor=near, **kw).gate)
-    half = [0.5 * a for a in near]
+    half = [FAR_ANCHOR * a for a in near]
     out["equal blend"] = half
     out["half anchored"] = list(fit_gate(*args, anchor=half, **kw).gate)
     out["validation far MAE, model / naive"] = [

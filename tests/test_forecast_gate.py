@@ -346,7 +346,7 @@ def test_a_fit_fits_the_far_gate_on_a_long_validation_forecast_per_chunk(undertr
     assert far["n_cells"] == 2 * (held_out - h)
     assert undertrained.forecast_gate_far == far["kept"] and max(far["kept"]) < 1
     near = undertrained.forecast_gate or [1.0, 1.0]
-    assert FAR_ANCHOR == 0.5 and far["anchor"] == [FAR_ANCHOR * a for a in near]
+    assert 0 < FAR_ANCHOR < 1 and far["anchor"] == [FAR_ANCHOR * a for a in near]
     assert far["mae_gated"] <= far["mae_interpolation"] < far["mae_model"]
 
 
@@ -399,8 +399,8 @@ def test_a_backtest_reports_both_gates_and_a_long_recalibration_replaces_the_far
 
 
 def test_an_anchored_gate_keeps_its_anchor_unless_the_evidence_moves_it() -> None:
-    """The far gate starts from the first gate's weights: seven chunks where the model
-    is a little better than seasonal naive keep the model alone (fitted from seasonal
+    """An anchored gate (the far gate's): anchored at the model alone, seven chunks where
+    the model is a little better than seasonal naive keep it alone (fitted from seasonal
     naive, the same cells would have sent it there); a variable on which seasonal
     naive wins clearly moves; a common weight that wins over all variables replaces
     the anchor everywhere."""
@@ -425,6 +425,22 @@ def test_an_anchored_gate_keeps_its_anchor_unless_the_evidence_moves_it() -> Non
     assert good.gate == (1.0, 1.0, 1.0)
     with pytest.raises(DataError, match="anchor"):
         fit_gate(med, naive, truth, var, k, anchor=[1.0], **kw)
+
+
+def test_the_far_gate_keeps_the_even_blend_that_beats_either_forecast() -> None:
+    """Far out the model's median and seasonal naive are both weak, their errors
+    independent here: their mean beats either by far, and a week of seven chunks gives
+    no evidence to leave the blend the far gate starts from."""
+    from tsdiff.backtest import FAR_ANCHOR
+
+    rng = np.random.default_rng(5)
+    n = 7 * DAY
+    groups, var = np.repeat(np.arange(7), DAY), np.zeros(n, dtype=int)
+    truth = rng.normal(size=n)
+    med, naive = truth + rng.normal(size=n), truth + rng.normal(size=n)
+    fit = fit_gate(med, naive, truth, var, 1, evidence=1.0, groups=groups, anchor=[FAR_ANCHOR])
+    assert fit.gate == (FAR_ANCHOR,)
+    assert fit.mae_gated < 0.8 * min(fit.mae_model, fit.mae_interpolation)
 
 
 def test_a_gate_of_ones_leaves_the_paths_untouched_and_another_moves_them(undertrained) -> None:
