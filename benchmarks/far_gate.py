@@ -5,7 +5,7 @@ of :mod:`tsdiff.benchmarks.forecast_defaults` (one ETTh1 sensor, the seven senso
 36 PM2.5 stations), seed and budget, a CLI-default model (``tsdiff train TRAIN --out
 MODEL --max-minutes M --seed S``: models kept under ``--models``, reused when there),
 draws its far-gate evidence on its own validation tail once
-(:func:`tsdiff.backtest._far_cells`), fits each rule's weights on it, and scores every
+(:func:`tsdiff.forecast_gate.far_cells`), fits each rule's weights on it, and scores every
 rule on the same test forecasts (h = 168 from 8 daily origins after the training data,
 drawn once without any gate): the model's median recentred with the first gate over
 the first chunk's leads and with the rule's weights beyond. Rules:
@@ -41,11 +41,12 @@ from typing import Any
 import numpy as np
 
 from tsdiff import TSDiff
-from tsdiff.backtest import FAR_ANCHOR, _far_cells, _naive_gate, backtest
+from tsdiff.backtest import backtest
 from tsdiff.benchmarks.common import RESULTS, commit, log, module_command, stamp, write_results
 from tsdiff.benchmarks.forecast_defaults import ORIGINS, frames
 from tsdiff.calibration import FORECAST_GATE_EVIDENCE, fit_gate
 from tsdiff.estimator import Estimator, _forecast_validation
+from tsdiff.forecast_gate import FAR_ANCHOR, far_cells, naive_gate
 from tsdiff.forecasting import chunk_length, naive_bases
 from tsdiff.predictor import Predictor
 
@@ -74,7 +75,7 @@ def rule_weights(model: Predictor, df: Any) -> dict[str, list[float]]:
     panel = model.panel(df.iloc[: first + 1])
     train_part, held_out = Estimator(model.config)._split(model, panel.series, None, None, None)
     fc_panel, tails = _forecast_validation(panel, train_part, held_out)
-    cells = _far_cells(model, fc_panel, tails, model.config.train.seed)
+    cells = far_cells(model, fc_panel, tails, model.config.train.seed)
     k = len(model.variables)
     near = [1.0] * k if model.forecast_gate is None else list(model.forecast_gate)
     out = {"first gate": near, "model alone": [1.0] * k}
@@ -83,7 +84,7 @@ def rule_weights(model: Predictor, df: Any) -> dict[str, list[float]]:
     use = np.isfinite(y) & np.isfinite(base)
     args = (med[use], base[use], y[use], var[use], k)
     kw = {"evidence": FORECAST_GATE_EVIDENCE, "groups": group[use]}
-    first_rule = _naive_gate(*args[:4], group[use], k)  # as the first gate is fitted
+    first_rule = naive_gate(*args[:4], group[use], k)  # as the first gate is fitted
     out["from naive"] = first_rule["kept"] or [1.0] * k
     out["anchored"] = list(fit_gate(*args, anchor=near, **kw).gate)
     half = [FAR_ANCHOR * a for a in near]

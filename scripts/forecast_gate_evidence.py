@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tsdiff import TSDiff
+from tsdiff import TSDiff, forecast_gate
 from tsdiff import backtest as bt_module
 from tsdiff.benchmarks.common import RESULTS, commit, machine
 from tsdiff.benchmarks.forecast_defaults import HORIZONS, ORIGINS, frames, score
@@ -47,7 +47,7 @@ def run(minutes: float) -> dict[str, Any]:
             if ev is None:
                 model.forecast_gate, label = None, "alone"
             else:
-                bt_module.FORECAST_GATE_EVIDENCE = ev  # what _gate_forecasts reads
+                forecast_gate.FORECAST_GATE_EVIDENCE = ev  # what naive_gate reads
                 calibrate_forecast_spread(model, fc, 0, None, spread=False, tails=tails)
                 label = f"e{ev:g}"
             res: dict[str, Any] = {"gate": model.forecast_gate}

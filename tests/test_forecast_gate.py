@@ -101,7 +101,7 @@ def test_a_model_that_beats_seasonal_naive_overall_is_kept_alone() -> None:
     """Pooled over variables, per forecast: a model better on most variables and most
     forecasts wins overall (the gate then keeps it alone, however one variable looks);
     one better only by chance on a few forecasts does not."""
-    from tsdiff.backtest import _beats_naive
+    from tsdiff.forecast_gate import _beats_naive
 
     rng = np.random.default_rng(0)
     w, k, h = 28, 7, DAY
@@ -271,13 +271,14 @@ def test_a_fit_bounded_by_its_deadline_draws_validation_forecasts_in_batches(
     import time
 
     from tsdiff import backtest as bt
+    from tsdiff import origins
 
     df = _seasonal(days=12)
     three = pd.concat([df.iloc[i * 96 : (i + 1) * 96].assign(series_id=f"s{i}") for i in range(3)])
     panel = undertrained.panel(three)
     assert len(panel.series) == 3
-    monkeypatch.setattr(bt, "FORECAST_BATCH", 1)
-    monkeypatch.setattr(bt, "MIN_FORECASTS", 2)
+    monkeypatch.setattr(origins, "FORECAST_BATCH", 1)
+    monkeypatch.setattr(origins, "MIN_FORECASTS", 2)
     opts = {"n_samples": None, "steps": None, "sampler": None, "eta": None, "seed": 0}
     args = (undertrained, panel, 12, 12, 2, opts)
     whole = bt.fit_forecast_spread(*args, spread=False)
@@ -335,7 +336,7 @@ def test_a_fit_fits_the_far_gate_on_a_long_validation_forecast_per_chunk(undertr
     leads beyond the first chunk give one unit of evidence per chunk, against an anchor
     at half the first gate's weights. The undertrained model loses to seasonal naive
     there too, so its far leads fall back to it."""
-    from tsdiff.backtest import FAR_ANCHOR
+    from tsdiff.forecast_gate import FAR_ANCHOR
     from tsdiff.forecasting import chunk_length
 
     far = undertrained.info["forecast_calibration"]["far_gate"]
@@ -431,7 +432,7 @@ def test_the_far_gate_keeps_the_even_blend_that_beats_either_forecast() -> None:
     """Far out the model's median and seasonal naive are both weak, their errors
     independent here: their mean beats either by far, and a week of seven chunks gives
     no evidence to leave the blend the far gate starts from."""
-    from tsdiff.backtest import FAR_ANCHOR
+    from tsdiff.forecast_gate import FAR_ANCHOR
 
     rng = np.random.default_rng(5)
     n = 7 * DAY

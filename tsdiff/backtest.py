@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,25 +27,22 @@ import pandas as pd
 
 from tsdiff import metrics
 from tsdiff.calibration import (
-    FORECAST_GATE_EVIDENCE,
-    GateFit,
-    fit_gate,
     fit_interval_scale,
     fit_spread,
     rescale,
 )
-from tsdiff.data import Panel, Series
+from tsdiff.data import Panel
 from tsdiff.errors import DataError, RangeError
+from tsdiff.forecast_gate import gate_forecasts
 from tsdiff.forecasting import (
     chunk_length,
-    draw_forecasts,
     first_chunk,
     gate_paths,
     lead_gate,
-    naive_bases,
     scale_paths,
 )
 from tsdiff.inference import model_intervals
+from tsdiff.origins import OriginDraws, cutoffs, draw_origins, origin_pasts
 from tsdiff.predictor import Predictor
 from tsdiff.rolling_calibration import Forecasts, Refit, refit_summary, rolling_refits
 
@@ -80,27 +76,6 @@ class BacktestResult:
     # a recalibrated backtest beyond one window: the same draws calibrated once, before
     # the first origin (what ``backtest`` without ``recalibrate`` returns)
     once: BacktestResult | None = None
-
-
-def cutoffs(length: int, horizon: int, step: int, windows: int) -> np.ndarray:
-    """(N,) positions of the last step seen at each origin, oldest first.
-
-    The last origin leaves exactly ``horizon`` steps after it; earlier ones are ``step``
-    apart. Raises :class:`DataError` when the series is too short for the first origin
-    to have seen at least one step.
-    """
-    for name, v in (("horizon", horizon), ("step", step), ("windows", windows)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise RangeError(f"{name} must be an integer >= 1, got {v!r}")
-    last = length - 1 - horizon
-    pos = last - step * np.arange(windows - 1, -1, -1, dtype=np.int64)  # (N,)
-    if pos[0] < 0:
-        need = horizon + step * (windows - 1) + 1
-        raise DataError(
-            f"a series of {length} steps is too short for {windows} origins every {step} "
-            f"steps with horizon {horizon}: it needs at least {need}"
-        )
-    return pos
 
 
 def backtest(
@@ -180,14 +155,14 @@ def backtest(
         far = model.forecast_gate_far if horizon > chunk_length(model) else None
     alphas = alphas if gate else None
 
-    def once_calibrated(run: _Origins) -> Intervals:
+    def once_calibrated(run: OriginDraws) -> Intervals:
         smp = run.samples.transpose(1, 0, 2, 3)  # (n, W, K, H)
         return model_intervals(model, smp, levels, scale)  # {level: (lo, hi)}, each (W, K, H)
 
     settings = {"horizon": horizon, "step": step, "windows": windows, "levels": levels}
     settings.update(steps=steps, seed=seed, recalibrate=int(recalibrate))
 
-    def result(run: _Origins, bounds: Intervals, refits: list[Refit] | None) -> BacktestResult:
+    def result(run: OriginDraws, bounds: Intervals, refits: list[Refit] | None) -> BacktestResult:
         return _result(
             model,
             panel,
@@ -201,10 +176,10 @@ def backtest(
         )
 
     if not recalibrate:
-        run = _forecast_origins(model, panel, horizon, step, windows, opts, spread, alphas)
+        run = draw_origins(model, panel, horizon, step, windows, opts, spread, alphas)
         return result(run, once_calibrated(run), None)
     assert cells is not None
-    raw = _forecast_origins(model, panel, horizon, step, windows, opts, 1.0)  # (W, n, K, H)
+    raw = draw_origins(model, panel, horizon, step, windows, opts, 1.0)  # (W, n, K, H)
     once = None
     if horizon > model.window - 1:  # drawn unscaled and scaled after, as draw_forecasts does
         drawn = _post_hoc(model, panel, raw, spread, alphas)
@@ -218,13 +193,13 @@ def backtest(
 def _post_hoc(
     model: Predictor,
     panel: Panel,
-    raw: _Origins,
+    raw: OriginDraws,
     spread: float,
     gate: np.ndarray | Sequence[float] | None,
-) -> _Origins:
+) -> OriginDraws:
     """Forecasts drawn unscaled and ungated (``raw``) as :func:`draw_forecasts` finishes
     a horizon beyond one window: scaled by ``spread``, then recentred by ``gate``."""
-    past, cuts = _pasts(panel, raw)
+    past, cuts = origin_pasts(panel, raw)
     paths = [scale_paths(model, p, spread) for p in raw.samples]  # each (n, K, H)
     if gate is not None:
         paths = gate_paths(model, paths, past, cuts, gate)
@@ -234,7 +209,7 @@ def _post_hoc(
 def _result(
     model: Predictor,
     panel: Panel,
-    run: _Origins,
+    run: OriginDraws,
     bounds: Intervals,
     refits: list[Refit] | None,
     *,
@@ -393,7 +368,7 @@ class CalibrationCells:
     truth: np.ndarray
     lead: np.ndarray
     gate: dict[str, Any] | None
-    run: _Origins
+    run: OriginDraws
 
 
 def calibration_cells(
@@ -411,7 +386,7 @@ def calibration_cells(
     1.0 uncalibrated, None the model's own) and gate them against seasonal naive when
     ``train.forecast_gate`` (first: spreads are fitted about the gated median); see
     :func:`fit_forecast_spread` for ``until``."""
-    run = _forecast_origins(model, panel, horizon, step, windows, opts, spread, until=until)
+    run = draw_origins(model, panel, horizon, step, windows, opts, spread, until=until)
     w, n, k, h = run.samples.shape
     assert model.scaler is not None
     smp = model.normalizer.transform(run.samples).transpose(1, 0, 2, 3).reshape(n, -1)  # (n, W·K·H)
@@ -419,12 +394,12 @@ def calibration_cells(
     lead = np.broadcast_to(np.arange(h)[None, None, :], (w, k, h)).reshape(-1)
     gate = None
     if model.config.train.forecast_gate:
-        smp, gate = _gate_forecasts(model, panel, run, smp, y)
+        smp, gate = gate_forecasts(model, panel, run, smp, y)
     return CalibrationCells(smp, y, lead, gate, run)
 
 
 def _refit_as_truths_arrive(
-    model: Predictor, cells: CalibrationCells, run: _Origins, horizon: int, recent: int
+    model: Predictor, cells: CalibrationCells, run: OriginDraws, horizon: int, recent: int
 ) -> list[Refit]:
     """Per forecast of ``run`` (drawn with spread 1), its factors fitted on the latest
     ``recent`` matured forecasts, and ``run.samples`` scaled by its spread in place."""
@@ -445,7 +420,7 @@ def _refit_as_truths_arrive(
 
 
 def _refit_intervals(
-    model: Predictor, run: _Origins, refits: Sequence[Refit], levels: Sequence[int]
+    model: Predictor, run: OriginDraws, refits: Sequence[Refit], levels: Sequence[int]
 ) -> Intervals:
     """Each forecast's central intervals with its own interval factors."""
     per = [
@@ -454,258 +429,6 @@ def _refit_intervals(
     return {
         lv: (np.stack([b[lv][0] for b in per]), np.stack([b[lv][1] for b in per])) for lv in levels
     }
-
-
-def _gate_forecasts(
-    model: Predictor, panel: Panel, run: _Origins, smp: np.ndarray, y: np.ndarray
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Per variable, the weight α of the forecasts' median against seasonal naive
-    (:func:`_naive_gate`), and the samples ``smp`` (n, W·K·H, normalised) so recentred."""
-    w, _, k, h = run.samples.shape
-    base = np.stack(_run_bases(model, panel, run)).reshape(-1)
-    var = np.broadcast_to(np.arange(k)[None, :, None], (w, k, h)).reshape(-1)  # (W·K·H,)
-    group = np.broadcast_to(np.arange(w)[:, None, None], (w, k, h)).reshape(-1)
-    med = np.median(smp, axis=0)
-    info = _naive_gate(med, base, y, var, group, k)
-    if info["kept"] is None:
-        return smp, info
-    g = np.asarray(info["kept"])[var]
-    shift = np.where(np.isfinite(base), (1 - g) * (base - med), 0.0)  # as forecasting.gate_paths
-    return smp + shift[None], info
-
-
-def _run_bases(model: Predictor, panel: Panel, run: _Origins) -> list[np.ndarray]:
-    """Per forecast of ``run`` (K, H): seasonal naive from its origin, normalised."""
-    past, cuts = _pasts(panel, run)
-    return naive_bases(model, past, cuts, run.samples.shape[-1])
-
-
-def _pasts(panel: Panel, run: _Origins) -> tuple[list[Series], list[int]]:
-    """Each forecast's own series of ``panel`` and its origin position."""
-    by_key = {s.key: s for s in panel.series}
-    return [by_key[key] for key, _, _ in run.where], [c for _, c, _ in run.where]
-
-
-def _naive_gate(
-    med: np.ndarray, base: np.ndarray, y: np.ndarray, var: np.ndarray, group: np.ndarray, k: int
-) -> dict[str, Any]:
-    """The gate fit of forecast medians against seasonal naive, all (m,) normalised
-    cells (``group``: the forecast, or stretch of one, a cell belongs to): per variable
-    α by MAE, moving off seasonal naive, and off the model alone, each only on the
-    evidence of ``FORECAST_GATE_EVIDENCE`` standard errors over groups
-    (:func:`tsdiff.calibration.fit_gate`). A model that beats seasonal naive over all
-    variables on that evidence is kept alone: the gate is a fallback for a model that
-    does not, not a per-variable tuner of one that does. ``kept``: the α to save, None
-    when every variable keeps the model alone."""
-    use = np.isfinite(y) & np.isfinite(base)
-    if not use.any():
-        return {"kept": None, "n_cells": 0}
-    med, base, y, var, group = (a[use] for a in (med, base, y, var, group))
-    if _beats_naive(med, base, y, group):
-        # the model wins over all variables: kept alone. Per-variable weights fitted on a
-        # month of origins then moved two ETTh1 sensors of a well-trained model wholly to
-        # seasonal naive, costing 5 % CRPS on the test origins (forecast-etth1-gate-oneway)
-        alone = round(float(np.abs(med - y).mean()), 5)
-        naive = round(float(np.abs(base - y).mean()), 5)
-        kept = GateFit((1.0,) * k, int(y.size), alone, naive, alone)
-        return {**kept.to_dict(), "model_wins_overall": True, "kept": None}
-    fit = fit_gate(
-        med, base, y, var, k, evidence=FORECAST_GATE_EVIDENCE, groups=group, both_ways=True
-    )
-    return {**fit.to_dict(), "kept": list(fit.gate) if min(fit.gate) < 1 else None}
-
-
-def fit_far_gate(
-    model: Predictor, panel: Panel, tails: Sequence[int], seed: int
-) -> dict[str, Any] | None:
-    """The forecast gate of the leads beyond :func:`~tsdiff.forecasting.chunk_length`
-    (``model.forecast_gate_far``), fitted on one long forecast per validation series
-    from the start of its held-out tail (``tails``: per series, its last steps held out),
-    as far as the shortest tail that spans two chunks and at most ``FAR_CHUNKS`` more.
-
-    The first gate is fitted on forecasts one chunk long, which cannot see how a
-    continued forecast drifts: on PM2.5 a CLI-default model that beat seasonal naive at
-    a day lost to it at a week (MAE ×1.04 and ×1.11 in two fits, defaults-tokens-2).
-    Each chunk of a forecast counts as one unit of evidence, and the far leads keep
-    ``FAR_ANCHOR`` times the first gate's weights (an even blend of the model's median
-    and seasonal naive where the first gate kept the model alone) unless other weights
-    beat them by ``FORECAST_GATE_EVIDENCE`` standard errors over those units
-    (:func:`tsdiff.calibration.fit_gate`'s ``anchor``). A week of validation is a few
-    units of one weather: fitted from seasonal naive as the first gate is, it sent 33 of
-    36 PM2.5 stations there although the model was 7 % better, costing 13 % MAE on the
-    test weeks (``forecast-far-gate.md``); anchored at the first gate's weights, it still
-    moved PM2.5 stations off the model on validation weeks where seasonal naive won,
-    costing up to 17 % against the model alone on five of six PM2.5 models. Far out
-    both forecasts are weak and their errors partly independent, so their mean beats
-    either more often than a weight fitted on one week (the combination puzzle):
-    anchored at the even blend, 18 CLI-default models' week-ahead MAE was at or below
-    the first-gate anchor's on 17, mean ratio to seasonal naive 0.814 against 0.827,
-    worst 0.883 against 0.912 (``forecast-far-gate-half*.md``). ``model`` unchanged;
-    None when no series is long enough."""
-    cells = _far_cells(model, panel, tails, seed)
-    if cells is None:
-        return None
-    med, base, y, var, group, run = cells
-    use = np.isfinite(y) & np.isfinite(base)
-    if not use.any():
-        return None
-    k = len(model.variables)
-    near = [1.0] * k if model.forecast_gate is None else list(model.forecast_gate)
-    anchor = [FAR_ANCHOR * a for a in near]
-    fit = fit_gate(
-        med[use],
-        base[use],
-        y[use],
-        var[use],
-        k,
-        evidence=FORECAST_GATE_EVIDENCE,
-        groups=group[use],
-        anchor=anchor,
-    )
-    return {
-        **fit.to_dict(),
-        "kept": list(fit.gate),
-        "anchor": anchor,
-        "horizon": int(run.samples.shape[-1]),
-        "leads_from": chunk_length(model) + 1,
-        "forecasts": len(run.where),
-        "units": int(np.unique(group[use]).size),
-        "seconds": round(run.seconds, 2),
-    }
-
-
-def _far_cells(
-    model: Predictor, panel: Panel, tails: Sequence[int], seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, _Origins] | None:
-    """The far gate's evidence (:func:`fit_far_gate`): the long validation forecasts'
-    median, seasonal naive, truth, variable and unit (forecast × chunk) of every far
-    cell, each (m,) normalised, and the forecasts drawn; None when no series is long
-    enough."""
-    plan = _far_plan(model, panel, tails)
-    if plan is None:
-        return None
-    part, horizon = plan
-    h = chunk_length(model)
-    opts = {"n_samples": FAR_SAMPLES, "steps": None, "sampler": None, "eta": None, "seed": seed}
-    run = _forecast_origins(model, part, horizon, horizon, 1, opts, 1.0)
-    w, _, k, _ = run.samples.shape
-    far = slice(h, horizon)  # the leads continued window by window
-    med = np.median(model.normalizer.transform(run.samples), axis=1)[..., far]  # (W, K, H − h)
-    y = model.normalizer.transform(run.truth)[..., far]
-    base = np.stack(_run_bases(model, part, run))[..., far]
-    shape = med.shape
-    var = np.broadcast_to(np.arange(k)[None, :, None], shape).reshape(-1)
-    chunk = (np.arange(h, horizon) - h) // h  # (H − h,) the continuation chunk of each lead
-    group = np.broadcast_to(np.arange(w)[:, None, None] * (FAR_CHUNKS + 1) + chunk, shape)
-    flat = (a.reshape(-1) for a in (med, base, y))
-    return (*flat, var, group.reshape(-1), run)
-
-
-def _far_plan(model: Predictor, panel: Panel, tails: Sequence[int]) -> tuple[Panel, int] | None:
-    """The series the far gate draws a long forecast from (those whose held-out tail
-    spans two chunks, at most ``FAR_SERIES``) and its horizon; None when none is."""
-    h = chunk_length(model)
-    keep = [(s, t) for s, t in zip(panel.series, tails, strict=True) if t >= 2 * h][:FAR_SERIES]
-    if not keep:
-        return None
-    horizon = min(min(t for _, t in keep), (FAR_CHUNKS + 1) * h)
-    return dataclasses.replace(panel, series=[s for s, _ in keep]), horizon
-
-
-def far_gate_draws(model: Predictor, panel: Panel, tails: Sequence[int]) -> int:
-    """Window samples :func:`fit_far_gate` draws (one window per chunk of each long
-    forecast): what a fit's budget keeps time for."""
-    plan = _far_plan(model, panel, tails)
-    if plan is None:
-        return 0
-    part, horizon = plan
-    return len(part.series) * math.ceil(horizon / chunk_length(model)) * FAR_SAMPLES
-
-
-def _beats_naive(med: np.ndarray, base: np.ndarray, y: np.ndarray, group: np.ndarray) -> bool:
-    """Whether the forecasts' median has the lower MAE than seasonal naive over all
-    variables by ``FORECAST_GATE_EVIDENCE`` standard errors counted over forecasts."""
-    d = np.abs(med - y) - np.abs(base - y)
-    _, at = np.unique(group, return_inverse=True)
-    d = np.bincount(at, weights=d) / np.bincount(at)  # (forecasts,) mean differences
-    se = d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else np.inf
-    return bool(d.mean() < -FORECAST_GATE_EVIDENCE * se)
-
-
-@dataclass
-class _Origins:
-    samples: np.ndarray  # (W, n, K, H), original units
-    truth: np.ndarray  # (W, K, H), NaN where not observed
-    where: list[tuple[Any, int, Any]]  # (series key, cut-off position, cut-off time)
-    index: list[pd.Index]  # per forecast, its H timestamps
-    spread: float
-    seconds: float
-
-
-# series drawn at a time when a fit's deadline bounds the drawing, and the forecasts it
-# draws at least: as the imputation calibration's batch (CALIBRATION_BATCH), since a
-# fit's budget keeps time for these fewest draws (32 forecasts of PhysioNet stays cost
-# 30 s, a quarter of a 2-minute budget, under load)
-FORECAST_BATCH = 8
-MIN_FORECASTS = 8
-FAR_SERIES = 32  # validation series the far gate draws a long forecast from, at most
-FAR_SAMPLES = 16  # samples per long forecast: the far gate reads only their median
-FAR_ANCHOR = 0.5  # the far gate's weights without evidence, a share of the first gate's
-FAR_CHUNKS = 7  # continuation chunks a long validation forecast spans, at most (a week
-# of hourly data after a first day)
-
-
-def _forecast_origins(
-    model: Predictor,
-    panel: Panel,
-    horizon: int,
-    step: int,
-    windows: int,
-    opts: dict[str, Any],
-    spread: float | None,
-    gate: Sequence[float] | None = None,
-    until: float | None = None,
-) -> _Origins:
-    """Sample the forecasts of every (series, origin) pair in one sampler call (per
-    continuation chunk, for horizons beyond one window); ``gate``: see
-    :func:`~tsdiff.forecasting.draw_forecasts`. ``until`` (a ``time.perf_counter()``
-    value): series a batch at a time, stopping then after at least ``MIN_FORECASTS``:
-    a fit's 256 validation forecasts drawn at once took 81 s of a 1-minute PhysioNet fit."""
-    if until is not None:
-        parts: list[_Origins] = []
-        for lo in range(0, len(panel.series), FORECAST_BATCH):
-            part = dataclasses.replace(panel, series=panel.series[lo : lo + FORECAST_BATCH])
-            parts.append(_forecast_origins(model, part, horizon, step, windows, opts, spread, gate))
-            drawn = sum(len(p.where) for p in parts)
-            if time.perf_counter() > until and drawn >= MIN_FORECASTS:
-                break
-        return _Origins(
-            samples=np.concatenate([p.samples for p in parts]),
-            truth=np.concatenate([p.truth for p in parts]),
-            where=[w for p in parts for w in p.where],
-            index=[i for p in parts for i in p.index],
-            spread=parts[0].spread,
-            seconds=sum(p.seconds for p in parts),
-        )
-    origins = [cutoffs(len(s.index), horizon, step, windows) for s in panel.series]
-    if spread is None:
-        spread = model.task_spread("forecast")
-    if not (np.isfinite(spread) and spread > 0):
-        raise RangeError(f"spread must be a finite number > 0, got {spread!r}")
-    sample_opts = model.options(**opts)
-    t0 = time.perf_counter()
-    drawn = draw_forecasts(
-        model, panel, origins, horizon, sample_opts, spread=spread, key_by_origin=True, gate=gate
-    )
-    seconds = time.perf_counter() - t0
-    return _Origins(
-        samples=np.stack(drawn.samples),
-        truth=np.stack(drawn.truth),
-        where=drawn.where,
-        index=drawn.index,
-        spread=float(spread),
-        seconds=seconds,
-    )
 
 
 def forecast_table(

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsdiff.backtest import FORECAST_BATCH, far_gate_draws, fit_far_gate, fit_forecast_spread
+from tsdiff.backtest import fit_forecast_spread
 from tsdiff.calibration import (
     GATE_EVIDENCE,
     choose_base,
@@ -35,10 +35,12 @@ from tsdiff.covariates import Covariates, from_config, grid_with_covariates
 from tsdiff.data import Panel, Scaler, Series, window_starts
 from tsdiff.device import resolve_device
 from tsdiff.errors import DataError, InsufficientHistoryError, RangeError
+from tsdiff.forecast_gate import far_gate_draws, fit_far_gate
 from tsdiff.forecasting import chunk_length
 from tsdiff.inference import prior_series, quantile_series, sample_series, series_interpolation
 from tsdiff.masks import hold_out, hold_out_pattern
 from tsdiff.network import N_CALENDAR, Denoiser
+from tsdiff.origins import FORECAST_BATCH
 from tsdiff.predictor import Predictor
 from tsdiff.prior_training import train_prior, train_quantile_prior
 from tsdiff.quantile_blend import blend_quantiles, fit_blend
