@@ -1,9 +1,10 @@
 """The forecast gates: per variable, the weight of a model's forecast median against
-seasonal naive, fitted on validation forecasts, the fallback for a model the budget left
-worse than seasonal naive. The first gate (:func:`naive_gate`, over the first chunk's
-leads) is fitted on forecasts one chunk long; the far gate (:func:`fit_far_gate`, the
-leads beyond) on one long forecast per validation series. :func:`tsdiff.forecasting.
-gate_paths` applies them."""
+seasonal naive, fitted on validation forecasts: the fallback for a model the budget left
+worse than seasonal naive. The first gate (:func:`naive_gate`) is fitted with the
+forecast calibration on its forecasts (one chunk long at fit, the whole horizon in a
+calibrated backtest); the far gate (:func:`fit_far_gate`, the leads beyond the first
+chunk) on one long forecast per validation series.
+:func:`~tsdiff.forecasting.gate_paths` applies them to sample paths."""
 
 from __future__ import annotations
 
