@@ -315,9 +315,9 @@ def fit_gate(
     ``anchor`` (K,): the α each variable keeps without evidence (in place of the
     prior): a variable takes its own best α where that beats its anchor by the evidence
     on its cells, and the variables left take one common α where it beats their
-    anchors on all their cells (the far forecast gate keeps the first gate's weights
-    unless the long validation forecasts say otherwise); ``min_cells``, ``both_ways``
-    and ``pooled`` then do not apply."""
+    anchors on all their cells (the far forecast gate keeps half the first gate's
+    weights unless the long validation forecasts say otherwise); ``min_cells``,
+    ``both_ways`` and ``pooled`` then do not apply."""
     med, lin, y = (np.asarray(a, dtype=np.float64) for a in (median, prior, truth))
     if not (med.shape == lin.shape == y.shape == np.shape(var)) or med.ndim != 1:
         raise DataError("median, prior, truth and var must be (m,) arrays")
