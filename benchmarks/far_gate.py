@@ -46,7 +46,7 @@ from tsdiff.benchmarks.common import RESULTS, commit, log, module_command, stamp
 from tsdiff.benchmarks.forecast_defaults import ORIGINS, frames
 from tsdiff.calibration import FORECAST_GATE_EVIDENCE, fit_gate
 from tsdiff.estimator import Estimator, _forecast_validation
-from tsdiff.forecast_gate import FAR_ANCHOR, far_cells, naive_gate
+from tsdiff.forecast_gate import far_anchor, far_cells, naive_gate
 from tsdiff.forecasting import chunk_length, naive_bases
 from tsdiff.predictor import Predictor
 
@@ -87,7 +87,7 @@ def rule_weights(model: Predictor, df: Any) -> dict[str, list[float]]:
     first_rule = naive_gate(*args[:4], group[use], k)  # as the first gate is fitted
     out["from naive"] = first_rule["kept"] or [1.0] * k
     out["anchored"] = list(fit_gate(*args, anchor=near, **kw).gate)
-    half = [FAR_ANCHOR * a for a in near]
+    half = far_anchor(model)
     out["equal blend"] = half
     out["half anchored"] = list(fit_gate(*args, anchor=half, **kw).gate)
     out["validation far MAE, model / naive"] = [

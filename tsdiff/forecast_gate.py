@@ -85,6 +85,14 @@ def _beats_naive(med: np.ndarray, base: np.ndarray, y: np.ndarray, group: np.nda
     return bool(d.mean() < -FORECAST_GATE_EVIDENCE * se)
 
 
+def far_anchor(model: Predictor) -> list[float]:
+    """The far gate's weights without evidence: ``FAR_ANCHOR`` times the first gate's
+    (the model alone, weight 1, where there is none)."""
+    k = len(model.variables)
+    near = [1.0] * k if model.forecast_gate is None else list(model.forecast_gate)
+    return [FAR_ANCHOR * a for a in near]
+
+
 def fit_far_gate(
     model: Predictor, panel: Panel, tails: Sequence[int], seed: int
 ) -> dict[str, Any] | None:
@@ -120,8 +128,7 @@ def fit_far_gate(
     if not use.any():
         return None
     k = len(model.variables)
-    near = [1.0] * k if model.forecast_gate is None else list(model.forecast_gate)
-    anchor = [FAR_ANCHOR * a for a in near]
+    anchor = far_anchor(model)
     fit = fit_gate(
         med[use],
         base[use],
