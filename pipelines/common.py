@@ -36,6 +36,7 @@ from tsdiff.io import read_frame, write_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     from tsdiff.model import TSDiff
+    from tsdiff.pipelines.dataset import InputDataset
 
 TASKS = ("impute", "forecast")
 MANIFEST = "_manifest.json"  # leading "_": parquet readers (pyarrow, Spark) skip it
@@ -454,6 +455,47 @@ def fingerprint(obj: Any) -> str:
     """A short stable hash of a JSON-able object (to recognise the same run on resume)."""
     text = json.dumps(obj, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def job_identity(
+    engine: str, params: PipelineParams, minfo: dict[str, Any], inp: InputDataset
+) -> dict[str, Any]:
+    """What makes a rerun the same job (hashed by :func:`fingerprint` into the
+    manifest): engine, settings (``fail_fast`` aside), model weights, input files and
+    their sizes, covariate files. An engine adds what else it splits the work by."""
+    return {
+        "engine": engine,
+        "params": {k: v for k, v in params.to_dict().items() if k != "fail_fast"},
+        "model": minfo["sha256"],
+        "input": str(inp.path.resolve()),
+        "files": [[str(Path(f).resolve()), Path(f).stat().st_size] for f in inp.files],
+        "covariates": covariate_files(params),
+    }
+
+
+def manifest_head(
+    engine: str,
+    inp: InputDataset,
+    out: Path,
+    minfo: dict[str, Any],
+    params: PipelineParams,
+    job: str,
+) -> dict[str, Any]:
+    """The fields every engine's new manifest starts with (status ``running``)."""
+    return {
+        "format": MANIFEST_FORMAT,
+        "engine": engine,
+        "task": params.task,
+        "status": "running",
+        "input": str(inp.path.resolve()),
+        "input_files": len(inp.files),
+        "partition_cols": list(inp.partition_cols),
+        "output": str(out.resolve()),
+        "model": minfo,
+        "params": params.to_dict(),
+        "seed": params.seed,
+        "fingerprint": job,
+    }
 
 
 def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:

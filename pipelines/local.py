@@ -28,17 +28,17 @@ from tsdiff.io import write_atomic
 from tsdiff.pipelines.common import (
     HIVE_NULL,
     MANIFEST,
-    MANIFEST_FORMAT,
     PipelineParams,
     SeriesError,
     arrow_output_schema,
     cells_left_open,
     check_columns,
     check_output_dir,
-    covariate_files,
     crash_point,
     fingerprint,
+    job_identity,
     jsonable,
+    manifest_head,
     model_info,
     now,
     output_columns,
@@ -104,12 +104,7 @@ def run_local(
     out = Path(output)
     job = fingerprint(
         {
-            "engine": ENGINE,
-            "params": {k: v for k, v in params.to_dict().items() if k != "fail_fast"},
-            "model": minfo["sha256"],
-            "input": str(inp.path.resolve()),
-            "files": [[str(Path(f).resolve()), Path(f).stat().st_size] for f in inp.files],
-            "covariates": covariate_files(params),
+            **job_identity(ENGINE, params, minfo, inp),
             "batches": [[[jsonable(k), index.rows[k]] for k in b] for b in batches],
         }
     )
@@ -192,18 +187,7 @@ def _new_manifest(
     batches: list[list[Any]],
 ) -> dict[str, Any]:
     return {
-        "format": MANIFEST_FORMAT,
-        "engine": ENGINE,
-        "task": params.task,
-        "status": "running",
-        "input": str(inp.path.resolve()),
-        "input_files": len(inp.files),
-        "partition_cols": list(inp.partition_cols),
-        "output": str(out.resolve()),
-        "model": minfo,
-        "params": params.to_dict(),
-        "seed": params.seed,
-        "fingerprint": job,
+        **manifest_head(ENGINE, inp, out, minfo, params, job),
         "n_series": sum(len(b) for b in batches),
         "n_batches": len(batches),
         "batches": [

@@ -32,14 +32,14 @@ import tsdiff
 from tsdiff.data import value_columns
 from tsdiff.errors import ConfigError
 from tsdiff.pipelines.common import (
-    MANIFEST_FORMAT,
     CovariateTables,
     PipelineParams,
     SeriesFailure,
     check_columns,
     check_output_dir,
-    covariate_files,
     fingerprint,
+    job_identity,
+    manifest_head,
     model_info,
     now,
     output_columns,
@@ -249,16 +249,7 @@ def run_spark(
     all_names = out_names + [c for c in inp.partition_cols if c not in out_names]
     minfo = model_info(m, text)
     out = Path(output)
-    job = fingerprint(
-        {
-            "engine": ENGINE,
-            "params": {k: v for k, v in params.to_dict().items() if k != "fail_fast"},
-            "model": minfo["sha256"],
-            "input": str(inp.path.resolve()),
-            "files": [[str(Path(f).resolve()), Path(f).stat().st_size] for f in inp.files],
-            "covariates": covariate_files(params),
-        }
-    )
+    job = fingerprint(job_identity(ENGINE, params, minfo, inp))
     previous = check_output_dir(out, ENGINE, job)
     if previous is not None and previous.get("status") == "complete":
         return previous
@@ -274,18 +265,7 @@ def run_spark(
         tables=tables,
     )
     manifest: dict[str, Any] = {
-        "format": MANIFEST_FORMAT,
-        "engine": ENGINE,
-        "task": params.task,
-        "status": "running",
-        "input": str(inp.path.resolve()),
-        "input_files": len(inp.files),
-        "partition_cols": list(inp.partition_cols),
-        "output": str(out.resolve()),
-        "model": minfo,
-        "params": params.to_dict(),
-        "seed": params.seed,
-        "fingerprint": job,
+        **manifest_head(ENGINE, inp, out, minfo, params, job),
         "warnings": run_caveats(m, params),
         "started_at": now(),
     }
