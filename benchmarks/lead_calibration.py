@@ -39,18 +39,21 @@ from tsdiff.benchmarks.common import (
 )
 from tsdiff.benchmarks.forecast import DATASETS, load_dataset, load_profile
 from tsdiff.calibration import (
+    Support,
     fit_interval_scale,
     fit_spread,
     interval_factor,
     rescale,
     scaled_interval,
 )
+from tsdiff.data import Scaler
 from tsdiff.errors import DataError
 from tsdiff.io import write_atomic
 from tsdiff.model import TSDiff
 from tsdiff.predictor import Predictor
 from tsdiff.rolling_calibration import Forecasts, Refit, rolling_refits
-from tsdiff.spec import project, project_bounds
+from tsdiff.spec import VariableSpec, project, project_bounds
+from tsdiff.transforms import Normalizer
 
 LEVELS = (50, 90)
 
@@ -79,24 +82,37 @@ class Factors:
 
 
 def fit_factors(
-    smp: np.ndarray, y: np.ndarray, lead: np.ndarray, bands: Sequence[tuple[int, int]]
+    smp: np.ndarray,
+    y: np.ndarray,
+    lead: np.ndarray,
+    bands: Sequence[tuple[int, int]],
+    support: Support | None = None,
+    clip_spread: bool = False,
 ) -> Factors:
     """Spread (CRPS-optimal) then interval factors (conformal) per band, on calibration
-    cells ``smp`` (n, m), ``y`` (m,) with 0-based ``lead`` (m,)."""
+    cells ``smp`` (n, m), ``y`` (m,) with 0-based ``lead`` (m,); ``support``: the cells'
+    bounds the samples are clipped to when the interval factors are fitted, as the
+    library does (None: unclipped), and with ``clip_spread`` the spread's too."""
     spreads, scales = [], []
     for lo, hi in bands:
         sel = (lead >= lo) & (lead < hi)
-        s = fit_spread(smp[:, sel], y[sel]).spread
+        part = None if support is None else support.select(sel)
+        s = fit_spread(smp[:, sel], y[sel], part if clip_spread else None).spread
         spreads.append(s)
-        scales.append(fit_interval_scale(rescale(smp[:, sel], s), y[sel]).scale)
+        scales.append(fit_interval_scale(rescale(smp[:, sel], s), y[sel], support=part).scale)
     return Factors(tuple(spreads), tuple(scales))
+
+
+def _specs(model: Predictor) -> list[VariableSpec] | None:
+    return None if model.spec is None else [model.spec[v] for v in model.variables]
 
 
 Plan = Sequence[tuple[Sequence[tuple[int, int]], Factors]]  # per test forecast: bands, factors
 
 
 def score(
-    model: Predictor,
+    norm: Scaler | Normalizer,
+    specs: Sequence[VariableSpec] | None,
     z: np.ndarray,
     truth: np.ndarray,
     plan: Plan,
@@ -104,9 +120,8 @@ def score(
 ) -> dict[str, Any]:
     """Test forecasts ``z`` (W, n, K, H) in normalised units, uncalibrated, scored against
     ``truth`` (W, K, H) (original units) once each forecast's factors (``plan[w]``: per
-    band of its bands) apply; coverage also per band of ``report_bands``."""
-    norm = model.normalizer
-    specs = None if model.spec is None else [model.spec[v] for v in model.variables]
+    band of its bands) apply, served as a model with normaliser ``norm`` and variable
+    ``specs`` serves them; coverage also per band of ``report_bands``."""
     spread = np.ones((z.shape[0], 1, 1, z.shape[-1]))  # (W, 1, 1, H)
     for w, (bands, factors) in enumerate(plan):
         for (lo, hi), s in zip(bands, factors.spread, strict=True):
@@ -199,16 +214,18 @@ def rolling_plan(
     horizon: int,
     recent: int,
     rate: float = 0.0,
+    support: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[tuple[list[tuple[int, int]], Factors]]:
     """One spread and one set of interval factors per test forecast, fitted on the
     ``recent`` latest forecasts of its series whose whole horizon had happened by its
     origin: the calibration origins' (``cal_z`` (Wc, n, K, H), ``cal_y`` (Wc, K, H)) and
     the earlier test origins' (``z``, ``y`` alike), all normalised. What a forecaster
     recalibrated as truths arrive would use; nothing after the origin. ``rate`` > 0:
-    the interval factors then tracked (:func:`tracked`)."""
+    the interval factors then tracked (:func:`tracked`). ``support``: each variable's
+    bounds, fitted on samples clipped to them as the backtest does (None: unclipped)."""
     own = Forecasts(z, y, where)
     refits = rolling_refits(
-        Forecasts(cal_z, cal_y, cal_where), own, horizon, recent, intervals=True
+        Forecasts(cal_z, cal_y, cal_where), own, horizon, recent, intervals=True, support=support
     )
     if rate:
         refits = tracked(refits, own, horizon, rate)
@@ -318,7 +335,7 @@ def run(
         scores[name] = {
             "spread": list(f.spread),
             "interval90": [interval_factor(s, 90) for s in f.intervals],
-            **score(model, z, bt.truth, [(b, f)] * w, bands),
+            **score(model.normalizer, _specs(model), z, bt.truth, [(b, f)] * w, bands),
         }
         log(f"{name}: {scores[name]}")
     # recalibrated as truths arrive: each origin's factors from the latest matured forecasts
@@ -355,7 +372,7 @@ def run(
                 float(np.median([interval_factor(f.intervals[0], 90) for _, f in plan]))
             ],
             "spread_range": [min(spreads), max(spreads)],
-            **score(model, z, bt.truth, plan, bands),
+            **score(model.normalizer, _specs(model), z, bt.truth, plan, bands),
         }
         log(f"{name}: {scores[name]}")
     result = {
@@ -402,8 +419,7 @@ def _dump(
         "truth": bt.truth,  # (W, K, H), original units
         "pos": np.array([p for _, p, _ in bt.windows]),
     }
-    specs = None if model.spec is None else [model.spec[v] for v in model.variables]
-    meta = pickle.dumps({"normalizer": model.normalizer, "specs": specs})
+    meta = pickle.dumps({"normalizer": model.normalizer, "specs": _specs(model)})
     write_atomic(folder / "draws.npz", lambda p: np.savez(p, **arrays))
     write_atomic(folder / "model.pkl", lambda p: p.write_bytes(meta))
 

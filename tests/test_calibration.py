@@ -12,6 +12,8 @@ from tsdiff.calibration import (
     INTERVAL_LEVELS,
     MIN_HALF_WIDTH,
     SPREAD_GRID,
+    Support,
+    cell_support,
     choose_base,
     fit_gate,
     fit_interval_scale,
@@ -274,6 +276,45 @@ def test_interval_factors_make_narrow_intervals_cover_what_they_claim() -> None:
         assert abs(float(((fresh >= lo) & (fresh <= hi)).mean()) - lv / 100) < 0.03, lv
     right = fit_interval_scale(10.0 + rng.normal(size=(64, m)), truth)  # calibrated
     assert all(0.85 <= right.scale[lv] <= 1.15 for lv in INTERVAL_LEVELS if lv <= 90)
+
+
+def _served_coverage(samples, truth, scale, lower, lv):
+    """Coverage of the intervals a model serves: from samples clipped at ``lower``."""
+    lo, hi = scaled_interval(np.maximum(samples, lower), lv, scale)
+    return float(((np.maximum(lo, lower) <= truth) & (truth <= hi)).mean())
+
+
+def test_interval_factors_fitted_on_clipped_samples_cover_what_the_served_intervals_claim():
+    # a variable bounded at 0 (PM2.5): wide samples about a median near the bound are
+    # served clipped there, which narrows their lower half; truths spread on both sides
+    rng = np.random.default_rng(5)
+    m = 6000
+    med = rng.uniform(0.2, 1.5, m)
+    truth = np.maximum(med + rng.normal(0.0, 0.6, m), 0.0)
+    samples = med + 0.6 * rng.normal(size=(64, m))  # the right spread, unclipped
+    support = Support.of((np.array([0.0]), np.array([np.inf])), np.zeros(m, dtype=int))
+    plain = fit_interval_scale(samples, truth).scale
+    clipped = fit_interval_scale(samples, truth, support=support).scale
+    for lv in (50, 90):
+        # fitted unclipped, the served intervals cover less than they claim ...
+        assert _served_coverage(samples, truth, plain, 0.0, lv) < lv / 100 - 0.02, lv
+        # ... fitted on what is served, they cover it (conformal: at least L in-sample)
+        got = _served_coverage(samples, truth, clipped, 0.0, lv)
+        assert lv / 100 <= got <= lv / 100 + 0.02, (lv, got)  # ties: truths at 0
+    # without a bound in reach, the support changes nothing
+    far = Support.of((np.array([-50.0]), np.array([np.inf])), np.zeros(m, dtype=int))
+    assert fit_interval_scale(samples, truth, support=far).scale == plain
+
+
+def test_support_maps_each_variable_bounds_onto_its_cells_and_checks_their_count() -> None:
+    bounds = (np.array([0.0, -np.inf]), np.array([np.inf, 1.0]))
+    sup = cell_support(bounds, np.array([1, 0, 1]))
+    assert sup is not None
+    np.testing.assert_array_equal(sup.lower, [-np.inf, 0.0, -np.inf])
+    np.testing.assert_array_equal(sup.clip(np.array([[-3.0, -3.0, 3.0]])), [[-3.0, 0.0, 1.0]])
+    assert cell_support(None, np.array([0])) is None
+    with pytest.raises(DataError, match="support must bound"):
+        fit_interval_scale(np.zeros((4, 2)), np.zeros(2), support=sup)
 
 
 def test_interval_factors_interpolate_and_survive_zero_width_cells() -> None:

@@ -34,6 +34,24 @@ def test_lead_calibration_keeps_the_draws_it_scored(tmp_path) -> None:
     assert d["cal_pos"].max() + h <= d["pos"].min()
     r = json.loads((out / "lead-calibration-etth1-h24.json").read_text())
     assert r["test_origins"] == w and r["calibration_origins"] == 4
+    # the clipping benchmark reads the same draws; its rolling rule is the library's
+    from tsdiff.benchmarks import calibration_support
+    from tsdiff.benchmarks.lead_calibration import lead_bands, rolling_plan, score
+    from tsdiff.transforms import network_bounds
+
+    argv = [str(dump), "--name", "t", "--recent", "2", "--once", "3", "--out", str(out)]
+    assert calibration_support.main(argv) == 0
+    page = json.loads((out / "calibration-support-t.json").read_text())["variants"]
+    assert len(page) == 6 and len({round(v["mae"], 6) for v in page.values()}) == 1
+    norm, specs = meta["normalizer"], meta["specs"]
+    where = [[("s", int(p), None) for p in d[c]] for c in ("cal_pos", "pos")]
+    plan = rolling_plan(
+        d["cal_z"].astype(float), d["cal_y"].astype(float), where[0], d["z"].astype(float),
+        d["zy"].astype(float), where[1], h, 2, support=network_bounds(norm, specs),
+    )  # fmt: skip
+    lib = score(norm, specs, d["z"].astype(float), d["truth"], plan, lead_bands(h))
+    ours = page["rolling, latest 2 matured: intervals clipped (the library's rule)"]
+    assert ours["cov50"] == lib["cov50"] and ours["cov90"] == lib["cov90"]
 
 
 def test_interval_factor_by_lead_recovers_how_errors_outgrow_the_samples() -> None:
@@ -59,3 +77,10 @@ def test_interval_regression_refuses_a_folder_without_draws(tmp_path, capsys) ->
     err = capsys.readouterr().err
     assert "not a lead_calibration --dump folder: no draws.npz, model.pkl" in err
     assert not out.exists()
+
+
+def test_calibration_support_refuses_a_folder_without_draws(tmp_path, capsys) -> None:
+    from tsdiff.benchmarks.calibration_support import main
+
+    assert main([str(tmp_path), "--name", "x", "--out", str(tmp_path)]) == 2
+    assert "not a lead_calibration --dump folder" in capsys.readouterr().err

@@ -67,6 +67,27 @@ def test_refits_follow_a_calm_period_once_its_truths_have_arrived() -> None:
     assert again[-1] != refits[-1]
 
 
+def test_refits_fit_interval_factors_on_samples_clipped_to_the_support() -> None:
+    from tsdiff.calibration import Support, fit_interval_scale, fit_spread
+
+    rng = np.random.default_rng(2)
+    h, k = 4, 2
+    validation = _forecasts(rng, range(0, 40, 4), truth_sd=1.0, h=h, k=k)
+    test = _forecasts(rng, range(40, 60, 4), truth_sd=1.0, h=h, k=k)
+    bounds = (np.array([-0.3, -np.inf]), np.array([np.inf, np.inf]))  # variable 0 bounded
+    plain = rolling_refits(validation, test, horizon=h, recent=5, intervals=True)
+    clipped = rolling_refits(validation, test, horizon=h, recent=5, intervals=True, support=bounds)
+    assert [r.spread for r in clipped] == [r.spread for r in plain]  # the spread: unclipped
+    assert clipped[0].intervals != plain[0].intervals
+    # the first refit's pool is the last five validation forecasts, cells (K, H) each
+    smp = validation.samples[-5:].transpose(1, 0, 2, 3).reshape(200, -1)
+    y = validation.truth[-5:].reshape(-1)
+    s = fit_spread(smp, y).spread
+    var = np.tile(np.repeat(np.arange(k), h), 5)
+    direct = fit_interval_scale(rescale(smp, s), y, support=Support.of(bounds, var)).scale
+    assert clipped[0].intervals == direct
+
+
 def test_refits_refuse_a_forecast_with_nothing_matured_before_it() -> None:
     rng = np.random.default_rng(1)
     validation = _forecasts(rng, [0], truth_sd=1.0, key="other")

@@ -294,6 +294,28 @@ def test_transforms_map_every_real_back_inside_the_support():
     np.testing.assert_allclose(backward(forward(x, specs), specs), x, rtol=1e-9)
 
 
+def test_network_bounds_clip_where_project_clips_raw_values():
+    from tsdiff.data import Scaler
+    from tsdiff.transforms import Normalizer, network_bounds
+
+    specs = [
+        VariableSpec(0.0, None),  # PM2.5: at least 0
+        VariableSpec(None, None),  # open
+        VariableSpec(0.0, None, transform="log"),
+        VariableSpec(0.0, 100.0, transform="logit"),
+    ]
+    norm = Normalizer(specs, Scaler((50.0, 0.0, 1.0, 0.0), (20.0, 1.0, 2.0, 3.0)))
+    lo, hi = network_bounds(norm, specs)
+    assert lo[0] == pytest.approx(-2.5) and hi[0] == np.inf
+    assert lo[1] == -np.inf and hi[1] == np.inf
+    # inside each bound in the network's space ⇔ inside it in raw values
+    raw = np.array([[-5.0, 0.0, 80.0], [-9.0, 0.0, 9.0], [1e-12, 0.5, 9.0], [0.0, 50.0, 100.0]])
+    z = norm.transform(raw)
+    inside = (z >= lo[:, None] - 1e-9) & (z <= hi[:, None] + 1e-9)
+    np.testing.assert_array_equal(inside[0], [False, True, True])
+    assert inside[1:].all()  # log and logit values never leave their bounds
+
+
 def test_a_model_with_transforms_saves_loads_and_keeps_log_values_positive(tmp_path):
     from tests.conftest import tiny_config
     from tsdiff.datasets import physionet_slice

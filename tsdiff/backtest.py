@@ -27,6 +27,7 @@ import pandas as pd
 
 from tsdiff import metrics
 from tsdiff.calibration import (
+    cell_support,
     fit_interval_scale,
     fit_spread,
     rescale,
@@ -336,7 +337,11 @@ def fit_on_cells(
         info["gate"] = cells.gate
     if model.config.train.calibrate_intervals:  # of the forecasts with that spread
         factor = info["spread"] if spread else 1.0  # drawn with it already when kept
-        info["intervals"] = fit_interval_scale(rescale(smp, factor), y).to_dict()
+        scaled = rescale(smp, factor)
+        w, _, k, h = run.samples.shape
+        var = np.broadcast_to(np.arange(k)[:, None], (w, k, h)).reshape(-1)  # cells (W, K, H)
+        support = cell_support(model.support(), var)  # served forecasts are clipped to it
+        info["intervals"] = fit_interval_scale(scaled, y, support=support).to_dict()
     info.update(
         windows=len(run.where),
         first_origin=str(min(x[2] for x in run.where)),
@@ -413,7 +418,9 @@ def _refit_as_truths_arrive(
     )
     own = Forecasts(norm.transform(run.samples), norm.transform(run.truth), run.where)
     intervals = bool(model.config.train.calibrate_intervals)
-    refits = rolling_refits(validation, own, horizon, recent, intervals=intervals)
+    refits = rolling_refits(
+        validation, own, horizon, recent, intervals=intervals, support=model.support()
+    )
     for i, r in enumerate(refits):
         run.samples[i] = scale_paths(model, run.samples[i], r.spread)  # (n, K, H)
     return refits

@@ -23,6 +23,7 @@ import torch
 from tsdiff.backtest import fit_forecast_spread
 from tsdiff.calibration import (
     GATE_EVIDENCE,
+    cell_support,
     choose_base,
     fit_gate,
     fit_interval_scale,
@@ -477,7 +478,8 @@ def calibrate_imputation(
         info["quantile_blend"] = blend.to_dict()
         smp = blend_quantiles(smp, cells.quantiles, blend.weight)
     if model.config.train.calibrate_intervals:
-        intervals = fit_interval_scale(smp, tru)  # the samples as calibrated
+        support = cell_support(model.support(), var)  # the samples are served clipped
+        intervals = fit_interval_scale(smp, tru, support=support)  # as calibrated
         model.interval_scale = intervals.scale
         info["intervals"] = intervals.to_dict()
     return info
@@ -493,7 +495,8 @@ def calibrate_intervals(
     held = _held_out_samples(model, panel, missing, seed, None, spread=None)
     if held is None:
         raise DataError("no held-out cell to fit the interval factors on")
-    fit = fit_interval_scale(held.samples, held.truth)
+    support = cell_support(model.support(), held.var)
+    fit = fit_interval_scale(held.samples, held.truth, support=support)
     model.interval_scale = fit.scale
     return fit.to_dict()
 

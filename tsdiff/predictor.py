@@ -44,7 +44,7 @@ from tsdiff.results import ForecastResult, ImputeResult
 from tsdiff.samplers.options import SampleOptions, resolve_options
 from tsdiff.scheduler import NoiseScheduler
 from tsdiff.spec import VariableSpec
-from tsdiff.transforms import Normalizer, uses_transforms
+from tsdiff.transforms import Normalizer, network_bounds, uses_transforms
 from tsdiff.windowing import WindowShape
 
 
@@ -127,6 +127,14 @@ class Predictor:
         if specs is None or not uses_transforms(specs) or self.transformed_scaler is None:
             return self.scaler
         return Normalizer(specs, self.transformed_scaler)
+
+    def support(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each variable's bounds in the network's space ((K,), (K,); −inf / inf where
+        open), where the calibration clips samples as :func:`tsdiff.spec.project` clips
+        the served ones; None without a spec."""
+        if self.spec is None:
+            return None
+        return network_bounds(self.normalizer, [self.spec[v] for v in self.variables])
 
     def window_shape(self) -> WindowShape:
         assert self.freq is not None

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from tsdiff.calibration import fit_interval_scale, fit_spread, rescale
+from tsdiff.calibration import cell_support, fit_interval_scale, fit_spread, rescale
 from tsdiff.errors import DataError
 
 Where = tuple[Hashable, int, Any]  # (series key, cut-off position, cut-off time)
@@ -75,10 +75,13 @@ def rolling_refits(
     recent: int,
     *,
     intervals: bool,
+    support: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[Refit]:
     """One :class:`Refit` per forecast of ``forecasts``, from the ``recent`` latest
     matured forecasts (of ``validation`` and of ``forecasts`` itself) before it.
-    ``intervals``: also the interval factors of the samples so scaled."""
+    ``intervals``: also the interval factors of the samples so scaled, fitted on them
+    clipped to ``support`` (each variable's bounds in these units,
+    ``Predictor.support()``) as served (:class:`tsdiff.calibration.Support`)."""
     if recent < 1:
         raise DataError(f"recent must be >= 1, got {recent}")
     pool = [(w, False) for w in validation.where] + [(w, True) for w in forecasts.where]
@@ -102,8 +105,11 @@ def rolling_refits(
             parts = [block(i) for i in idx]
             smp = np.concatenate([p[0] for p in parts], axis=1)  # (n, m)
             y = np.concatenate([p[1] for p in parts])  # (m,)
+            k, h = forecasts.truth.shape[1:]
+            cells = cell_support(support, np.tile(np.repeat(np.arange(k), h), len(parts)))
             s = fit_spread(smp, y).spread
-            scale = fit_interval_scale(rescale(smp, s), y).scale if intervals else None
+            scaled = rescale(smp, s)
+            scale = fit_interval_scale(scaled, y, support=cells).scale if intervals else None
             cache[idx] = Refit(s, scale, len(idx), sum(i >= n_val for i in idx))
         out.append(cache[idx])
     return out

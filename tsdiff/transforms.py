@@ -73,3 +73,14 @@ class Normalizer:
 
     def inverse(self, values: np.ndarray) -> np.ndarray:
         return backward(self.scaler.inverse(values), self.specs)
+
+
+def network_bounds(
+    normalizer: Scaler | Normalizer, specs: Sequence[VariableSpec]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each variable's bounds mapped into the network's space ((K,), (K,); −inf / inf
+    where open): transforms are increasing, so clipping there is clipping raw values."""
+    lo = np.array([-np.inf if s.lower is None else s.lower for s in specs])
+    hi = np.array([np.inf if s.upper is None else s.upper for s in specs])
+    with np.errstate(invalid="ignore", over="ignore"):
+        return normalizer.transform(lo[:, None])[:, 0], normalizer.transform(hi[:, None])[:, 0]
