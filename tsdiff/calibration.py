@@ -125,7 +125,8 @@ def _held_out_cells(
 
 def fit_spread(samples: np.ndarray, truth: np.ndarray, support: Support | None = None) -> SpreadFit:
     """The grid factor minimising quantile CRPS of ``samples`` (n, m) against ``truth``
-    (m,), each rescaled sample clipped to ``support`` (as served).
+    (m,); with ``support`` each rescaled sample clipped to it, as served (the library
+    fits unclipped, see :class:`Support`; the option measures the alternative).
 
     Quantiles are computed once: for s > 0 the quantiles of the rescaled samples are
     the rescaled quantiles, so every factor costs one pass over (19, m) numbers.
@@ -187,28 +188,27 @@ def fit_variable_spread(
     n_vars: int,
     overall: float,
     min_cells: int = 50,
-    support: Support | None = None,
 ) -> VariableSpreadFit:
     """Per-variable grid factors minimising quantile CRPS of ``samples`` (n, m) against
-    ``truth`` (m,), clipped to ``support`` as :func:`fit_spread`; ``var`` (m,) the
-    variable index of each cell, ``overall`` the factor of variables with fewer than
-    ``min_cells`` cells (the all-cells fit)."""
+    ``truth`` (m,); ``var`` (m,) the variable index of each cell, ``overall`` the factor
+    of variables with fewer than ``min_cells`` cells (the all-cells fit)."""
+    smp = np.asarray(samples, dtype=np.float64)
+    y = np.asarray(truth, dtype=np.float64)
     v = np.asarray(var)
-    if v.shape != np.shape(truth):
-        raise DataError(f"need var (m,) like truth, got {v.shape} and {np.shape(truth)}")
-    smp, y, support = _held_out_cells(samples, truth, support)
-    v = v[np.isfinite(np.asarray(truth, dtype=np.float64))]
+    if smp.ndim != 2 or y.shape != smp.shape[1:] or v.shape != y.shape:
+        raise DataError(f"need samples (n, m), truth and var (m,), got {smp.shape}, {y.shape}")
+    keep = np.isfinite(y)
+    smp, y, v = smp[:, keep], y[keep], v[keep]
     factors = []
     for k in range(n_vars):
         sel = v == k
         if sel.sum() < min_cells:
             factors.append(float(overall))
             continue
-        part = None if support is None else support.select(sel)
-        crps = _grid_crps(smp[:, sel], y[sel], part)
-        factors.append(float(SPREAD_GRID[int(np.nanargmin(crps))]))
+        factors.append(float(SPREAD_GRID[int(np.nanargmin(_grid_crps(smp[:, sel], y[sel])))]))
     f = np.asarray(factors)[v]  # (m,)
-    after = _clipped(rescale(smp, f), support)
+    med = np.median(smp, axis=0)
+    after = med + f * (smp - med)
     ones = np.ones(y.shape, dtype=bool)
     return VariableSpreadFit(
         spread=tuple(factors),
