@@ -16,7 +16,6 @@ the rolling refit as truths arrive.
 from __future__ import annotations
 
 import argparse
-import pickle
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,13 @@ from tsdiff.benchmarks.common import (
     stamp,
     write_results,
 )
-from tsdiff.benchmarks.lead_calibration import Factors, fit_factors, lead_bands, score
+from tsdiff.benchmarks.lead_calibration import (
+    Factors,
+    fit_factors,
+    lead_bands,
+    load_dump,
+    score,
+)
 from tsdiff.calibration import Support, rescale
 from tsdiff.errors import DataError
 from tsdiff.rolling_calibration import matured
@@ -43,12 +48,7 @@ def run(
     dump: Path, name: str, recent: int, once: int, out_dir: Path, command: str
 ) -> dict[str, Any]:
     measured = commit()
-    missing = [f for f in ("draws.npz", "model.pkl") if not (dump / f).is_file()]
-    if missing:
-        raise DataError(f"{dump} is not a lead_calibration --dump folder: no {', '.join(missing)}")
-    d = np.load(dump / "draws.npz")
-    with open(dump / "model.pkl", "rb") as fh:
-        meta = pickle.load(fh)
+    d, meta = load_dump(dump)
     norm, specs = meta["normalizer"], meta["specs"]
     if specs is None:
         raise DataError(f"{dump}: the model has no variable specs, so nothing is clipped")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import pickle
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from tsdiff.benchmarks.common import (
     stamp,
     write_results,
 )
+from tsdiff.benchmarks.lead_calibration import load_dump
 from tsdiff.calibration import (
     MIN_HALF_WIDTH,
     fit_interval_scale,
@@ -136,12 +136,7 @@ def score(
 
 def run(dump: Path, name: str, fit_origins: int, out_dir: Path, command: str) -> dict[str, Any]:
     measured = commit()
-    missing = [f for f in ("draws.npz", "model.pkl") if not (dump / f).is_file()]
-    if missing:
-        raise DataError(f"{dump} is not a lead_calibration --dump folder: no {', '.join(missing)}")
-    d = np.load(dump / "draws.npz")
-    with open(dump / "model.pkl", "rb") as fh:
-        meta = pickle.load(fh)
+    d, meta = load_dump(dump)
     norm, specs = meta["normalizer"], meta["specs"]
     order = np.argsort(d["cal_pos"], kind="stable")
     cal_z, cal_y = d["cal_z"][order].astype(np.float64), d["cal_y"][order].astype(np.float64)

@@ -424,6 +424,17 @@ def _dump(
     write_atomic(folder / "model.pkl", lambda p: p.write_bytes(meta))
 
 
+def load_dump(dump: Path) -> tuple[Any, dict[str, Any]]:
+    """What :func:`_dump` kept in ``dump``: the arrays (``draws.npz``) and the model's
+    normaliser and specs; a :class:`DataError` naming what is missing otherwise."""
+    missing = [f for f in ("draws.npz", "model.pkl") if not (dump / f).is_file()]
+    if missing:
+        raise DataError(f"{dump} is not a lead_calibration --dump folder: no {', '.join(missing)}")
+    with open(dump / "model.pkl", "rb") as fh:
+        meta = pickle.load(fh)
+    return np.load(dump / "draws.npz"), meta
+
+
 def _interval_factors_at(
     smp: np.ndarray, y: np.ndarray, lead: np.ndarray, bands: Sequence[tuple[int, int]], s: float
 ) -> tuple[dict[int, float], ...]:
