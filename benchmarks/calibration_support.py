@@ -49,6 +49,12 @@ def run(
 ) -> dict[str, Any]:
     measured = commit()
     d, meta = load_dump(dump)
+    n_cal = d["cal_pos"].shape[0]
+    if not (1 <= once <= n_cal) or recent < 1:
+        raise DataError(
+            f"need 1 <= --once <= {n_cal} (the dump's calibration origins) and --recent >= 1,"
+            f" got {once} and {recent}"
+        )
     norm, specs = meta["normalizer"], meta["specs"]
     if specs is None:
         raise DataError(f"{dump}: the model has no variable specs, so nothing is clipped")
@@ -133,6 +139,7 @@ def _rolling(
 
 def markdown(r: dict[str, Any]) -> str:
     lines = page_header(f"Forecast calibration fitted on clipped samples: {r['name']}", r)
+    mae = sorted({round(s["mae"], 3) for s in r["variants"].values()})  # one median for all
     lines += [
         "",
         f"Draws of `{r['dump']}` (a `lead_calibration --dump` run): {r['calibration_origins']} "
@@ -143,16 +150,11 @@ def markdown(r: dict[str, Any]) -> str:
         "the samples as served (scaled by the fitted spread, then clipped onto the bounds; "
         "intervals widened in the network's space). Lead bands: "
         + ", ".join(f"{a + 1}-{b}" for a, b in r["bands"])
-        + ".",
+        + f". MAE {', '.join(f'{m:.3f}' for m in mae)} in every row (factors keep the median).",
         "",
         "| factors | spread | CRPS | cov50 | cov90 | cov50 by band | cov90 by band |",
         "|---|---|---|---|---|---|---|",
     ]
-    mae = {round(s["mae"], 3) for s in r["variants"].values()}  # one median for all
-    lines.insert(
-        -3, f"MAE {', '.join(f'{m:.3f}' for m in sorted(mae))} (the factors keep the median)."
-    )
-    lines.insert(-3, "")
     for label, s in r["variants"].items():
         lines.append(
             f"| {label} | {s['spread']:.3f} | {s['crps']:.4f} | {s['cov50']:.3f} | "
