@@ -92,6 +92,8 @@ def rolling_refits(
         smp = src.samples[j]
         return smp.reshape(smp.shape[0], -1), src.truth[j].reshape(-1)
 
+    k, h = forecasts.truth.shape[1:]
+    var = np.repeat(np.arange(k), h)  # each block's cells (K·H,), variable by variable
     out: list[Refit] = []
     cache: dict[tuple[int, ...], Refit] = {}
     for target in forecasts.where:
@@ -105,11 +107,11 @@ def rolling_refits(
             parts = [block(i) for i in idx]
             smp = np.concatenate([p[0] for p in parts], axis=1)  # (n, m)
             y = np.concatenate([p[1] for p in parts])  # (m,)
-            k, h = forecasts.truth.shape[1:]
-            cells = cell_support(support, np.tile(np.repeat(np.arange(k), h), len(parts)))
             s = fit_spread(smp, y).spread
-            scaled = rescale(smp, s)
-            scale = fit_interval_scale(scaled, y, support=cells).scale if intervals else None
+            scale = None
+            if intervals:
+                cells = cell_support(support, np.tile(var, len(parts)))  # (m,)
+                scale = fit_interval_scale(rescale(smp, s), y, support=cells).scale
             cache[idx] = Refit(s, scale, len(idx), sum(i >= n_val for i in idx))
         out.append(cache[idx])
     return out
