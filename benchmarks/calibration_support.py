@@ -58,10 +58,8 @@ def run(
     norm, specs = meta["normalizer"], meta["specs"]
     if specs is None:
         raise DataError(f"{dump}: the model has no variable specs, so nothing is clipped")
-    order = np.argsort(d["cal_pos"], kind="stable")
-    cal_z, cal_y = d["cal_z"][order].astype(np.float64), d["cal_y"][order].astype(np.float64)
-    cal_pos = d["cal_pos"][order]
-    z, zy, truth = d["z"].astype(np.float64), d["zy"].astype(np.float64), d["truth"]
+    cal_z, cal_y, cal_pos = d["cal_z"], d["cal_y"], d["cal_pos"]
+    z, zy, truth = d["z"], d["zy"], d["truth"]
     w, n, k, h = z.shape
     bounds = network_bounds(norm, specs)
     one, bands = [(0, h)], lead_bands(h)

@@ -138,9 +138,7 @@ def run(dump: Path, name: str, fit_origins: int, out_dir: Path, command: str) ->
     measured = commit()
     d, meta = load_dump(dump)
     norm, specs = meta["normalizer"], meta["specs"]
-    order = np.argsort(d["cal_pos"], kind="stable")
-    cal_z, cal_y = d["cal_z"][order].astype(np.float64), d["cal_y"][order].astype(np.float64)
-    z, truth = d["z"].astype(np.float64), d["truth"]
+    cal_z, cal_y, z, truth = d["cal_z"], d["cal_y"], d["z"], d["truth"]
     h = z.shape[-1]
     half = cal_z.shape[0] // 2
     rows: dict[str, Any] = {}

@@ -424,15 +424,23 @@ def _dump(
     write_atomic(folder / "model.pkl", lambda p: p.write_bytes(meta))
 
 
-def load_dump(dump: Path) -> tuple[Any, dict[str, Any]]:
-    """What :func:`_dump` kept in ``dump``: the arrays (``draws.npz``) and the model's
-    normaliser and specs; a :class:`DataError` naming what is missing otherwise."""
+def load_dump(dump: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """What :func:`_dump` kept in ``dump``: the arrays (``draws.npz``; the calibration
+    origins' sorted by origin, the draws and normalised truths as float64) and the
+    model's normaliser and specs; a :class:`DataError` naming what is missing otherwise."""
     missing = [f for f in ("draws.npz", "model.pkl") if not (dump / f).is_file()]
     if missing:
         raise DataError(f"{dump} is not a lead_calibration --dump folder: no {', '.join(missing)}")
     with open(dump / "model.pkl", "rb") as fh:
         meta = pickle.load(fh)
-    return np.load(dump / "draws.npz"), meta
+    with np.load(dump / "draws.npz") as raw:
+        d = {k: raw[k] for k in raw.files}
+    order = np.argsort(d["cal_pos"], kind="stable")
+    for k in ("cal_z", "cal_y", "cal_pos"):
+        d[k] = d[k][order]
+    for k in ("cal_z", "cal_y", "z", "zy"):
+        d[k] = d[k].astype(np.float64)
+    return d, meta
 
 
 def _interval_factors_at(
