@@ -121,7 +121,8 @@ class Task:
     """One benchmark problem: tables to train on and a test set with its target cells.
 
     ``test`` holds the truth; ``test_input`` what the model is given (None: hide a
-    random ``missing`` share of each test series' observed cells).
+    random ``missing`` share of each test series' observed cells); ``valid_input`` the
+    same for ``valid``, where the data fixes the held-out cells (PM2.5's missing file).
     """
 
     dataset: str
@@ -133,6 +134,7 @@ class Task:
     normalized_metrics: bool  # metrics on the z-scored scale (PhysioNet) or in units
     freq: str | float
     protocol: dict[str, Any] = field(default_factory=dict)
+    valid_input: pd.DataFrame | None = None
 
 
 def physionet_grid(raw: pd.DataFrame) -> pd.DataFrame:
@@ -224,7 +226,7 @@ def pm25_task(*, data_dir: str | Path | None = None, valid_days: int = 5) -> Tas
     g, m = monthly(ground), monthly(miss)
     month = pd.to_datetime(g["timestamp"]).dt.month
     test = month.isin(PM25_TEST_MONTHS)
-    train_all = g[~test]
+    train_all, train_input = g[~test], m[~test]
     # validation: the last `valid_days` days of each training month
     end = train_all.groupby("series_id")["timestamp"].transform("max")
     is_val = pd.to_datetime(train_all["timestamp"]) > pd.to_datetime(end) - pd.Timedelta(
@@ -236,6 +238,7 @@ def pm25_task(*, data_dir: str | Path | None = None, valid_days: int = 5) -> Tas
         valid=train_all[is_val].reset_index(drop=True),
         test=g[test].reset_index(drop=True),
         test_input=m[test].reset_index(drop=True),
+        valid_input=train_input[is_val].reset_index(drop=True),
         missing=None,
         normalized_metrics=False,
         freq="1h",
@@ -305,6 +308,17 @@ def held_out_cells(
     # floor: the CSDI protocol's count of held-out cells per series
     held = [hold_out(t, missing, rng, rounding="floor") for t in truth]
     return Cells(panel, truth, [g for g, _ in held], [h for _, h in held])
+
+
+def linear_samples(model: TSDiff, cells: Cells) -> list[np.ndarray]:
+    """Linear interpolation of each series' given values on ``model``'s z-scale, as one
+    sample per series ((1, K, T), original units): the baseline every page shows."""
+    sc = model.scaler
+    assert sc is not None
+    return [
+        sc.inverse(baselines.linear_impute(sc.transform(g), np.zeros(len(g))))[None]
+        for g in cells.given
+    ]
 
 
 def score(

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from tsdiff import baselines
 from tsdiff.benchmarks.common import commit, log, machine
 from tsdiff.benchmarks.csdi import (
     _cap,
     _chunks,
     held_out_cells,
+    linear_samples,
     load_profile,
     peer_scores,
     physionet_task,
@@ -140,12 +140,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     fit_s = time.perf_counter() - t0
     cells = held_out_cells(model, task.test, task.test_input, task.missing, a.seed)
     norm = task.normalized_metrics
-    sc = model.scaler
-    assert sc is not None
-    lin = [
-        sc.inverse(baselines.linear_impute(sc.transform(g), np.zeros(len(g))))[None]
-        for g in cells.given
-    ]
+    lin = linear_samples(model, cells)
     result: dict[str, Any] = {
         "family": a.family,
         "method": a.method,

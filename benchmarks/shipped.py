@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from tsdiff import baselines
 from tsdiff.benchmarks.common import RESULTS, commit, log, machine
 from tsdiff.benchmarks.csdi import (
     LEVELS,
     PUBLISHED,
     _cap,
     held_out_cells,
+    linear_samples,
     physionet_task,
     score,
     task_for,
@@ -81,12 +81,7 @@ def run(
     )  # the model's defaults unless given
     impute_s = time.perf_counter() - t0
     ours = score(model, cells, samples, norm, reported=True)
-    sc = model.scaler
-    assert sc is not None
-    lin = [
-        sc.inverse(baselines.linear_impute(sc.transform(g), np.zeros(len(g))))[None]
-        for g in cells.given
-    ]
+    lin = linear_samples(model, cells)
     outside = _outside(model, cells, samples)
     cfg = model.config.sample
     n, k, smp = n_samples or cfg.n_samples, steps or cfg.steps, sampler or cfg.sampler

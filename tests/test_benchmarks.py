@@ -239,3 +239,57 @@ def test_shipped_refuses_a_missing_share_for_a_model_whose_data_fixes_it(tmp_pat
     with pytest.raises(ConfigError, match="--missing applies to PhysioNet models"):
         shipped.run("pm25-beijing", tmp_path, missing=0.5)
     assert not list(tmp_path.iterdir())
+
+
+def test_model_choice_scores_every_model_on_the_same_validation_cells(tmp_path):
+    """Two models of one protocol impute the same hidden validation cells per seed (other
+    cells on another seed); ratios pair each with the first, whose are exactly 1."""
+    src = default_data_dir()
+    if src is None or not (src / "physionet2012_seta.parquet").is_file():
+        pytest.skip("the shared PhysioNet data is not on this machine")
+    from tsdiff.benchmarks.model_choice import run as choose
+    from tsdiff.model import TSDiff
+
+    for name, steps in (("a", 2), ("b", 3)):
+        model = TSDiff.load("physionet-vitals")
+        model.config = model.config.replace(sample={"n_samples": 4, "steps": steps})
+        model.save(tmp_path / name)
+    models = [str(tmp_path / "a"), str(tmp_path / "b")]
+    r = choose(models, [0, 1], "choice", valid_series=3, out_dir=tmp_path)
+    by = {(d["model"], d["seed"]): d for d in r["validation"]}
+    assert by[models[0], 0]["n_cells"] == by[models[1], 0]["n_cells"] > 0
+    lin = {d["seed"]: d["mae"] for d in r["linear"]}
+    assert lin[0] != lin[1]  # seed 1 hides other cells (as many: 10 % of each stay's)
+    assert r["paired"]["mae"][models[0]] == [1.0, 1.0]
+    assert r["paired"]["crps"][models[1]][1] == pytest.approx(
+        by[models[1], 1]["crps"] / by[models[0], 1]["crps"], rel=1e-4
+    )
+    assert [d["seed"] for d in r["linear"]] == [0, 1] and r[
+        "scale"
+    ] == "z-scored with training statistics"
+    page = (tmp_path / "choice.md").read_text()
+    assert "| linear interpolation | 1 |" in page and f"- `{models[1]}`: MAE" in page
+
+
+def test_model_choice_refuses_models_of_different_protocols(tmp_path):
+    from tsdiff.benchmarks.model_choice import main as choose_main
+
+    with pytest.raises(SystemExit) as exit_:
+        choose_main(["physionet-vitals", "pm25-beijing", "--stem", "x", "--out", str(tmp_path)])
+    assert exit_.value.code == 2 and not list(tmp_path.iterdir())
+
+
+def test_pm25_validation_holds_out_what_the_missing_file_lacks():
+    """The validation days' input is ``pm25_missing`` there: its held-out cells are those
+    the ground truth has and the input lacks, as on the test months."""
+    src = default_data_dir()
+    if src is None or not (src / "pm25_ground.parquet").is_file():
+        pytest.skip("the shared PM2.5 data is not on this machine")
+    task = csdi.pm25_task()
+    assert task.valid_input is not None and task.valid_input.shape == task.valid.shape
+    assert task.valid_input["timestamp"].equals(task.valid["timestamp"])
+    stations = [c for c in task.valid.columns if c not in ("series_id", "timestamp")]
+    truth, given = task.valid[stations].to_numpy(), task.valid_input[stations].to_numpy()
+    assert np.isnan(truth[~np.isnan(given)]).sum() == 0  # the input never adds a value
+    hidden = ~np.isnan(truth) & np.isnan(given)
+    assert 0.05 < hidden.sum() / (~np.isnan(truth)).sum() < 0.5
