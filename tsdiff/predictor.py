@@ -8,6 +8,7 @@ sampling pipeline itself lives in :mod:`tsdiff.inference`, windows in
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tsdiff.calibration import CellUnits
 from tsdiff.config import TSDiffConfig
 from tsdiff.covariates import Covariates, grid_with_covariates
 from tsdiff.data import (
@@ -44,7 +46,7 @@ from tsdiff.results import ForecastResult, ImputeResult
 from tsdiff.samplers.options import SampleOptions, resolve_options
 from tsdiff.scheduler import NoiseScheduler
 from tsdiff.spec import VariableSpec
-from tsdiff.transforms import Normalizer, network_bounds, uses_transforms
+from tsdiff.transforms import Normalizer, cells_in_units, network_bounds, uses_transforms
 from tsdiff.windowing import WindowShape
 
 
@@ -127,6 +129,17 @@ class Predictor:
         if specs is None or not uses_transforms(specs) or self.transformed_scaler is None:
             return self.scaler
         return Normalizer(specs, self.transformed_scaler)
+
+    def metric_units(self) -> CellUnits | None:
+        """Where the calibration judges a point imputation's error: network values of
+        cells (m,) with their variables (m,) → raw values z-scored
+        (:func:`~tsdiff.transforms.cells_in_units`); None where the network's space is
+        that already (no transforms). A gate fitted on log errors blended PM2.5's median
+        with interpolation on 3 stations and cost 3 % MAE in µg/m³."""
+        norm = self.normalizer
+        if not isinstance(norm, Normalizer):
+            return None
+        return functools.partial(cells_in_units, norm, self.scaler)
 
     def support(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Each variable's bounds in the network's space ((K,), (K,); −inf / inf where
