@@ -154,7 +154,8 @@ def card(name: str, result: dict[str, Any], model: TSDiff) -> str:
         f"- network: {json.dumps(cfg.network.__dict__, default=list)}",
         f"- calibration on validation cells ({_holdout(cfg.train)}): spread "
         f"x{cal.get('spread')}, gate (weight of the diffusion median against the prior, "
-        f"per variable{', pooled' if cfg.train.gate_pooled else ''}) {_gate(cal.get('gate'))}",
+        f"per variable{', pooled' if cfg.train.gate_pooled else ''}) {_gate(cal.get('gate'))}"
+        + _gate_dropped(cal.get("gate_dropped")),
         *_blend_lines(cal),
         *_interval_lines(model, cal),
         "",
@@ -250,6 +251,13 @@ def _gate(g: dict[str, Any] | None) -> str:
         f"(validation MAE: model {g['mae_model']}, prior {g['mae_interpolation']}, "
         f"gated {g['mae_gated']})"
     )
+
+
+def _gate_dropped(d: dict[str, Any] | None) -> str:
+    """Why a fitted gate is not used (``info.calibration.gate_dropped``), when it is not."""
+    if not d:
+        return ""
+    return f"; not used: {d['why']} (`{d['command']}`, {d['result']})"
 
 
 def add_spec(model: TSDiff, result: dict[str, Any]) -> bool:
