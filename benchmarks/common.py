@@ -3,6 +3,7 @@ the machine and commit a result was measured on, and formatting."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -129,3 +130,22 @@ def page_header(title: str, r: dict[str, Any]) -> list[str]:
         f"Command: `{r['command']}`  ",
         f"Commit {r['commit']}, {r['date']}; {r['machine'].get('cpus')} CPUs.",
     ]
+
+
+def seeds_arg(ap: argparse.ArgumentParser, text: str) -> list[int]:
+    """``--seeds 0,1,2`` → [0, 1, 2]; distinct integers, else the parser's usage error."""
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        ap.error(f"--seeds must be integers separated by commas, got {text!r}")
+    if len(set(seeds)) != len(seeds):
+        ap.error(f"--seeds must be distinct, got {text!r}")
+    return seeds
+
+
+def ratio_line(label: str, mae: Sequence[float], crps: Sequence[float]) -> str:
+    """A results page's line of paired MAE and CRPS ratios: mean (min – max)."""
+    return (
+        f"- {label}: MAE {sum(mae) / len(mae):.4f} ({min(mae):.4f} – {max(mae):.4f}), "
+        f"CRPS {sum(crps) / len(crps):.4f} ({min(crps):.4f} – {max(crps):.4f})"
+    )

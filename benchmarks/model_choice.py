@@ -36,6 +36,8 @@ from tsdiff.benchmarks.common import (
     log,
     module_command,
     page_header,
+    ratio_line,
+    seeds_arg,
     stamp,
     write_results,
 )
@@ -153,11 +155,7 @@ def _page(r: dict[str, Any]) -> str:
         )
     lines += ["", "Mean ratio over seeds (min – max):", ""]
     for m in r["models"][1:]:
-        a, c = r["paired"]["mae"][m], r["paired"]["crps"][m]
-        lines.append(
-            f"- `{m}`: MAE {np.mean(a):.4f} ({min(a):.4f} – {max(a):.4f}), "
-            f"CRPS {np.mean(c):.4f} ({min(c):.4f} – {max(c):.4f})"
-        )
+        lines.append(ratio_line(f"`{m}`", r["paired"]["mae"][m], r["paired"]["crps"][m]))
     return "\n".join(lines) + "\n"
 
 
@@ -170,12 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(RESULTS), help="results folder")
     a = ap.parse_args(argv)
-    try:
-        seeds = [int(s) for s in a.seeds.split(",")]
-    except ValueError:
-        ap.error(f"--seeds must be integers separated by commas, got {a.seeds!r}")
-    if len(set(seeds)) != len(seeds):
-        ap.error(f"--seeds must be distinct, got {a.seeds!r}")
+    seeds = seeds_arg(ap, a.seeds)
     torch.set_num_threads(a.threads)
     try:
         run(a.models, seeds, a.stem, valid_series=a.valid_series, out_dir=Path(a.out))

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from tsdiff.benchmarks.common import (
@@ -29,6 +28,8 @@ from tsdiff.benchmarks.common import (
     log,
     module_command,
     page_header,
+    ratio_line,
+    seeds_arg,
     stamp,
     write_results,
 )
@@ -126,11 +127,7 @@ def _page(r: dict[str, Any], steps: list[int], seeds: list[int]) -> str:
         )
     lines += ["", "Mean ratio over seeds (min – max):", ""]
     for s in steps[1:]:
-        m, c = r["paired_mae"][str(s)], r["paired_crps"][str(s)]
-        lines.append(
-            f"- {s} steps: MAE {np.mean(m):.4f} ({min(m):.4f} – {max(m):.4f}), "
-            f"CRPS {np.mean(c):.4f} ({min(c):.4f} – {max(c):.4f})"
-        )
+        lines.append(ratio_line(f"{s} steps", r["paired_mae"][str(s)], r["paired_crps"][str(s)]))
     if r["test"]:
         lines += [
             "",
@@ -157,10 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(RESULTS), help="results folder")
     a = ap.parse_args(argv)
-    try:
-        seeds = [int(s) for s in a.seeds.split(",")]
-    except ValueError:
-        ap.error(f"--seeds must be integers separated by commas, got {a.seeds!r}")
+    seeds = seeds_arg(ap, a.seeds)
     if len(set(a.steps)) != len(a.steps) or min(a.steps) < 1:
         ap.error(f"--steps must be distinct positive integers, got {a.steps}")
     torch.set_num_threads(a.threads)
