@@ -75,16 +75,8 @@ def run(
             cells = held_out_cells(model, truth_df, given_df, task.missing, seed)
             if hidden is None:
                 hidden = cells.hidden
-                linear.append(
-                    {
-                        "seed": seed,
-                        **_pick(
-                            score(
-                                model, cells, linear_samples(model, cells), task.normalized_metrics
-                            )
-                        ),
-                    }
-                )
+                lin = score(model, cells, linear_samples(model, cells), task.normalized_metrics)
+                linear.append({"seed": seed, **_pick(lin)})
             elif not all(np.array_equal(a, b) for a, b in zip(hidden, cells.hidden, strict=True)):
                 raise DataError(f"{name} holds out other validation cells than {models[0]}")
             t0 = time.perf_counter()

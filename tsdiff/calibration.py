@@ -384,8 +384,8 @@ def fit_gate(
     ``both_ways`` and ``pooled`` then do not apply.
     ``units``: the error is judged in other units than the network's (e.g. raw values
     z-scored where the network models logs, :meth:`Predictor.metric_units`): each blend,
-    formed in the network's space as served, and the truth are mapped there first. In
-    logs a blend that lowered the log error raised PM2.5's error in µg/m³ by 3 %."""
+    formed in the network's space as served, and the truth are mapped there first: a
+    gap filled in logs is still read, and scored, in µg/m³."""
     med, lin, y = (np.asarray(a, dtype=np.float64) for a in (median, prior, truth))
     if not (med.shape == lin.shape == y.shape == np.shape(var)) or med.ndim != 1:
         raise DataError("median, prior, truth and var must be (m,) arrays")

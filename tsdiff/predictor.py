@@ -133,9 +133,8 @@ class Predictor:
     def metric_units(self) -> CellUnits | None:
         """Where the calibration judges a point imputation's error: network values of
         cells (m,) with their variables (m,) → raw values z-scored
-        (:func:`~tsdiff.transforms.cells_in_units`); None where the network's space is
-        that already (no transforms). A gate fitted on log errors blended PM2.5's median
-        with interpolation on 3 stations and cost 3 % MAE in µg/m³."""
+        (:func:`~tsdiff.transforms.cells_in_units`), the error users and the metrics
+        see; None where the network's space is that already (no transforms)."""
         norm = self.normalizer
         if not isinstance(norm, Normalizer):
             return None
