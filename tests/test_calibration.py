@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from tsdiff.calibration import (
-    GATE_GRID,
     INTERVAL_LEVELS,
     MIN_HALF_WIDTH,
     SPREAD_GRID,
@@ -390,29 +389,3 @@ def test_evaluate_scores_the_intervals_impute_reports(fitted, pm25) -> None:
         assert wide[part]["width90"] > 1.5 * plain[part]["width90"]
         assert wide[part]["cov90"] >= plain[part]["cov90"]
     assert wide["model"]["cov90"] == wide["model_normalized"]["cov90"]  # one set of bounds
-
-
-def test_gate_judged_in_other_units_picks_the_blend_that_is_best_in_them():
-    """A model in logs: the blend is formed in logs (as served) but its error judged on
-    raw values, where a log-space choice of weight is not the best one."""
-    rng = np.random.default_rng(3)
-    truth = rng.normal(3.0, 1.0, 4000)  # log values
-    median = truth + rng.normal(0.25, 0.3, truth.size)  # the model: over, in logs
-    prior = truth + rng.normal(-0.35, 0.6, truth.size)  # the prior: under, noisier
-    var = np.zeros(truth.size, dtype=int)
-
-    def units(values: np.ndarray, v: np.ndarray) -> np.ndarray:
-        assert v.shape == values.shape
-        return np.exp(values)
-
-    in_logs = fit_gate(median, prior, truth, var, 1)
-    in_raw = fit_gate(median, prior, truth, var, 1, units=units)
-    raw_err = [
-        np.abs(np.exp(a * median + (1 - a) * prior) - np.exp(truth)).mean() for a in GATE_GRID
-    ]
-    assert in_raw.gate[0] == GATE_GRID[int(np.argmin(raw_err))]
-    assert in_raw.gate[0] != in_logs.gate[0]
-    assert in_raw.mae_model == round(float(np.abs(np.exp(median) - np.exp(truth)).mean()), 5)
-    assert in_raw.mae_gated == round(float(min(raw_err)), 5)
-    choice = choose_base(prior, median, truth, var, 1, units=units)
-    assert choice.mae_prior == in_raw.mae_interpolation

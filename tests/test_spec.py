@@ -342,33 +342,3 @@ def _support(s: VariableSpec) -> tuple[float, float]:
     lo = -np.inf if s.lower is None else s.lower - 1e-9
     hi = np.inf if s.upper is None else s.upper + 1e-9
     return lo, hi
-
-
-def test_metric_units_map_network_values_to_raw_values_z_scored(bounded) -> None:
-    """Where the network works in logs or logits, the calibration judges errors on the
-    raw values z-scored (what metrics score); without transforms it needs no mapping."""
-    from tsdiff.transforms import Normalizer
-
-    assert bounded.metric_units() is None  # inferred bounds only: the network's space
-    kinds = ["log", "logit", "identity", "log", "identity", "logit", "log", "identity"]
-    spec = {
-        v: VariableSpec(0.0, None if t != "logit" else 500.0, transform=t)
-        for v, t in zip(VARS, kinds, strict=True)
-    }
-    bounded.spec = spec
-    try:
-        rng = np.random.default_rng(0)
-        raw = rng.gamma(2.0, 40.0, size=(len(VARS), 30)) + 0.5  # (K, T), inside every support
-        specs = [spec[v] for v in VARS]
-        bounded.transformed_scaler = Normalizer.fit(specs, [raw]).scaler
-        z = bounded.normalizer.transform(raw)  # (K, T) in the network's space
-        units = bounded.metric_units()
-        assert units is not None
-        var = np.repeat(np.arange(len(VARS)), raw.shape[1])
-        got = units(z.reshape(-1), var)
-        assert np.allclose(got, bounded.scaler.transform(raw).reshape(-1))
-        order = rng.permutation(var.size)  # cells in any order, each by its own variable
-        assert np.allclose(units(z.reshape(-1)[order], var[order]), got[order])
-    finally:
-        bounded.spec = {v: VariableSpec(0.0, None) for v in VARS}
-        bounded.transformed_scaler = None

@@ -21,7 +21,7 @@ show, and a factor fitted on one task does not carry to the other.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
@@ -319,12 +319,6 @@ GATE_EVIDENCE = 2.0  # standard errors by which the gate's mix must beat its bas
 FORECAST_GATE_EVIDENCE = 1.0
 
 
-# maps network values of cells (m,) with their variable indices (m,) to the units an
-# error is judged in (:meth:`tsdiff.predictor.Predictor.metric_units`)
-CellUnits = Callable[[np.ndarray, np.ndarray], np.ndarray]
-BlendErrors = Callable[[Any, np.ndarray], np.ndarray]
-
-
 @dataclass(frozen=True)
 class GateFit:
     """Per-variable weights α of the model's median against the prior it refines.
@@ -359,7 +353,6 @@ def fit_gate(
     both_ways: bool = False,
     pooled: bool = False,
     anchor: Sequence[float] | None = None,
-    units: CellUnits | None = None,
 ) -> GateFit:
     """α per variable minimising MAE of ``α·median + (1 − α)·prior`` against ``truth``
     (``prior``: the prior's point imputation, or a forecast's seasonal naive);
@@ -381,11 +374,7 @@ def fit_gate(
     on its cells, and the variables left take one common α where it beats their
     anchors on all their cells (the far forecast gate keeps half the first gate's
     weights unless the long validation forecasts say otherwise); ``min_cells``,
-    ``both_ways`` and ``pooled`` then do not apply.
-    ``units``: the error is judged in other units than the network's (e.g. raw values
-    z-scored where the network models logs, :meth:`Predictor.metric_units`): each blend,
-    formed in the network's space as served, and the truth are mapped there first: a
-    gap filled in logs is still read, and scored, in µg/m³."""
+    ``both_ways`` and ``pooled`` then do not apply."""
     med, lin, y = (np.asarray(a, dtype=np.float64) for a in (median, prior, truth))
     if not (med.shape == lin.shape == y.shape == np.shape(var)) or med.ndim != 1:
         raise DataError("median, prior, truth and var must be (m,) arrays")
@@ -394,12 +383,12 @@ def fit_gate(
     if y.size == 0:
         raise DataError("no held-out cell to choose the gate on")
 
-    err = _blend_errors(med, lin, y, var, units)
-
     def beats(a: Any, b: Any, sel: np.ndarray) -> bool:
         """Whether weight ``a`` has the lower MAE than ``b`` by ``evidence`` SEs (each a
         number, or per cell (m,))."""
-        d = err(a, sel) - err(b, sel)
+        a, b = (x[sel] if np.ndim(x) else x for x in (a, b))
+        d = np.abs(a * med[sel] + (1 - a) * lin[sel] - y[sel])
+        d = d - np.abs(b * med[sel] + (1 - b) * lin[sel] - y[sel])
         if groups is not None:  # one mean difference per group
             _, at = np.unique(np.asarray(groups)[sel], return_inverse=True)
             d = np.bincount(at, weights=d) / np.bincount(at)
@@ -408,7 +397,7 @@ def fit_gate(
 
     def lowest(sel: np.ndarray) -> float:
         """The α of the grid with the lowest MAE on the cells ``sel``."""
-        errs = [err(a, sel).mean() for a in GATE_GRID]
+        errs = [np.abs(a * med[sel] + (1 - a) * lin[sel] - y[sel]).mean() for a in GATE_GRID]
         return float(GATE_GRID[int(np.argmin(errs))])
 
     def best(sel: np.ndarray) -> float:
@@ -420,7 +409,7 @@ def fit_gate(
         return a
 
     if anchor is not None:
-        return _anchored(err, var, n_vars, anchor, lowest, beats)
+        return _anchored(med, lin, y, var, n_vars, anchor, lowest, beats)
     overall = best(np.ones(y.shape, dtype=bool))
     gate = []
     for k in range(n_vars):
@@ -432,45 +421,27 @@ def fit_gate(
             gate.append(own if own != overall and beats(own, overall, sel) else overall)
         else:
             gate.append(best(sel))
-    return _gate_fit(err, var, gate)
+    return _gate_fit(med, lin, y, var, gate)
 
 
-def _blend_errors(
-    med: np.ndarray, lin: np.ndarray, y: np.ndarray, var: np.ndarray, units: CellUnits | None
-) -> BlendErrors:
-    """``err(a, sel)``: the absolute errors on the cells ``sel`` (a boolean (m,)) of the
-    blend ``a·med + (1 − a)·lin`` (``a`` a number or per cell (m,)), in ``units``."""
-    if units is None:
-
-        def err(a: Any, sel: np.ndarray) -> np.ndarray:
-            a = a[sel] if np.ndim(a) else a
-            return np.abs(a * med[sel] + (1 - a) * lin[sel] - y[sel])
-
-        return err
-    yu = units(y, var)
-
-    def err_in_units(a: Any, sel: np.ndarray) -> np.ndarray:
-        a = a[sel] if np.ndim(a) else a
-        return np.abs(units(a * med[sel] + (1 - a) * lin[sel], var[sel]) - yu[sel])
-
-    return err_in_units
-
-
-def _gate_fit(err: BlendErrors, var: np.ndarray, gate: Sequence[float]) -> GateFit:
-    """The :class:`GateFit` of weights ``gate`` (K,) on the cells (m,) ``err`` scores."""
-    every = np.ones(np.shape(var), dtype=bool)
+def _gate_fit(
+    med: np.ndarray, lin: np.ndarray, y: np.ndarray, var: np.ndarray, gate: Sequence[float]
+) -> GateFit:
+    """The :class:`GateFit` of weights ``gate`` (K,) on the cells (m,)."""
     g = np.asarray(gate, dtype=np.float64)[var]
     return GateFit(
         gate=tuple(float(a) for a in gate),
-        n_cells=int(every.size),
-        mae_model=round(float(err(1.0, every).mean()), 5),
-        mae_interpolation=round(float(err(0.0, every).mean()), 5),
-        mae_gated=round(float(err(g, every).mean()), 5),
+        n_cells=int(y.size),
+        mae_model=round(float(np.abs(med - y).mean()), 5),
+        mae_interpolation=round(float(np.abs(lin - y).mean()), 5),
+        mae_gated=round(float(np.abs(g * med + (1 - g) * lin - y).mean()), 5),
     )
 
 
 def _anchored(
-    err: BlendErrors,
+    med: np.ndarray,
+    lin: np.ndarray,
+    y: np.ndarray,
     var: np.ndarray,
     n_vars: int,
     anchor: Sequence[float],
@@ -493,7 +464,7 @@ def _anchored(
         common = lowest(rest)
         if beats(common, start[var], rest):
             gate[~moved] = common
-    return _gate_fit(err, var, list(gate))
+    return _gate_fit(med, lin, y, var, list(gate))
 
 
 @dataclass(frozen=True)
@@ -519,16 +490,12 @@ def choose_base(
     var: np.ndarray,
     n_vars: int,
     min_cells: int = 50,
-    units: CellUnits | None = None,
 ) -> BaseChoice:
     """Which of two point imputations, (m,) each, to refine per variable (see
-    :class:`BaseChoice`); ``var`` (m,) the variable index of each cell; ``units`` as
-    :func:`fit_gate`'s."""
+    :class:`BaseChoice`); ``var`` (m,) the variable index of each cell."""
     a, b, y = (np.asarray(x, dtype=np.float64) for x in (prior, alternative, truth))
     if not (a.shape == b.shape == y.shape == np.shape(var)) or a.ndim != 1 or y.size == 0:
         raise DataError("prior, alternative, truth and var must be non-empty (m,) arrays")
-    if units is not None:
-        a, b, y = (units(x, np.asarray(var)) for x in (a, b, y))
     ea, eb = np.abs(a - y), np.abs(b - y)
     overall = bool(eb.mean() < ea.mean())
     use = []

@@ -425,11 +425,9 @@ def calibrate_imputation(
     default ``panel``'s own; see :func:`tsdiff.masks.hold_out_pattern`), samples them
     uncalibrated, chooses per variable the gate (how much of the prior's point
     imputation the median takes, :func:`tsdiff.calibration.fit_gate`; pooled over the
-    variables with ``train.gate_pooled``; errors judged on raw values where the network
-    works in transformed ones, :meth:`~tsdiff.predictor.Predictor.metric_units`), then
-    the spread factor minimising CRPS and (``train.calibrate_intervals``) the factors
-    that make the intervals of the samples so calibrated cover what they claim
-    (:func:`tsdiff.calibration.fit_interval_scale`).
+    variables with ``train.gate_pooled``), then the spread factor minimising CRPS and
+    (``train.calibrate_intervals``) the factors that make the intervals of the samples
+    so calibrated cover what they claim (:func:`tsdiff.calibration.fit_interval_scale`).
     ``deadline`` (a ``time.perf_counter()`` value): series are sampled a few at a time
     and the fit uses those sampled by then (at least one batch). Every window draws its
     own noise, so without a deadline the result does not depend on the batching.
@@ -441,14 +439,13 @@ def calibrate_imputation(
         return {"spread": 1.0, "n_cells": 0}
     smp, tru, var, base, alt = cells.samples, cells.truth, cells.var, cells.prior, cells.interp
     k = len(model.variables)
-    units = model.metric_units()  # the gate and its base judged on raw values
     base_info = None
     if alt is not None:
         # the network's prior (a learned prior trained on the training mask mix, or the
         # interpolation inside each window, flat at its edges) can lose to the whole
         # series' interpolation on these cells (e.g. sparse gaps in a smooth signal):
         # per variable, the gate then refines whichever of the two is better here
-        choice = choose_base(base, alt, tru, var, k, units=units)
+        choice = choose_base(base, alt, tru, var, k)
         if any(choice.use_alternative):
             model.gate_interpolation = list(choice.use_alternative)
             base = np.where(np.asarray(choice.use_alternative)[var], alt, base)
@@ -456,14 +453,7 @@ def calibrate_imputation(
     med = np.median(smp, axis=0)
     evidence = GATE_EVIDENCE if model.config.train.gate_interpolation else 0.0
     gate = fit_gate(
-        med,
-        base,
-        tru,
-        var,
-        k,
-        evidence=evidence,
-        pooled=model.config.train.gate_pooled,
-        units=units,
+        med, base, tru, var, k, evidence=evidence, pooled=model.config.train.gate_pooled
     )
     smp = smp + ((1 - np.asarray(gate.gate)[var]) * (base - med))[None]  # as gate_shift
     model.gate = list(gate.gate) if min(gate.gate) < 1 else None

@@ -8,7 +8,6 @@ sampling pipeline itself lives in :mod:`tsdiff.inference`, windows in
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +17,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsdiff.calibration import CellUnits
 from tsdiff.config import TSDiffConfig
 from tsdiff.covariates import Covariates, grid_with_covariates
 from tsdiff.data import (
@@ -46,7 +44,7 @@ from tsdiff.results import ForecastResult, ImputeResult
 from tsdiff.samplers.options import SampleOptions, resolve_options
 from tsdiff.scheduler import NoiseScheduler
 from tsdiff.spec import VariableSpec
-from tsdiff.transforms import Normalizer, cells_in_units, network_bounds, uses_transforms
+from tsdiff.transforms import Normalizer, network_bounds, uses_transforms
 from tsdiff.windowing import WindowShape
 
 
@@ -129,16 +127,6 @@ class Predictor:
         if specs is None or not uses_transforms(specs) or self.transformed_scaler is None:
             return self.scaler
         return Normalizer(specs, self.transformed_scaler)
-
-    def metric_units(self) -> CellUnits | None:
-        """Where the calibration judges a point imputation's error: network values of
-        cells (m,) with their variables (m,) → raw values z-scored
-        (:func:`~tsdiff.transforms.cells_in_units`), the error users and the metrics
-        see; None where the network's space is that already (no transforms)."""
-        norm = self.normalizer
-        if not isinstance(norm, Normalizer):
-            return None
-        return functools.partial(cells_in_units, norm, self.scaler)
 
     def support(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Each variable's bounds in the network's space ((K,), (K,); −inf / inf where

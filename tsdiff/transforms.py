@@ -84,22 +84,3 @@ def network_bounds(
     hi = np.array([np.inf if s.upper is None else s.upper for s in specs])
     with np.errstate(invalid="ignore", over="ignore"):
         return normalizer.transform(lo[:, None])[:, 0], normalizer.transform(hi[:, None])[:, 0]
-
-
-def cells_in_units(
-    normalizer: Normalizer, scaler: Scaler, values: np.ndarray, var: np.ndarray
-) -> np.ndarray:
-    """Network values of cells (m,), of variables ``var`` (m,) → their raw values
-    z-scored by ``scaler`` (m,): where a model's errors are judged when its network
-    works in transformed values (metrics z-score raw values; PM2.5's MAE in µg/m³ is
-    these times one standard deviation per station)."""
-    v = np.asarray(values, dtype=np.float64)
-    var = np.asarray(var)
-    out = np.empty(v.shape)
-    inner = normalizer.scaler
-    for k in np.unique(var):
-        sel = var == k
-        x = v[sel] * inner.std[k] + inner.mean[k]  # (m_k,) transformed values
-        raw = backward(x[None, :], [normalizer.specs[k]])[0]
-        out[sel] = (raw - scaler.mean[k]) / scaler.std[k]
-    return out
