@@ -38,13 +38,19 @@ def recalibrate(
     pooled: bool | None = None,
     task: Task | None = None,
     draws: int | None = None,
+    by_gap: bool | None = None,
 ) -> dict[str, Any]:
     """Refit ``model``'s imputation calibration in place on its protocol's validation
-    split (``holdout``/``pooled``: the rules to refit with, default the model's own;
-    ``task``: the protocol's splits, read when not given; ``draws``: draws of hidden
-    cells pooled, default the model's own); returns what ``fit`` records
+    split (``holdout``/``pooled``/``by_gap``: the rules to refit with, default the
+    model's own; ``task``: the protocol's splits, read when not given; ``draws``: draws
+    of hidden cells pooled, default the model's own); returns what ``fit`` records
     in ``info["calibration"]``. The test split stays unseen."""
-    asked = {"holdout": holdout, "gate_pooled": pooled, "calibrate_draws": draws}
+    asked = {
+        "holdout": holdout,
+        "gate_pooled": pooled,
+        "calibrate_draws": draws,
+        "gate_by_gap": by_gap,
+    }
     changes = {k: v for k, v in asked.items() if v is not None}
     if changes:
         model.config = model.config.replace(train=changes)

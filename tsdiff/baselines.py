@@ -61,7 +61,7 @@ def _fallback_means(x: np.ndarray, means: np.ndarray | None, use_own: bool) -> n
     return np.where(np.isnan(fill), 0.0, fill)
 
 
-def _neighbours(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def neighbours(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index of the previous and next observation per cell, ``(K, T)`` each.
 
     ``prev`` is -1 before the first observation; ``nxt`` is T after the last one.
@@ -99,7 +99,7 @@ def locf_impute(values: np.ndarray, means: np.ndarray | None = None) -> np.ndarr
     miss = np.isnan(x)
     if not miss.any():
         return x
-    prev, nxt = _neighbours(~miss)  # (K, T) each
+    prev, nxt = neighbours(~miss)  # (K, T) each
     t = x.shape[1]
     src = np.where(prev >= 0, prev, nxt)  # (K, T); == T when the row is empty
     has_src = src < t
@@ -119,7 +119,7 @@ def linear_impute(values: np.ndarray, means: np.ndarray | None = None) -> np.nda
     miss = np.isnan(x)
     if not miss.any():
         return x
-    prev, nxt = _neighbours(~miss)  # (K, T) each
+    prev, nxt = neighbours(~miss)  # (K, T) each
     t = x.shape[1]
     has_prev = prev >= 0
     has_next = nxt < t
@@ -154,7 +154,7 @@ def seasonal_naive_forecast(values: np.ndarray, season: int, horizon: int) -> np
         raise RangeError(f"horizon must be an integer >= 1, got {horizon!r}")
     k, t = x.shape
     obs = ~np.isnan(x)
-    prev, _ = _neighbours(obs)  # (K, T)
+    prev, _ = neighbours(obs)  # (K, T)
     last = np.full(k, np.nan)  # (K,) the naive forecast
     seen = prev[:, -1] >= 0 if t else np.zeros(k, dtype=bool)
     last[seen] = x[seen, prev[seen, -1]]

@@ -240,6 +240,10 @@ class TrainConfig:
     # recalibrating trained models, test MAE 12.22 → 11.78 µg/m³ on PM2.5 and 0.2374 →
     # 0.2369 on PhysioNet (benchmarks/results/recalibration-pm25.md, recalibration-vitals.md)
     gate_pooled: bool = True
+    # fit the gate (and its base) per bucket of distance to the nearest observation
+    # (tsdiff.gap_gate): a cell next to an observed value and one deep in an outage of
+    # days need different weights of the model against interpolation
+    gate_by_gap: bool = False
     # then widen each imputation interval level by the factor that makes it cover what
     # it claims on those cells (split-conformal, calibration.fit_interval_scale): the
     # CRPS-optimal spread left PhysioNet's 90 % intervals covering 0.81

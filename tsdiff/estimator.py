@@ -38,6 +38,7 @@ from tsdiff.device import resolve_device
 from tsdiff.errors import DataError, InsufficientHistoryError, RangeError
 from tsdiff.forecast_gate import far_gate_draws, fit_far_gate
 from tsdiff.forecasting import chunk_length
+from tsdiff.gap_gate import fit_gap_gate, gap_distance
 from tsdiff.inference import prior_series, quantile_series, sample_series, series_interpolation
 from tsdiff.masks import hold_out, hold_out_pattern
 from tsdiff.network import N_CALENDAR, Denoiser
@@ -433,12 +434,23 @@ def calibrate_imputation(
     own noise, so without a deadline the result does not depend on the batching.
     """
     model.gate, model.variable_spread, model.gate_interpolation = None, None, None
-    model.interval_scale, model.quantile_blend = None, None
+    model.interval_scale, model.quantile_blend, model.gap_gate = None, None, None
     cells = _calibration_cells(model, panel, missing, seed, deadline, patterns)
     if cells is None:
         return {"spread": 1.0, "n_cells": 0}
     smp, tru, var, base, alt = cells.samples, cells.truth, cells.var, cells.prior, cells.interp
     k = len(model.variables)
+    evidence = GATE_EVIDENCE if model.config.train.gate_interpolation else 0.0
+    med = np.median(smp, axis=0)
+    if model.config.train.gate_by_gap:
+        by_gap = fit_gap_gate(
+            med, base, alt, tru, var, cells.distance, k,
+            evidence=evidence, pooled=model.config.train.gate_pooled,
+        )  # fmt: skip
+        smp = smp + ((1 - by_gap.alpha) * (by_gap.base - med))[None]  # as gate_shift
+        moves = min(min(w) for w in by_gap.gate.weight) < 1
+        model.gap_gate = by_gap.gate if moves else None
+        return _calibrate_rest(model, smp, tru, var, cells, {"gap_gate": by_gap.to_dict()})
     base_info = None
     if alt is not None:
         # the network's prior (a learned prior trained on the training mask mix, or the
@@ -450,8 +462,6 @@ def calibrate_imputation(
             model.gate_interpolation = list(choice.use_alternative)
             base = np.where(np.asarray(choice.use_alternative)[var], alt, base)
         base_info = choice.to_dict()
-    med = np.median(smp, axis=0)
-    evidence = GATE_EVIDENCE if model.config.train.gate_interpolation else 0.0
     gate = fit_gate(
         med, base, tru, var, k, evidence=evidence, pooled=model.config.train.gate_pooled
     )
@@ -459,13 +469,29 @@ def calibrate_imputation(
     model.gate = list(gate.gate) if min(gate.gate) < 1 else None
     if max(gate.gate) == 0:  # a model that imputes as its base does should say so
         warnings.warn(BASE_ONLY, stacklevel=2)
+    fitted = {"gate": gate.to_dict()}
+    if base_info is not None:
+        fitted["gate_base"] = base_info
+    return _calibrate_rest(model, smp, tru, var, cells, fitted)
+
+
+def _calibrate_rest(
+    model: Predictor,
+    smp: np.ndarray,
+    tru: np.ndarray,
+    var: np.ndarray,
+    cells: _CalibrationCells,
+    fitted: dict[str, Any],
+) -> dict[str, Any]:
+    """:func:`calibrate_imputation` after the gate: the spread, the quantile blend and
+    the interval factors, fitted on the gated samples ``smp`` (n, m); ``fitted``: what
+    the gate's fit records."""
+    k = len(model.variables)
     fit = fit_spread(smp, tru)  # (n, m), (m,)
     model.spread = fit.spread
-    info = {**fit.to_dict(), "holdout": model.config.train.holdout, "gate": gate.to_dict()}
+    info = {**fit.to_dict(), "holdout": model.config.train.holdout, **fitted}
     if cells.draws > 1:
         info["draws"] = cells.draws
-    if base_info is not None:
-        info["gate_base"] = base_info
     if model.config.train.spread_per_variable:
         per = fit_variable_spread(smp, tru, var, k, overall=fit.spread)
         model.variable_spread = list(per.spread) if per.n_own else None
@@ -574,6 +600,7 @@ class _CalibrationCells:
     interp: np.ndarray | None  # (m,) the series' interpolation (train.gate_interpolation)
     quantiles: np.ndarray | None  # (Q, m) the quantile prior's, where the model has one
     draws: int  # how many draws were pooled
+    distance: np.ndarray  # (m,) steps to the nearest value the model was given
 
 
 def _calibration_cells(
@@ -599,7 +626,8 @@ def _calibration_cells(
             continue
         drawn, masked, msk = held.panel, held.masked, held.hidden
         prior = np.concatenate([x.reshape(-1) for x in prior_series(model, drawn, masked)])
-        part = [held.samples, held.truth, held.var, prior[msk]]
+        dist = np.concatenate([gap_distance(x).reshape(-1) for x in masked])[msk]
+        part = [held.samples, held.truth, held.var, prior[msk], dist]
         if model.config.train.gate_interpolation:
             interp = np.concatenate([x.reshape(-1) for x in series_interpolation(model, masked)])
             part.append(interp[msk])
@@ -610,10 +638,10 @@ def _calibration_cells(
     if not parts:
         return None
     cols = [np.concatenate(c, axis=-1) for c in zip(*parts, strict=True)]
-    rest = iter(cols[4:])
+    rest = iter(cols[5:])
     interp = next(rest) if model.config.train.gate_interpolation else None
     quantiles = next(rest, None)
-    return _CalibrationCells(*cols[:4], interp, quantiles, len(parts))
+    return _CalibrationCells(*cols[:4], interp, quantiles, len(parts), cols[4])
 
 
 def holdout_patterns(cfg: TSDiffConfig, train: Sequence[Series]) -> list[np.ndarray] | None:

@@ -223,6 +223,23 @@ def gate_bases(model: Predictor, priors: list[np.ndarray], values: list[np.ndarr
     return [np.where(pick, i, p) for p, i in zip(priors, interp, strict=True)]
 
 
+def _gate_shifts(
+    model: Predictor, samples: list[np.ndarray], priors: list[np.ndarray], values: list
+) -> list[np.ndarray]:
+    """What the model's gate adds to every sample of each series (K, T), normalised:
+    ``samples`` (n, K, T), ``priors`` (K, T), ``values`` (K, T) NaN where imputed."""
+    if model.gap_gate is None:
+        g = np.asarray(model.gate)
+        bases = gate_bases(model, priors, values)
+        return [gate_shift(x, b, g) for x, b in zip(samples, bases, strict=True)]
+    out = []
+    interps = series_interpolation(model, values)
+    for x, p, i, v in zip(samples, priors, interps, values, strict=True):
+        alpha, use = model.gap_gate.cells(v)  # (K, T) each
+        out.append(gate_shift(x, np.where(use, i, p), alpha))
+    return out
+
+
 def blends(model: Predictor) -> bool:
     """Whether ``model``'s imputations blend its samples with its quantile prior."""
     return (
@@ -280,7 +297,7 @@ def sample_series(
         if record is not None:
             result, traj = result
         drawn = result.numpy()  # (W_todo, n, K, L)
-        if gate and model.gate is not None:
+        if gate and (model.gate is not None or model.gap_gate is not None):
             priors = prior_windows(model.net, col.batch, cells).numpy()[:, None]
         if gate and blends(model):
             quantiles = quantile_windows(model.net, col.batch, cells).numpy()  # (W', Q, K, L)
@@ -288,10 +305,7 @@ def sample_series(
     stitched = _stitch(col, drawn)  # per series (n, K, T) normalised
     calibrated = False  # whether the gate or the blend moved the samples as drawn
     if priors is not None:
-        g = np.asarray(model.gate)
-        bases = gate_bases(model, [b[0] for b in _stitch(col, priors)], vals)
-        bases = [b[None] for b in bases]
-        shifts = [gate_shift(x, b[0], g) for x, b in zip(stitched, bases, strict=True)]
+        shifts = _gate_shifts(model, stitched, [b[0] for b in _stitch(col, priors)], vals)
         stitched = [x + d[None] for x, d in zip(stitched, shifts, strict=True)]
         calibrated = True
     if quantiles is not None:

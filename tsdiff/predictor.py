@@ -32,6 +32,7 @@ from tsdiff.data import (
 from tsdiff.device import module_device, resolve_device
 from tsdiff.errors import CalibrationWarning, DataError, NotFittedError, RangeError
 from tsdiff.forecasting import draw_forecasts, lead_gate
+from tsdiff.gap_gate import GapGate
 from tsdiff.inference import (
     check_max_gap,
     interval_bounds,
@@ -80,6 +81,9 @@ class Predictor:
         # per variable: the gate weighs the median against the series' interpolation, not
         # the network's prior (validation found it better there); None: the prior
         self.gate_interpolation: list[bool] | None = None
+        # the gate and its base per variable and distance to the nearest observation
+        # (train.gate_by_gap, tsdiff.gap_gate); used in place of gate when set
+        self.gap_gate: GapGate | None = None
         # the samples' weight against the quantile prior's quantiles in imputations
         # (tsdiff.quantile_blend), fitted on validation cells; None: the samples alone
         self.quantile_blend: float | None = None
@@ -243,6 +247,7 @@ class Predictor:
             self.variable_spread,
             self.forecast_spread,
             self.gate,
+            self.gap_gate,
             self.quantile_blend,
             self.forecast_gate,
             self.forecast_gate_far,

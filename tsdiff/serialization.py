@@ -24,6 +24,7 @@ from tsdiff.config import TSDiffConfig
 from tsdiff.covariates import Covariates
 from tsdiff.data import Freq, Scaler
 from tsdiff.errors import ModelFileError, RangeError
+from tsdiff.gap_gate import GapGate
 from tsdiff.io import current_umask
 from tsdiff.network import Denoiser
 from tsdiff.pretrained import locate, shipped
@@ -60,6 +61,7 @@ def _meta(model: Predictor) -> dict[str, Any]:
         "forecast_gate": model.forecast_gate,
         "forecast_gate_far": model.forecast_gate_far,
         "gate_interpolation": model.gate_interpolation,
+        "gap_gate": None if model.gap_gate is None else model.gap_gate.to_dict(),
         "quantile_blend": model.quantile_blend,
         "interval_scale": model.interval_scale,
         "forecast_interval_scale": model.forecast_interval_scale,
@@ -189,6 +191,8 @@ def _restore(model: Predictor, meta: dict[str, Any]) -> None:
     model.forecast_gate_far = None if fg is None else [float(x) for x in fg]
     gi = meta.get("gate_interpolation")
     model.gate_interpolation = None if gi is None else [bool(x) for x in gi]
+    gg = meta.get("gap_gate")  # older models: none
+    model.gap_gate = None if gg is None else GapGate.from_dict(gg)
     qb = meta.get("quantile_blend")
     model.quantile_blend = None if qb is None else float(qb)
     model.interval_scale = _scale(meta.get("interval_scale"))
