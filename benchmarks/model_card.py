@@ -17,7 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tsdiff.checkout import source_root
+from tsdiff.gap_gate import bucket_names
 from tsdiff.io import write_atomic
 from tsdiff.model import TSDiff
 from tsdiff.pretrained import SHIPPED_DIR
@@ -153,9 +156,7 @@ def card(name: str, result: dict[str, Any], model: TSDiff) -> str:
         *_finetune_lines(info.get("quantile_prior_finetune") or []),
         f"- network: {json.dumps(cfg.network.__dict__, default=list)}",
         f"- calibration on validation cells ({_holdout(cfg.train)}): spread "
-        f"x{cal.get('spread')}, gate (weight of the diffusion median against the prior, "
-        f"per variable{', pooled' if cfg.train.gate_pooled else ''}) {_gate(cal.get('gate'))}"
-        + _gate_dropped(cal.get("gate_dropped")),
+        f"x{cal.get('spread')}, {_gate_text(cfg, cal)}" + _gate_dropped(cal.get("gate_dropped")),
         *_blend_lines(cal),
         *_interval_lines(model, cal),
         "",
@@ -242,6 +243,31 @@ def _holdout(train: Any) -> str:
     if train.holdout == "pattern":
         return "the cells other stretches' missing patterns lack, as the test's outages"
     return "10 % of the observed cells hidden at random"
+
+
+def _gate_text(cfg: Any, cal: dict[str, Any]) -> str:
+    """The imputation gate as fitted: per variable, or per distance to the nearest
+    observation (``train.gate_by_gap``)."""
+    pooled = ", pooled" if cfg.train.gate_pooled else ""
+    g = cal.get("gap_gate")
+    if not g:
+        return (
+            "gate (weight of the diffusion median against the prior, "
+            f"per variable{pooled}) {_gate(cal.get('gate'))}"
+        )
+    table = g["gap_gate"]
+    w = np.asarray(table["weight"])  # (K, B)
+    names = bucket_names(table["edges"])
+    per = ", ".join(f"{n}: {np.median(w[:, j]):.2f}" for j, n in enumerate(names))
+    interp = np.asarray(table["interpolation"]).mean(axis=0)
+    bases = ", ".join(f"{n}: {x:.0%}" for n, x in zip(names, interp, strict=True))
+    return (
+        "gate per distance to the nearest observation (`train.gate_by_gap`; weight of the "
+        f"diffusion median against its base, per variable{pooled}; median weight per "
+        f"bucket of steps {per}; share of variables whose base is the series' "
+        f"interpolation rather than the prior {bases}; validation MAE: model "
+        f"{g['mae_model']}, base {g.get('mae_base', '–')}, gated {g['mae_gated']})"
+    )
 
 
 def _gate(g: dict[str, Any] | None) -> str:

@@ -5,7 +5,8 @@ scored on the protocol's test cells: what the calibration alone is worth.
 --variant pattern+pooled [--draws N] --stem NAME`` refits the gate, spread and interval factors
 (:func:`recalibrate`: validation split only; "pattern" hides the cells the training
 split's own gaps lack, ``train.holdout``; "+pooled" keeps the gate fitted on all
-variables unless a variable's cells say otherwise, ``train.gate_pooled``; ``--draws``:
+variables unless a variable's cells say otherwise, ``train.gate_pooled``; "+gap" fits
+the gate per distance to the nearest observation, ``train.gate_by_gap``; ``--draws``:
 that many draws of hidden cells pooled, ``train.calibrate_draws``) and scores
 each as :mod:`tsdiff.benchmarks.shipped` does. The weights and draws are the same in
 every variant, so the differences are the calibration's alone. Results:
@@ -75,11 +76,32 @@ def score_as_shipped(model: TSDiff) -> dict[str, Any]:
         return shipped.run(str(Path(tmp) / "model"), Path(tmp))
 
 
-def _variant(name: str) -> tuple[str, bool]:
-    holdout, _, extra = name.partition("+")
-    if holdout not in ("random", "pattern") or extra not in ("", "pooled"):
-        raise SystemExit(f"variant must be random|pattern[+pooled], got {name!r}")
-    return holdout, extra == "pooled"
+def _variant(name: str) -> tuple[str, bool, bool]:
+    """A variant's (holdout, gate_pooled, gate_by_gap)."""
+    holdout, *extras = name.split("+")
+    if holdout not in ("random", "pattern") or not set(extras) <= {"pooled", "gap"}:
+        raise SystemExit(f"variant must be random|pattern[+pooled][+gap], got {name!r}")
+    return holdout, "pooled" in extras, "gap" in extras
+
+
+def _gate_row(fit: dict[str, Any]) -> dict[str, Any]:
+    """What a variant's gate did on the validation cells: MAE of the model, its base and
+    the gated median, and how many weights sit at 0 and 1 (of every variable's, or of
+    every variable's per distance bucket with the gap gate)."""
+    if "gap_gate" in fit:
+        g = fit["gap_gate"]
+        weights = np.asarray(g["gap_gate"]["weight"])
+        mae = {"mae_model": g["mae_model"], "mae_interpolation": g["mae_base"]}
+        mae["mae_gated"] = g["mae_gated"]
+    else:
+        weights = np.asarray(fit["gate"]["gate"])
+        mae = {k: fit["gate"][k] for k in ("mae_model", "mae_interpolation", "mae_gated")}
+    return {
+        "validation_mae": mae,
+        "gate_at_0": int((weights == 0).sum()),
+        "gate_at_1": int((weights == 1).sum()),
+        "n_variables": int(weights.size),
+    }
 
 
 def run(
@@ -91,25 +113,20 @@ def run(
 ) -> dict:
     rows, task = [], None
     for name in variants:
-        holdout, pooled = _variant(name)
+        holdout, pooled, by_gap = _variant(name)
         model = TSDiff.load(model_dir)  # each variant from the weights as saved
         task = task or task_for(model.info["data"]["dataset"])  # read once
-        fit = recalibrate(model, holdout, pooled, task, draws)
-        gate = np.asarray(fit["gate"]["gate"])
+        fit = recalibrate(model, holdout, pooled, task, draws, by_gap=by_gap)
         got = score_as_shipped(model)
         rows.append(
             {
                 "variant": name,
                 "holdout": holdout,
                 "gate_pooled": pooled,
+                "gate_by_gap": by_gap,
                 "validation_cells": fit["n_cells"],
                 "draws": fit.get("draws", 1),
-                "validation_mae": {
-                    k: fit["gate"][k] for k in ("mae_model", "mae_interpolation", "mae_gated")
-                },
-                "gate_at_0": int((gate == 0).sum()),
-                "gate_at_1": int((gate == 1).sum()),
-                "n_variables": int(gate.size),
+                **_gate_row(fit),
                 "test": {k: got["tsdiff"][k] for k in ("mae", "rmse", "crps", "cov50", "cov90")},
                 "linear": {k: got["linear"][k] for k in ("mae", "crps")},
             }
@@ -137,7 +154,7 @@ def run(
         f"on the validation split, then scored on {result['n_test_cells']} test cells "
         f"({result['sampler']}). Validation MAE in the network's units (model / base / gated).",
         "",
-        "| variant | val cells | val MAE model / base / gated | gate 0 / 1 of K | "
+        "| variant | val cells | val MAE model / base / gated | gate weights 0 / 1 | "
         "test MAE | test CRPS | cov50 | cov90 |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -164,7 +181,9 @@ def run(
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m tsdiff.benchmarks.recalibration")
     ap.add_argument("model", help="model folder or shipped name (trained on a CSDI protocol)")
-    ap.add_argument("--variant", action="append", required=True, help="random|pattern[+pooled]")
+    ap.add_argument(
+        "--variant", action="append", required=True, help="random|pattern[+pooled][+gap]"
+    )
     ap.add_argument("--stem", required=True, help="results file name")
     ap.add_argument("--draws", type=int, help="draws of hidden cells pooled (default: 1)")
     ap.add_argument("--threads", type=int, default=1)

@@ -189,6 +189,20 @@ def test_recalibrate_refits_only_the_calibration_under_the_rules_asked_for():
     two = recalibrate(model, draws=2)  # the rules kept, two draws of cells pooled
     assert model.config.train.calibrate_draws == 2 and two["draws"] == 2
     assert two["holdout"] == "pattern" and two["n_cells"] > fit["n_cells"]
+    gap = recalibrate(model, by_gap=True, draws=1)  # the gate per distance instead
+    assert model.config.train.gate_by_gap and "gap_gate" in gap and "gate" not in gap
+    assert model.gate is None and gap["n_cells"] == fit["n_cells"]
+
+
+def test_a_recalibration_variant_names_its_rules():
+    from tsdiff.benchmarks.recalibration import _variant
+
+    assert _variant("pattern") == ("pattern", False, False)
+    assert _variant("random+pooled") == ("random", True, False)
+    assert _variant("pattern+pooled+gap") == ("pattern", True, True)
+    for bad in ("pattern+wide", "blocks", "random+gap+x"):
+        with pytest.raises(SystemExit, match="variant must be"):
+            _variant(bad)
 
 
 def test_sampler_choice_refits_per_candidate_and_seed_and_pairs_on_the_same_cells(tmp_path):

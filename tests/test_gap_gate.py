@@ -11,6 +11,7 @@ from tsdiff.gap_gate import (
     GAP_EDGES,
     GapGate,
     bucket_groups,
+    bucket_names,
     fit_gap_gate,
     gap_bucket,
     gap_distance,
@@ -33,7 +34,7 @@ def test_gap_distance_counts_steps_to_the_nearest_observation_on_either_side() -
 def test_buckets_follow_the_edges() -> None:
     got = gap_bucket(np.array([1, 2, 3, 4, 5, 8, 9, 16, 17, 10**6]))
     assert got.tolist() == [0, 1, 2, 2, 3, 3, 4, 4, 5, 5]
-    assert len(GAP_EDGES) == 6
+    assert bucket_names(GAP_EDGES) == ["1", "2", "3-4", "5-8", "9-16", "17+"]
 
 
 def test_sparse_buckets_are_fitted_with_their_nearer_neighbours() -> None:

@@ -204,6 +204,24 @@ def test_a_model_whose_corrections_hurt_falls_back_to_interpolation() -> None:
     assert model.evaluate(test, missing=0.1, seed=1)["model"]["mae"] > 3 * r["model"]["mae"]
 
 
+def test_a_gap_gated_model_whose_corrections_hurt_falls_back_to_interpolation() -> None:
+    # as above, with the gate fitted per distance to the nearest observation: every
+    # bucket (the far ones take their nearer neighbours' weights) leans on interpolation
+    df = _smooth_panel()
+    cfg = tiny_config(epochs=1, gate_by_gap=True).replace(data={"window": 24, "freq": "1"})
+    model = TSDiff(cfg).fit(df, progress=False)
+    with torch.no_grad():
+        model.net.head[-1].bias.fill_(0.5)
+    model.calibrate(_smooth_panel(6, seed=5))
+    assert model.gate is None and model.gap_gate is not None
+    assert np.asarray(model.gap_gate.weight).max() <= 0.2
+    test = _smooth_panel(4, seed=9)
+    r = model.evaluate(test, missing=0.1, seed=1)
+    assert r["model"]["mae"] <= 1.1 * r["baselines"]["linear"]["mae"]
+    model.gap_gate = None
+    assert model.evaluate(test, missing=0.1, seed=1)["model"]["mae"] > 3 * r["model"]["mae"]
+
+
 @pytest.mark.slow
 def test_default_fit_is_never_worse_than_interpolation_on_a_smooth_signal() -> None:
     """The issue's case: a smooth waveform with 10 % of values hidden at random, where a

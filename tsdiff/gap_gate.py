@@ -18,6 +18,7 @@ take the weights of the longest gaps the calibration saw.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,15 @@ def gap_distance(values: np.ndarray) -> np.ndarray:
 def gap_bucket(distance: np.ndarray, edges: tuple[int, ...] = GAP_EDGES) -> np.ndarray:
     """The bucket index (0..B−1) of each distance ≥ 1 (any shape)."""
     return np.searchsorted(np.asarray(edges), distance, side="right") - 1
+
+
+def bucket_names(edges: Sequence[int]) -> list[str]:
+    """The buckets' ranges of steps as people read them: "1", "3-4", "17+"."""
+    ends = [*edges[1:], None]
+    return [
+        f"{a}+" if b is None else str(a) if b == a + 1 else f"{a}-{b - 1}"
+        for a, b in zip(edges, ends, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,7 @@ class GapGateFit:
     groups: tuple[tuple[int, int], ...]  # the buckets fitted together, (first, last)
     n_cells: tuple[int, ...]  # per group
     mae_model: float
+    mae_base: float
     mae_gated: float
     alpha: np.ndarray  # (m,) each calibration cell's α
     base: np.ndarray  # (m,) each calibration cell's base
@@ -107,6 +118,7 @@ class GapGateFit:
             "groups": [list(g) for g in self.groups],
             "n_cells": list(self.n_cells),
             "mae_model": self.mae_model,
+            "mae_base": self.mae_base,
             "mae_gated": self.mae_gated,
             "gap_gate": self.gate.to_dict(),
         }
@@ -183,6 +195,7 @@ def fit_gap_gate(
         groups=tuple(groups),
         n_cells=tuple(sizes),
         mae_model=round(float(np.abs(med - y).mean()), 5),
+        mae_base=round(float(np.abs(base - y).mean()), 5),
         mae_gated=round(float(np.abs(alpha * med + (1 - alpha) * base - y).mean()), 5),
         alpha=alpha,
         base=base,
