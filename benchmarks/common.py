@@ -143,6 +143,15 @@ def seeds_arg(ap: argparse.ArgumentParser, text: str) -> list[int]:
     return seeds
 
 
+def paired_ratios(
+    rows: Sequence[dict[str, Any]], field: str, candidates: Sequence[Any], key: str
+) -> dict[Any, list[float]]:
+    """Per candidate (the rows whose ``field`` is it), its ``key`` over the first
+    candidate's on the same seed (the same cells and noise): below 1 favours it."""
+    first = {r["seed"]: r[key] for r in rows if r[field] == candidates[0]}
+    return {c: [r[key] / first[r["seed"]] for r in rows if r[field] == c] for c in candidates}
+
+
 def ratio_line(label: str, mae: Sequence[float], crps: Sequence[float]) -> str:
     """A results page's line of paired MAE and CRPS ratios: mean (min – max)."""
     return (

@@ -36,6 +36,7 @@ from tsdiff.benchmarks.common import (
     log,
     module_command,
     page_header,
+    paired_ratios,
     ratio_line,
     seeds_arg,
     stamp,
@@ -100,7 +101,7 @@ def run(
         "valid_series": valid_series,
         "validation": rows,
         "linear": linear,
-        "paired": {k: paired(rows, models, k) for k in ("mae", "crps")},
+        "paired": {k: _rounded(paired_ratios(rows, "model", models, k)) for k in ("mae", "crps")},
     }
     write_results(result, out_dir, stem, _page)
     return result
@@ -110,13 +111,8 @@ def _pick(scores: dict[str, Any]) -> dict[str, Any]:
     return {k: scores[k] for k in KEYS if k in scores}
 
 
-def paired(rows: list[dict[str, Any]], models: list[str], key: str) -> dict[str, list[float]]:
-    """Per model, its ``key`` over the first model's on each seed (the same cells and
-    noise seed): ratios below 1 favour the model."""
-    first = {r["seed"]: r[key] for r in rows if r["model"] == models[0]}
-    return {
-        m: [round(r[key] / first[r["seed"]], 5) for r in rows if r["model"] == m] for m in models
-    }
+def _rounded(ratios: dict[str, list[float]]) -> dict[str, list[float]]:
+    return {m: [round(x, 5) for x in v] for m, v in ratios.items()}
 
 
 def _page(r: dict[str, Any]) -> str:

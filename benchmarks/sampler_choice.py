@@ -28,6 +28,7 @@ from tsdiff.benchmarks.common import (
     log,
     module_command,
     page_header,
+    paired_ratios,
     ratio_line,
     seeds_arg,
     stamp,
@@ -55,13 +56,6 @@ def validation_draw(model: TSDiff, steps: int, seed: int, task: Task) -> dict[st
         "crps": crps,
         "seconds": round(time.perf_counter() - t0, 1),
     }
-
-
-def paired(draws: list[dict[str, Any]], steps: list[int], key: str) -> dict[int, list[float]]:
-    """Per candidate, its ``key`` over each seed's value for the first candidate (the
-    same cells and noise seed): ratios below 1 favour the candidate."""
-    first = {d["seed"]: d[key] for d in draws if d["steps"] == steps[0]}
-    return {s: [d[key] / first[d["seed"]] for d in draws if d["steps"] == s] for s in steps}
 
 
 def run(
@@ -99,8 +93,10 @@ def run(
         "model": model_dir,
         **stamp(module_command("tsdiff.benchmarks.sampler_choice"), commit()),
         "validation": draws,
-        "paired_mae": {str(k): v for k, v in paired(draws, steps, "mae_gated").items()},
-        "paired_crps": {str(k): v for k, v in paired(draws, steps, "crps").items()},
+        "paired_mae": {
+            str(k): v for k, v in paired_ratios(draws, "steps", steps, "mae_gated").items()
+        },
+        "paired_crps": {str(k): v for k, v in paired_ratios(draws, "steps", steps, "crps").items()},
         "test": tests,
     }
     write_results(result, out_dir, stem, lambda r: _page(r, steps, seeds))
