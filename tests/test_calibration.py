@@ -77,7 +77,7 @@ def test_calibration_stops_at_its_deadline_after_one_batch(monkeypatch):
 
     monkeypatch.setattr(estimator, "CALIBRATION_BATCH", 2)  # a few stays suffice
     model = TSDiff.load("physionet-vitals")
-    model.config = model.config.replace(sample={"n_samples": 8})
+    model.config = model.config.replace(sample={"n_samples": 8}, train={"gate_by_gap": False})
     data = physionet_slice()
     ids = data["series_id"].unique()[:5]
     panel = model.panel(data[data["series_id"].isin(ids)])
@@ -123,7 +123,7 @@ def test_a_pattern_holdout_calibrates_on_the_cells_the_patterns_lack():
     from tsdiff.estimator import calibrate_imputation
 
     model = TSDiff.load("physionet-vitals")
-    model.config = model.config.replace(sample={"n_samples": 8})
+    model.config = model.config.replace(sample={"n_samples": 8}, train={"gate_by_gap": False})
     data = physionet_slice()
     panel = model.panel(data[data["series_id"] == data["series_id"].iloc[0]])
     values = panel.series[0].values  # (K, T)
@@ -148,7 +148,7 @@ def test_a_model_no_better_than_its_base_anywhere_says_so():
     from tsdiff.estimator import calibrate_imputation
 
     model = TSDiff.load("physionet-vitals")
-    model.config = model.config.replace(sample={"n_samples": 8})
+    model.config = model.config.replace(sample={"n_samples": 8}, train={"gate_by_gap": False})
     data = physionet_slice()
     panel = model.panel(data[data["series_id"].isin(data["series_id"].unique()[:40])])
     with warnings.catch_warnings():
@@ -160,6 +160,10 @@ def test_a_model_no_better_than_its_base_anywhere_says_so():
     with pytest.warns(UserWarning, match="holdout pattern"):
         fit = calibrate_imputation(model, panel, seed=0)
     assert max(fit["gate"]["gate"]) == 0
+    model.config = model.config.replace(train={"gate_by_gap": True})  # the same, by distance
+    with pytest.warns(UserWarning, match="holdout pattern"):
+        fit = calibrate_imputation(model, panel, seed=0)
+    assert np.max(fit["gap_gate"]["gap_gate"]["weight"]) == 0
 
 
 def test_each_variable_gets_its_own_factor_where_it_has_the_cells() -> None:

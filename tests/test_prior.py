@@ -189,9 +189,10 @@ def _smooth_panel(n_series: int = 12, length: int = 96, seed: int = 0) -> pd.Dat
 def test_a_model_whose_corrections_hurt_falls_back_to_interpolation() -> None:
     # a model that learned a wrong correction (here: an offset planted in its output
     # head) on a smooth signal with sparse random gaps, where linear interpolation is
-    # near-exact: the gate chosen on validation cells recentres it on interpolation
+    # near-exact: the gate chosen on validation cells recentres it on interpolation (the
+    # gate per variable here; the one per distance in the next test)
     df = _smooth_panel()
-    cfg = tiny_config(epochs=1).replace(data={"window": 24, "freq": "1"})
+    cfg = tiny_config(epochs=1, gate_by_gap=False).replace(data={"window": 24, "freq": "1"})
     model = TSDiff(cfg).fit(df, progress=False)
     with torch.no_grad():
         model.net.head[-1].bias.fill_(0.5)

@@ -448,8 +448,10 @@ def calibrate_imputation(
             evidence=evidence, pooled=model.config.train.gate_pooled,
         )  # fmt: skip
         smp = smp + ((1 - by_gap.alpha) * (by_gap.base - med))[None]  # as gate_shift
-        moves = min(min(w) for w in by_gap.gate.weight) < 1
-        model.gap_gate = by_gap.gate if moves else None
+        weights = np.asarray(by_gap.gate.weight)  # (K, B)
+        model.gap_gate = by_gap.gate if weights.min() < 1 else None
+        if weights.max() == 0:  # a model that imputes as its base does should say so
+            warnings.warn(BASE_ONLY, stacklevel=2)
         return _calibrate_rest(model, smp, tru, var, cells, {"gap_gate": by_gap.to_dict()})
     base_info = None
     if alt is not None:
