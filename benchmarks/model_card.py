@@ -156,7 +156,9 @@ def card(name: str, result: dict[str, Any], model: TSDiff) -> str:
         *_finetune_lines(info.get("quantile_prior_finetune") or []),
         f"- network: {json.dumps(cfg.network.__dict__, default=list)}",
         f"- calibration on validation cells ({_holdout(cfg.train)}): spread "
-        f"x{cal.get('spread')}, {_gate_text(cfg, cal)}" + _gate_dropped(cal.get("gate_dropped")),
+        f"x{cal.get('spread')}, {_gate_text(cfg, cal)}"
+        + _gate_dropped(cal.get("gate_dropped"))
+        + _gate_chosen(cal.get("chosen_on")),
         *_blend_lines(cal),
         *_interval_lines(model, cal),
         "",
@@ -284,6 +286,13 @@ def _gate_dropped(d: dict[str, Any] | None) -> str:
     if not d:
         return ""
     return f"; not used: {d['why']} (`{d['command']}`, {d['result']})"
+
+
+def _gate_chosen(d: dict[str, Any] | None) -> str:
+    """Why this calibration was chosen over the one before (``info.calibration.chosen_on``)."""
+    if not d:
+        return ""
+    return f"; chosen over the calibration before: {d['why']} (`{d['command']}`, {d['result']})"
 
 
 def add_spec(model: TSDiff, result: dict[str, Any]) -> bool:
