@@ -47,8 +47,7 @@ def cells(model: TSDiff, n_samples: int | None, seed: int, task: Any) -> dict[st
     if n_samples is not None:
         model.config = model.config.replace(sample={"n_samples": n_samples})
     model.config = model.config.replace(train={"calibrate_draws": 1})
-    model.gate, model.variable_spread, model.gate_interpolation = None, None, None
-    model.interval_scale, model.quantile_blend = None, None
+    model.clear_imputation_calibration()
     train = model.panel(task.train).series if model.config.train.holdout == "pattern" else []
     got = _calibration_cells(
         model,

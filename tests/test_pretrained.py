@@ -133,3 +133,14 @@ def test_cards_say_where_each_models_spec_came_from() -> None:
         assert ("benchmarks.model_card" in line) is by_card, name
         card = (SHIPPED_DIR / name / "MODEL_CARD.md").read_text()
         assert line in card, name
+
+
+def test_pm25_cards_show_the_gate_per_distance_and_why_it_was_chosen() -> None:
+    """Both PM2.5 models ship with the gap gate, chosen on validation over the
+    calibration before: the card says so, with the page that chose it."""
+    for name in ("pm25-beijing", "pm25-beijing-wide"):
+        model = TSDiff.load(name)
+        assert model.gap_gate is not None and model.gate is None, name
+        card = (SHIPPED_DIR / name / "MODEL_CARD.md").read_text()
+        assert "gate per distance to the nearest observation" in card, name
+        assert model.info["calibration"]["chosen_on"]["result"] in card, name

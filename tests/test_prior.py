@@ -186,40 +186,25 @@ def _smooth_panel(n_series: int = 12, length: int = 96, seed: int = 0) -> pd.Dat
     return pd.concat(rows, ignore_index=True)
 
 
-def test_a_model_whose_corrections_hurt_falls_back_to_interpolation() -> None:
+@pytest.mark.parametrize("by_gap", [False, True], ids=["per-variable", "per-distance"])
+def test_a_model_whose_corrections_hurt_falls_back_to_interpolation(by_gap: bool) -> None:
     # a model that learned a wrong correction (here: an offset planted in its output
     # head) on a smooth signal with sparse random gaps, where linear interpolation is
-    # near-exact: the gate chosen on validation cells recentres it on interpolation (the
-    # gate per variable here; the one per distance in the next test)
+    # near-exact: the gate chosen on validation cells recentres it on interpolation,
+    # whether one weight per variable or per distance to the nearest observation (every
+    # bucket, the far ones with their nearer neighbours' weights)
     df = _smooth_panel()
-    cfg = tiny_config(epochs=1, gate_by_gap=False).replace(data={"window": 24, "freq": "1"})
+    cfg = tiny_config(epochs=1, gate_by_gap=by_gap).replace(data={"window": 24, "freq": "1"})
     model = TSDiff(cfg).fit(df, progress=False)
     with torch.no_grad():
         model.net.head[-1].bias.fill_(0.5)
     model.calibrate(_smooth_panel(6, seed=5))
-    assert model.gate is not None and max(model.gate) <= 0.2
+    fitted = model.gap_gate.weight if by_gap else model.gate
+    assert (model.gate is None) is by_gap and np.max(fitted) <= 0.2
     test = _smooth_panel(4, seed=9)
     r = model.evaluate(test, missing=0.1, seed=1)
     assert r["model"]["mae"] <= 1.1 * r["baselines"]["linear"]["mae"]
-    model.gate = None  # the same model without its gate: the test has teeth
-    assert model.evaluate(test, missing=0.1, seed=1)["model"]["mae"] > 3 * r["model"]["mae"]
-
-
-def test_a_gap_gated_model_whose_corrections_hurt_falls_back_to_interpolation() -> None:
-    # as above, with the gate fitted per distance to the nearest observation: every
-    # bucket (the far ones take their nearer neighbours' weights) leans on interpolation
-    df = _smooth_panel()
-    cfg = tiny_config(epochs=1, gate_by_gap=True).replace(data={"window": 24, "freq": "1"})
-    model = TSDiff(cfg).fit(df, progress=False)
-    with torch.no_grad():
-        model.net.head[-1].bias.fill_(0.5)
-    model.calibrate(_smooth_panel(6, seed=5))
-    assert model.gate is None and model.gap_gate is not None
-    assert np.asarray(model.gap_gate.weight).max() <= 0.2
-    test = _smooth_panel(4, seed=9)
-    r = model.evaluate(test, missing=0.1, seed=1)
-    assert r["model"]["mae"] <= 1.1 * r["baselines"]["linear"]["mae"]
-    model.gap_gate = None
+    model.gate, model.gap_gate = None, None  # the same model ungated: the test has teeth
     assert model.evaluate(test, missing=0.1, seed=1)["model"]["mae"] > 3 * r["model"]["mae"]
 
 

@@ -199,11 +199,9 @@ class Estimator:
             model.info["quantile_prior"] = quantiles.to_dict()
         if reserve is not None:
             model.info["calibration_reserve"] = reserve.to_dict()
-        model.spread, model.forecast_spread, model.gate = 1.0, None, None
-        model.variable_spread, model.gate_interpolation = None, None
-        model.quantile_blend = None
-        model.forecast_gate = model.forecast_gate_far = None
-        model.interval_scale = model.forecast_interval_scale = None
+        model.clear_imputation_calibration()
+        model.spread, model.forecast_spread = 1.0, None
+        model.forecast_gate = model.forecast_gate_far = model.forecast_interval_scale = None
         if cfg.train.calibrate and val_series:
             val_panel = dataclasses.replace(panel, series=val_series)
             deadline = start + cfg.train.max_minutes * 60 if cfg.train.max_minutes else None
@@ -433,8 +431,7 @@ def calibrate_imputation(
     and the fit uses those sampled by then (at least one batch). Every window draws its
     own noise, so without a deadline the result does not depend on the batching.
     """
-    model.gate, model.variable_spread, model.gate_interpolation = None, None, None
-    model.interval_scale, model.quantile_blend, model.gap_gate = None, None, None
+    model.clear_imputation_calibration()
     cells = _calibration_cells(model, panel, missing, seed, deadline, patterns)
     if cells is None:
         return {"spread": 1.0, "n_cells": 0}

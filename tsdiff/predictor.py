@@ -240,6 +240,12 @@ class Predictor:
             "to forecast"
         )
 
+    def clear_imputation_calibration(self) -> None:
+        """Drop what the imputation calibration fits (gates, per-variable spreads, blend,
+        interval factors), before it is fitted anew; the spread and forecasts' stay."""
+        self.gate, self.gap_gate, self.gate_interpolation = None, None, None
+        self.variable_spread, self.quantile_blend, self.interval_scale = None, None, None
+
     @property
     def is_calibrated(self) -> bool:
         """Whether any calibration factor or gate is fitted (all off: samples as drawn)."""
