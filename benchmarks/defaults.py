@@ -37,6 +37,11 @@ def _cli(*args: str) -> str:
     return r.stdout
 
 
+def _gate(cal: dict[str, Any]) -> dict[str, Any] | None:
+    """The gate the calibration fitted: per variable, or per distance (its summary)."""
+    return cal.get("gate") or cal.get("gap_gate")
+
+
 def run(
     minutes: float,
     test_series: int,
@@ -105,7 +110,7 @@ def run(
         "train_command_s": round(train_s, 1),
         "epochs": meta["info"].get("epochs_run"),
         "prior": meta["info"].get("prior"),
-        "gate": (meta["info"].get("calibration") or {}).get("gate"),
+        "gate": _gate(meta["info"].get("calibration") or {}),
         "model": m,
         "linear": lin,
         "mae_ratio_to_linear": round(m["mae"] / lin["mae"], 4),

@@ -84,20 +84,25 @@ def _variant(name: str) -> tuple[str, bool, bool]:
     return holdout, "pooled" in extras, "gap" in extras
 
 
+def gate_mae(fit: dict[str, Any]) -> dict[str, float]:
+    """MAE of the model's median, its base and the gated median on the calibration's
+    cells, from what :func:`recalibrate` returns, whichever gate it fitted (per variable,
+    or per distance with ``train.gate_by_gap``)."""
+    if "gap_gate" in fit:
+        g = fit["gap_gate"]
+        return {"mae_model": g["mae_model"], "mae_interpolation": g["mae_base"],
+                "mae_gated": g["mae_gated"]}  # fmt: skip
+    return {k: fit["gate"][k] for k in ("mae_model", "mae_interpolation", "mae_gated")}
+
+
 def _gate_row(fit: dict[str, Any]) -> dict[str, Any]:
     """What a variant's gate did on the validation cells: MAE of the model, its base and
     the gated median, and how many weights sit at 0 and 1 (of every variable's, or of
     every variable's per distance bucket with the gap gate)."""
-    if "gap_gate" in fit:
-        g = fit["gap_gate"]
-        weights = np.asarray(g["gap_gate"]["weight"])
-        mae = {"mae_model": g["mae_model"], "mae_interpolation": g["mae_base"]}
-        mae["mae_gated"] = g["mae_gated"]
-    else:
-        weights = np.asarray(fit["gate"]["gate"])
-        mae = {k: fit["gate"][k] for k in ("mae_model", "mae_interpolation", "mae_gated")}
+    g = fit["gap_gate"]["gap_gate"]["weight"] if "gap_gate" in fit else fit["gate"]["gate"]
+    weights = np.asarray(g)
     return {
-        "validation_mae": mae,
+        "validation_mae": gate_mae(fit),
         "gate_at_0": int((weights == 0).sum()),
         "gate_at_1": int((weights == 1).sum()),
         "n_variables": int(weights.size),

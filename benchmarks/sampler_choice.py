@@ -35,7 +35,7 @@ from tsdiff.benchmarks.common import (
     write_results,
 )
 from tsdiff.benchmarks.csdi import Task, task_for
-from tsdiff.benchmarks.recalibration import recalibrate, score_as_shipped
+from tsdiff.benchmarks.recalibration import gate_mae, recalibrate, score_as_shipped
 from tsdiff.model import TSDiff
 
 
@@ -51,8 +51,8 @@ def validation_draw(model: TSDiff, steps: int, seed: int, task: Task) -> dict[st
         "steps": steps,
         "seed": seed,
         "n_cells": fit["n_cells"],
-        "mae_model": fit["gate"]["mae_model"],
-        "mae_gated": fit["gate"]["mae_gated"],
+        "mae_model": gate_mae(fit)["mae_model"],
+        "mae_gated": gate_mae(fit)["mae_gated"],
         "crps": crps,
         "seconds": round(time.perf_counter() - t0, 1),
     }

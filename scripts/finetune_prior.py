@@ -36,7 +36,7 @@ import torch
 
 from tsdiff.benchmarks.common import commit
 from tsdiff.benchmarks.csdi import task_for
-from tsdiff.benchmarks.recalibration import recalibrate
+from tsdiff.benchmarks.recalibration import gate_mae, recalibrate
 from tsdiff.device import module_device
 from tsdiff.estimator import Estimator
 from tsdiff.model import TSDiff
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     model.info[key] = rounds
     model.save(a.out)
-    gate = fit.get("gate") or {}
+    gate = gate_mae(fit) if fit.get("n_cells") else {}
     print(
         json.dumps(
             {

@@ -33,7 +33,7 @@ import torch
 import tsdiff.inference as inference
 from tsdiff.benchmarks.common import RESULTS, commit, page_header, stamp, write_results
 from tsdiff.benchmarks.csdi import task_for
-from tsdiff.benchmarks.recalibration import recalibrate
+from tsdiff.benchmarks.recalibration import gate_mae, recalibrate
 from tsdiff.model import TSDiff
 
 NEAREST = inference._stitch
@@ -77,7 +77,7 @@ def variant(name: str, variant_name: str, task: Any) -> dict[str, Any]:
         fit = recalibrate(model, task=task)
     finally:
         inference._stitch = NEAREST
-    gate = fit["gate"]
+    gate = gate_mae(fit)
     return {
         "variant": variant_name,
         "inference_stride": model.config.data.stride("inference"),
