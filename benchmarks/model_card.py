@@ -157,8 +157,8 @@ def card(name: str, result: dict[str, Any], model: TSDiff) -> str:
         f"- network: {json.dumps(cfg.network.__dict__, default=list)}",
         f"- calibration on validation cells ({_holdout(cfg.train)}): spread "
         f"x{cal.get('spread')}, {_gate_text(cfg, cal)}"
-        + _gate_dropped(cal.get("gate_dropped"))
-        + _gate_chosen(cal.get("chosen_on")),
+        + _calibration_note("not used", cal.get("gate_dropped"))
+        + _calibration_note("chosen over the calibration before", cal.get("chosen_on")),
         *_blend_lines(cal),
         *_interval_lines(model, cal),
         "",
@@ -281,18 +281,13 @@ def _gate(g: dict[str, Any] | None) -> str:
     )
 
 
-def _gate_dropped(d: dict[str, Any] | None) -> str:
-    """Why a fitted gate is not used (``info.calibration.gate_dropped``), when it is not."""
+def _calibration_note(label: str, d: dict[str, Any] | None) -> str:
+    """A decision about the calibration recorded in ``info.calibration`` (a gate not used,
+    ``gate_dropped``; a calibration chosen over the one before, ``chosen_on``): what and
+    why, with the command and page that measured it; empty when there is none."""
     if not d:
         return ""
-    return f"; not used: {d['why']} (`{d['command']}`, {d['result']})"
-
-
-def _gate_chosen(d: dict[str, Any] | None) -> str:
-    """Why this calibration was chosen over the one before (``info.calibration.chosen_on``)."""
-    if not d:
-        return ""
-    return f"; chosen over the calibration before: {d['why']} (`{d['command']}`, {d['result']})"
+    return f"; {label}: {d['why']} (`{d['command']}`, {d['result']})"
 
 
 def add_spec(model: TSDiff, result: dict[str, Any]) -> bool:

@@ -25,6 +25,7 @@ from tsdiff.baselines import linear_impute
 from tsdiff.calibration import gate_shift, scaled_interval
 from tsdiff.data import Panel, stitch
 from tsdiff.errors import RangeError
+from tsdiff.gap_gate import GapGate
 from tsdiff.masks import open_gaps
 from tsdiff.prior import QUANTILE_LEVELS
 from tsdiff.quantile_blend import blend_quantiles
@@ -211,31 +212,22 @@ def series_interpolation(model: Predictor, values: list[np.ndarray]) -> list[np.
     return [linear_impute(norm(v)) for v in values]
 
 
-def gate_bases(model: Predictor, priors: list[np.ndarray], values: list[np.ndarray]) -> list:
-    """What the gate weighs the model's median against, per series (K, T): the network's
-    prior, or for variables in ``model.gate_interpolation`` the series' interpolation
-    (where validation cells found it better than the learned prior)."""
-    use = model.gate_interpolation
-    if use is None or not any(use):
-        return priors
-    pick = np.asarray(use, dtype=bool)[:, None]  # (K, 1)
-    interp = series_interpolation(model, values)
-    return [np.where(pick, i, p) for p, i in zip(priors, interp, strict=True)]
-
-
 def _gate_shifts(
-    model: Predictor, samples: list[np.ndarray], priors: list[np.ndarray], values: list
+    gate: GapGate,
+    model: Predictor,
+    samples: list[np.ndarray],
+    priors: list[np.ndarray],
+    values: list[np.ndarray],
 ) -> list[np.ndarray]:
-    """What the model's gate adds to every sample of each series (K, T), normalised:
-    ``samples`` (n, K, T), ``priors`` (K, T), ``values`` (K, T) NaN where imputed."""
-    if model.gap_gate is None:
-        g = np.asarray(model.gate)
-        bases = gate_bases(model, priors, values)
-        return [gate_shift(x, b, g) for x, b in zip(samples, bases, strict=True)]
+    """What ``gate`` (the model's, :meth:`Predictor.imputation_gate`) adds to every
+    sample of each series (K, T), normalised: ``samples`` (n, K, T), ``priors`` (K, T),
+    ``values`` (K, T) NaN where imputed. The base is the network's prior, or the series'
+    interpolation where the gate says (validation cells found it better there)."""
+    uses_interp = any(any(row) for row in gate.interpolation)
+    interps = series_interpolation(model, values) if uses_interp else priors
     out = []
-    interps = series_interpolation(model, values)
     for x, p, i, v in zip(samples, priors, interps, values, strict=True):
-        alpha, use = model.gap_gate.cells(v)  # (K, T) each
+        alpha, use = gate.cells(v)  # (K, T) each
         out.append(gate_shift(x, np.where(use, i, p), alpha))
     return out
 
@@ -277,6 +269,7 @@ def sample_series(
     assert model.net is not None and model.scaler is not None
     vals = values if values is not None else [s.values for s in panel.series]
     col = _collect(model, panel, vals, lead, opts.seed)
+    gated = model.imputation_gate() if gate else None
     drawn, priors, quantiles, traj = None, None, None, None
     if col.batch is not None:
         cells = model.config.sample.batch_cells
@@ -297,15 +290,16 @@ def sample_series(
         if record is not None:
             result, traj = result
         drawn = result.numpy()  # (W_todo, n, K, L)
-        if gate and (model.gate is not None or model.gap_gate is not None):
+        if gated is not None:
             priors = prior_windows(model.net, col.batch, cells).numpy()[:, None]
         if gate and blends(model):
             quantiles = quantile_windows(model.net, col.batch, cells).numpy()  # (W', Q, K, L)
     vals = [v[:, lead:] for v in vals]  # what is returned: after the lead
     stitched = _stitch(col, drawn)  # per series (n, K, T) normalised
     calibrated = False  # whether the gate or the blend moved the samples as drawn
-    if priors is not None:
-        shifts = _gate_shifts(model, stitched, [b[0] for b in _stitch(col, priors)], vals)
+    if gated is not None and priors is not None:
+        priors_t = [b[0] for b in _stitch(col, priors)]  # per series (K, T)
+        shifts = _gate_shifts(gated, model, stitched, priors_t, vals)
         stitched = [x + d[None] for x, d in zip(stitched, shifts, strict=True)]
         calibrated = True
     if quantiles is not None:

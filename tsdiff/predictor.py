@@ -240,6 +240,19 @@ class Predictor:
             "to forecast"
         )
 
+    def imputation_gate(self) -> GapGate | None:
+        """The gate imputations are recentred by: the one per distance to the nearest
+        observation, or the per-variable gate of older fits as a table of one bucket
+        (its bases from ``gate_interpolation``); None: the model alone."""
+        if self.gap_gate is not None or self.gate is None:
+            return self.gap_gate
+        use = self.gate_interpolation or [False] * len(self.gate)
+        return GapGate(
+            edges=(1,),
+            weight=tuple((float(a),) for a in self.gate),
+            interpolation=tuple((bool(u),) for u in use),
+        )
+
     def clear_imputation_calibration(self) -> None:
         """Drop what the imputation calibration fits (gates, per-variable spreads, blend,
         interval factors), before it is fitted anew; the spread and forecasts' stay."""
