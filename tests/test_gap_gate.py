@@ -138,3 +138,24 @@ def test_a_gap_gated_model_saves_loads_and_imputes_the_same(gap_fitted, pm25, tm
         name = f.removesuffix("_imputed")
         seen = ~off[f].astype(bool)
         pd.testing.assert_series_equal(a.frame.loc[seen, name], off.loc[seen, name])
+
+
+def test_a_malformed_gap_gate_is_refused_when_built_or_loaded(gap_fitted, tmp_path) -> None:
+    import json
+
+    from tsdiff.errors import ModelFileError
+
+    with pytest.raises(ValueError, match="rise from 1"):
+        GapGate(edges=(2, 1), weight=((1.0, 1.0),), interpolation=((False, False),))
+    with pytest.raises(ValueError, match=r"\(K, 2\)"):
+        GapGate(edges=(1, 3), weight=((1.0,),), interpolation=((False, False),))
+    k = len(gap_fitted.variables)
+    gap_fitted.gap_gate = GapGate((1,), ((1.0,),) * k, ((False,),) * k)
+    gap_fitted.save(tmp_path / "m")
+    meta_file = tmp_path / "m" / "model.json"
+    meta = json.loads(meta_file.read_text())
+    meta["gap_gate"]["weight"] = meta["gap_gate"]["weight"][:-1]  # one variable short
+    meta["gap_gate"]["interpolation"] = meta["gap_gate"]["interpolation"][:-1]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="one per variable"):
+        TSDiff.load(tmp_path / "m")

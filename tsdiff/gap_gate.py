@@ -75,6 +75,15 @@ class GapGate:
     weight: tuple[tuple[float, ...], ...]  # (K, B)
     interpolation: tuple[tuple[bool, ...], ...]  # (K, B)
 
+    def __post_init__(self) -> None:
+        b = len(self.edges)
+        if b == 0 or list(self.edges) != sorted(set(self.edges)) or self.edges[0] != 1:
+            raise ValueError(f"gap gate edges must rise from 1, got {list(self.edges)}")
+        if len(self.weight) != len(self.interpolation) or any(
+            len(r) != b for r in (*self.weight, *self.interpolation)
+        ):
+            raise ValueError(f"gap gate weights and bases must be (K, {b}) tables")
+
     def cells(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For a series' values (K, T), NaN where missing: each cell's α (K, T) float and
         whether its base is the interpolation (K, T) bool (observed cells: α 1)."""

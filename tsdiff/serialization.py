@@ -193,6 +193,10 @@ def _restore(model: Predictor, meta: dict[str, Any]) -> None:
     model.gate_interpolation = None if gi is None else [bool(x) for x in gi]
     gg = meta.get("gap_gate")  # older models: none
     model.gap_gate = None if gg is None else GapGate.from_dict(gg)
+    if model.gap_gate is not None and len(model.gap_gate.weight) != len(model.variables):
+        raise ValueError(
+            f"the gap gate has {len(model.gap_gate.weight)} rows, not one per variable"
+        )
     qb = meta.get("quantile_blend")
     model.quantile_blend = None if qb is None else float(qb)
     model.interval_scale = _scale(meta.get("interval_scale"))
